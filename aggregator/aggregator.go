@@ -1,0 +1,263 @@
+// Package aggregator consumes the partitions this node owns from the bus,
+// writes them to storage and acknowledges each message only after the write
+// is committed, and serves its local data to queriers.
+package aggregator
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/grafana/dskit/services"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/prometheus/model/exemplar"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/metadata"
+	"github.com/prometheus/prometheus/storage"
+
+	"github.com/pharos-obs/pharos/internal/bus"
+	"github.com/pharos-obs/pharos/internal/bus/codec"
+)
+
+// Config tunes consumption.
+type Config struct {
+	MaxDecodedBytes int `yaml:"max_decoded_bytes"`
+}
+
+// RegisterFlags registers the options under -aggregator.
+func (c *Config) RegisterFlags(f *flag.FlagSet) {
+	f.IntVar(&c.MaxDecodedBytes, "aggregator.max-decoded-bytes", 64<<20, "Largest decompressed batch accepted from the bus; larger ones are rejected as invalid.")
+}
+
+// Validate reports every invalid field.
+func (c *Config) Validate() error {
+	if c.MaxDecodedBytes < 1<<10 {
+		return fmt.Errorf("aggregator.max_decoded_bytes: must be at least 1024, got %d", c.MaxDecodedBytes)
+	}
+	return nil
+}
+
+// MetricsStore is where decoded samples go. AppenderV2 transactions must be
+// durable (WAL) once Commit returns: the aggregator acknowledges the bus
+// messages right after. SetMetadata is called for every series that carries
+// metadata and must be cheap when nothing changed.
+type MetricsStore interface {
+	storage.AppendableV2
+	SetMetadata(name string, m metadata.Metadata)
+}
+
+// Consumer reads one partition of a signal with a durable consumer and
+// calls h for every fetched batch until ctx ends. bus.Conn.ConsumePartition fits.
+type Consumer func(ctx context.Context, signal bus.Signal, partition int, durable string, h bus.BatchHandler) error
+
+// Aggregator is the consuming service.
+type Aggregator struct {
+	services.Service
+
+	cfg        Config
+	partitions int
+	consume    Consumer
+	store      MetricsStore
+	logger     *slog.Logger
+	m          *metrics
+	wg         sync.WaitGroup
+}
+
+// New returns an aggregator that consumes every one of partitions metrics
+// partitions (a single node owns them all until the ring assigns ownership).
+func New(cfg Config, partitions int, consume Consumer, store MetricsStore, logger *slog.Logger, reg prometheus.Registerer) (*Aggregator, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	a := &Aggregator{cfg: cfg, partitions: partitions, consume: consume, store: store, logger: logger, m: newMetrics(reg)}
+	a.Service = services.NewBasicService(nil, a.running, nil)
+	return a, nil
+}
+
+// DurableName is the durable consumer of one partition-replica. The name is
+// the partition's, not the node's, so whichever node owns the partition
+// resumes from the same acknowledged position.
+func DurableName(signal bus.Signal, partition, replica int) string {
+	return "pharos-" + string(signal) + "-p" + strconv.Itoa(partition) + "-r" + strconv.Itoa(replica)
+}
+
+func (a *Aggregator) running(ctx context.Context) error {
+	for p := range a.partitions {
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			w := &metricsWriter{a: a, partition: p, dec: codec.MetricsDecoder{MaxDecodedBytes: a.cfg.MaxDecodedBytes}}
+			if err := a.consume(ctx, bus.SignalMetrics, p, DurableName(bus.SignalMetrics, p, 0), w.handle); err != nil && ctx.Err() == nil {
+				a.logger.Error("partition consumer stopped", "partition", p, "err", err)
+			}
+		}()
+	}
+	<-ctx.Done()
+	// Each consumer returns after its current batch is committed and acked.
+	a.wg.Wait()
+	return nil
+}
+
+// metricsWriter owns the decode state of one partition's consumer goroutine.
+type metricsWriter struct {
+	a         *Aggregator
+	partition int
+	dec       codec.MetricsDecoder
+	sb        labels.ScratchBuilder
+	exemplars []exemplar.Exemplar
+	good      []*bus.Delivery
+}
+
+// handle appends a fetched batch in one transaction and acks its messages
+// after the commit. A message that cannot be decoded is terminated (it would
+// fail the same way on every redelivery) without holding up the others. A
+// failed commit naks the batch for redelivery, which is safe because
+// re-appending an identical sample is a no-op.
+func (w *metricsWriter) handle(ctx context.Context, batch []*bus.Delivery) {
+	a := w.a
+	start := time.Now()
+	app := a.store.AppenderV2(ctx)
+	w.good = w.good[:0]
+	var appended int
+	for _, d := range batch {
+		n, err := w.appendMessage(app, d)
+		if err == nil {
+			appended += n
+			w.good = append(w.good, d)
+			continue
+		}
+		a.m.invalidMessages.Inc()
+		a.logger.Warn("dropping undecodable message", "partition", w.partition, "stream_seq", d.StreamSeq, "err", err)
+		_ = d.Term()
+	}
+	if err := app.Commit(); err != nil {
+		a.m.batches.WithLabelValues("storage_error").Inc()
+		a.logger.Error("commit failed, batch will be redelivered", "partition", w.partition, "err", err)
+		for _, d := range w.good {
+			_ = d.Nak(time.Second)
+		}
+		return
+	}
+	for _, d := range w.good {
+		_ = d.Ack()
+	}
+	a.m.appended.Add(float64(appended))
+	a.m.batches.WithLabelValues("ok").Inc()
+	a.m.commitDuration.Observe(time.Since(start).Seconds())
+}
+
+func (w *metricsWriter) appendMessage(app storage.AppenderV2, d *bus.Delivery) (int, error) {
+	req, err := w.dec.Decode(d.Encoding, d.Data)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for i := range req.Timeseries {
+		ts := &req.Timeseries[i]
+		ls, err := ts.ToLabels(&w.sb, req.Symbols)
+		if err != nil {
+			return n, fmt.Errorf("series %d: %w", i, err)
+		}
+		var opts storage.AppendV2Options
+		if ts.Metadata.Type != 0 || ts.Metadata.HelpRef != 0 || ts.Metadata.UnitRef != 0 {
+			md, err := ts.ToMetadata(req.Symbols)
+			if err != nil {
+				return n, fmt.Errorf("series %d: %w", i, err)
+			}
+			opts.Metadata = md
+			w.a.store.SetMetadata(ls.Get(labels.MetricName), md)
+		}
+		w.exemplars = w.exemplars[:0]
+		for j := range ts.Exemplars {
+			ex, err := ts.Exemplars[j].ToExemplar(&w.sb, req.Symbols)
+			if err != nil {
+				return n, fmt.Errorf("series %d exemplar %d: %w", i, j, err)
+			}
+			w.exemplars = append(w.exemplars, ex)
+		}
+		if len(w.exemplars) > 0 {
+			opts.Exemplars = w.exemplars
+		}
+		for _, s := range ts.Samples {
+			if err := w.check(app.Append(0, ls, s.StartTimestamp, s.Timestamp, s.Value, nil, nil, opts)); err != nil {
+				return n, err
+			}
+			n++
+		}
+		for j := range ts.Histograms {
+			hp := &ts.Histograms[j]
+			var err error
+			if hp.IsFloatHistogram() {
+				_, err = app.Append(0, ls, hp.StartTimestamp, hp.Timestamp, 0, nil, hp.ToFloatHistogram(), opts)
+			} else {
+				_, err = app.Append(0, ls, hp.StartTimestamp, hp.Timestamp, 0, hp.ToIntHistogram(), nil, opts)
+			}
+			if err := w.check(0, err); err != nil {
+				return n, err
+			}
+			n++
+		}
+	}
+	return n, nil
+}
+
+// check counts append errors. The TSDB's Append only validates and stages
+// in memory (the WAL is written at Commit), so an error here is about the
+// sample itself (too old, out of order, a different value at the same
+// timestamp, an invalid histogram): it is counted and skipped, and never
+// fails the batch, or a bad sample would be redelivered forever.
+func (w *metricsWriter) check(_ storage.SeriesRef, err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, err2 := (*storage.AppendPartialError)(nil).Handle(err); err2 == nil {
+		w.a.m.rejected.WithLabelValues("exemplar").Inc()
+		return nil
+	}
+	switch {
+	case errors.Is(err, storage.ErrOutOfBounds), errors.Is(err, storage.ErrTooOldSample):
+		w.a.m.rejected.WithLabelValues("too_old").Inc()
+	case errors.Is(err, storage.ErrOutOfOrderSample):
+		w.a.m.rejected.WithLabelValues("out_of_order").Inc()
+	case errors.Is(err, storage.ErrDuplicateSampleForTimestamp):
+		w.a.m.rejected.WithLabelValues("duplicate_timestamp").Inc()
+	default:
+		w.a.m.rejected.WithLabelValues("invalid").Inc()
+	}
+	return nil
+}
+
+type metrics struct {
+	appended        prometheus.Counter
+	rejected        *prometheus.CounterVec
+	batches         *prometheus.CounterVec
+	invalidMessages prometheus.Counter
+	commitDuration  prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(reg)
+	m := &metrics{
+		appended: f.NewCounter(prometheus.CounterOpts{
+			Name: "pharos_aggregator_samples_appended_total", Help: "Samples committed to the TSDB."}),
+		rejected: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "pharos_aggregator_samples_rejected_total", Help: "Samples the TSDB refused, by reason."}, []string{"reason"}),
+		batches: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "pharos_aggregator_batches_total", Help: "Fetched batches by outcome."}, []string{"result"}),
+		invalidMessages: f.NewCounter(prometheus.CounterOpts{
+			Name: "pharos_aggregator_invalid_messages_total", Help: "Bus messages that could not be decoded and were dropped."}),
+		commitDuration: f.NewHistogram(prometheus.HistogramOpts{
+			Name: "pharos_aggregator_batch_duration_seconds", Help: "Time to decode, append and commit one fetched batch.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9)}),
+	}
+	for _, r := range []string{"too_old", "out_of_order", "duplicate_timestamp", "invalid", "exemplar"} {
+		m.rejected.WithLabelValues(r)
+	}
+	return m
+}

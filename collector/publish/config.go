@@ -1,0 +1,56 @@
+// Package publish batches what the agent collects, partitions it, encodes it
+// and publishes it to the bus, waiting for the bus to acknowledge each batch.
+package publish
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"time"
+
+	"github.com/pharos-obs/pharos/internal/bus/codec"
+)
+
+// Config tunes batching and publishing.
+type Config struct {
+	MaxBatchSamples int           `yaml:"max_batch_samples"`
+	FlushInterval   time.Duration `yaml:"flush_interval"`
+	Compression     string        `yaml:"compression"`
+	Concurrency     int           `yaml:"concurrency"`
+	QueueSize       int           `yaml:"queue_size"`
+	DrainTimeout    time.Duration `yaml:"drain_timeout"`
+}
+
+// RegisterFlags registers the options under -agent.publish.
+func (c *Config) RegisterFlags(f *flag.FlagSet) {
+	f.IntVar(&c.MaxBatchSamples, "agent.publish.max-batch-samples", 5000, "Samples per partition batch before it is flushed.")
+	f.DurationVar(&c.FlushInterval, "agent.publish.flush-interval", time.Second, "Longest time a partial batch waits before it is flushed.")
+	f.StringVar(&c.Compression, "agent.publish.compression", "snappy", "Batch compression: snappy or zstd.")
+	f.IntVar(&c.Concurrency, "agent.publish.concurrency", 4, "Batches published at once (each waits for its JetStream PubAck).")
+	f.IntVar(&c.QueueSize, "agent.publish.queue-size", 64, "Encoded batches waiting to be published; when full, appends block (backpressure to scrapes and receivers).")
+	f.DurationVar(&c.DrainTimeout, "agent.publish.drain-timeout", 5*time.Second, "On shutdown, how long to keep publishing what is queued.")
+}
+
+// Validate reports every invalid field.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.MaxBatchSamples < 1 || c.MaxBatchSamples > 1_000_000 {
+		errs = append(errs, fmt.Errorf("agent.publish.max_batch_samples: must be between 1 and 1000000, got %d", c.MaxBatchSamples))
+	}
+	if c.FlushInterval <= 0 {
+		errs = append(errs, fmt.Errorf("agent.publish.flush_interval: must be positive, got %s", c.FlushInterval))
+	}
+	if _, err := codec.ParseCompression(c.Compression); err != nil {
+		errs = append(errs, fmt.Errorf("agent.publish.compression: %w", err))
+	}
+	if c.Concurrency < 1 || c.Concurrency > 256 {
+		errs = append(errs, fmt.Errorf("agent.publish.concurrency: must be between 1 and 256, got %d", c.Concurrency))
+	}
+	if c.QueueSize < 1 {
+		errs = append(errs, fmt.Errorf("agent.publish.queue_size: must be at least 1, got %d", c.QueueSize))
+	}
+	if c.DrainTimeout < 0 {
+		errs = append(errs, fmt.Errorf("agent.publish.drain_timeout: must not be negative, got %s", c.DrainTimeout))
+	}
+	return errors.Join(errs...)
+}

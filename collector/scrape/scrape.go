@@ -1,0 +1,166 @@
+// Package scrape runs the Prometheus scrape and discovery managers on a
+// Prometheus-format configuration file, writing into any
+// storage.AppendableV2 (the agent's batcher).
+package scrape
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/grafana/dskit/services"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/discovery"
+	promscrape "github.com/prometheus/prometheus/scrape"
+	"github.com/prometheus/prometheus/storage"
+)
+
+// Config names the scrape configuration.
+type Config struct {
+	// ConfigFile is a Prometheus configuration file; its global section and
+	// scrape_configs (and scrape_config_files) are used as they are.
+	ConfigFile string `yaml:"config_file"`
+}
+
+// RegisterFlags registers -scrape.config-file.
+func (c *Config) RegisterFlags(f *flag.FlagSet) {
+	f.StringVar(&c.ConfigFile, "scrape.config-file", "", "Prometheus-format configuration file whose global and scrape_configs sections are used; empty scrapes Pharos itself.")
+}
+
+// Validate checks that the file exists and parses.
+func (c *Config) Validate() error {
+	if c.ConfigFile == "" {
+		return nil
+	}
+	if _, err := config.LoadFile(c.ConfigFile, false, slog.New(slog.DiscardHandler)); err != nil {
+		return fmt.Errorf("scrape.config_file: %w", err)
+	}
+	return nil
+}
+
+// SelfConfig is the configuration used without a file: Pharos scrapes its
+// own /metrics at addr.
+func SelfConfig(addr string) string {
+	return fmt.Sprintf(`global:
+  scrape_interval: 15s
+  scrape_timeout: 10s
+scrape_configs:
+  - job_name: pharos
+    static_configs:
+      - targets: [%q]
+`, addr)
+}
+
+// Scraper is the scrape service.
+type Scraper struct {
+	services.Service
+
+	cfg      Config
+	selfAddr func() string
+	logger   *slog.Logger
+
+	discovery *discovery.Manager
+	scrape    *promscrape.Manager
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	reloadMu  sync.Mutex
+}
+
+// New builds the scrape and discovery managers. selfAddr gives the address
+// of this process's HTTP listener; it is read when the service starts, after
+// the listener is bound.
+func New(cfg Config, app storage.AppendableV2, selfAddr func() string, logger *slog.Logger, reg prometheus.Registerer) (*Scraper, error) {
+	sdMetrics, err := discovery.CreateAndRegisterSDMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("register discovery metrics: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	dm := discovery.NewManager(ctx, logger.With("component", "discovery"), reg, sdMetrics)
+	if dm == nil {
+		cancel()
+		return nil, errors.New("create discovery manager")
+	}
+	sm, err := promscrape.NewManager(&promscrape.Options{AppendMetadata: true}, logger.With("component", "scrape"), nil, nil, app, reg)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("create scrape manager: %w", err)
+	}
+	s := &Scraper{cfg: cfg, selfAddr: selfAddr, logger: logger, discovery: dm, scrape: sm, cancel: cancel}
+	s.Service = services.NewBasicService(s.starting, s.running, s.stopping)
+	return s, nil
+}
+
+func (s *Scraper) load() (*config.Config, error) {
+	if s.cfg.ConfigFile == "" {
+		return config.Load(SelfConfig(s.selfAddr()), s.logger)
+	}
+	return config.LoadFile(s.cfg.ConfigFile, false, s.logger)
+}
+
+// Reload re-reads the configuration file and applies it. Targets that stay
+// keep their scrape loops (and series caches); a bad file leaves the running
+// configuration untouched.
+func (s *Scraper) Reload() error {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	cfg, err := s.load()
+	if err != nil {
+		return fmt.Errorf("load scrape config: %w", err)
+	}
+	scfgs, err := cfg.GetScrapeConfigs()
+	if err != nil {
+		return fmt.Errorf("load scrape configs: %w", err)
+	}
+	if err := s.scrape.ApplyConfig(cfg); err != nil {
+		return fmt.Errorf("apply scrape config: %w", err)
+	}
+	sd := make(map[string]discovery.Configs, len(scfgs))
+	for _, sc := range scfgs {
+		sd[sc.JobName] = sc.ServiceDiscoveryConfigs
+	}
+	if err := s.discovery.ApplyConfig(sd); err != nil {
+		return fmt.Errorf("apply discovery config: %w", err)
+	}
+	s.logger.Info("scrape configuration loaded", "file", s.cfg.ConfigFile, "jobs", len(scfgs))
+	return nil
+}
+
+func (s *Scraper) starting(context.Context) error {
+	if err := s.Reload(); err != nil {
+		return err
+	}
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		if err := s.discovery.Run(); err != nil && !errors.Is(err, context.Canceled) {
+			s.logger.Error("discovery manager stopped", "err", err)
+		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		if err := s.scrape.Run(s.discovery.SyncCh()); err != nil {
+			s.logger.Error("scrape manager stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+func (s *Scraper) running(ctx context.Context) error {
+	<-ctx.Done()
+	return nil
+}
+
+func (s *Scraper) stopping(error) error {
+	s.scrape.Stop()
+	s.cancel()
+	s.wg.Wait()
+	return nil
+}
+
+// TargetsActive lists the active targets by scrape pool (for the targets
+// API and the dashboard).
+func (s *Scraper) TargetsActive() map[string][]*promscrape.Target { return s.scrape.TargetsActive() }

@@ -1,0 +1,398 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/grafana/dskit/modules"
+	"github.com/grafana/dskit/services"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/prometheus/model/metadata"
+	"github.com/prometheus/prometheus/storage"
+
+	"github.com/pharos-obs/pharos/aggregator"
+	"github.com/pharos-obs/pharos/collector/publish"
+	"github.com/pharos-obs/pharos/collector/scrape"
+	"github.com/pharos-obs/pharos/internal/bus"
+	"github.com/pharos-obs/pharos/query"
+	"github.com/pharos-obs/pharos/query/promapi"
+	"github.com/pharos-obs/pharos/storage/metrics"
+)
+
+// Build information, set by the linker (-X) for releases.
+var (
+	Version   = "0.1.0-dev"
+	Revision  = ""
+	Branch    = ""
+	BuildUser = ""
+	BuildDate = ""
+)
+
+// ShutdownTimeout bounds a graceful stop: SIGTERM must end the process
+// within 10 s, with room left for the runtime to exit.
+const ShutdownTimeout = 9 * time.Second
+
+// App is one Pharos process: the modules its targets need, wired together.
+type App struct {
+	cfg      *Config
+	logger   *slog.Logger
+	reg      *prometheus.Registry
+	gatherer prometheus.Gatherer
+
+	mm       *modules.Manager
+	services map[string]services.Service
+
+	server   *server
+	embedded *bus.EmbeddedServer
+	conn     *bus.Conn
+	store    *metrics.Store
+	batcher  *publish.Metrics
+	scraper  *scrape.Scraper
+	started  atomic.Bool
+}
+
+// New validates cfg and prepares the modules of its targets; nothing runs
+// until Run.
+func New(cfg *Config, logger *slog.Logger) (*App, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	a := &App{
+		cfg:    cfg,
+		logger: logger,
+		reg:    reg,
+		// The Go and process collectors, and the few Prometheus packages
+		// that register globally (remote read client), live in the
+		// default registry; /metrics serves both.
+		gatherer: prometheus.Gatherers{reg, prometheus.DefaultGatherer},
+	}
+	promauto.With(reg).NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "pharos_build_info", Help: "A constant 1 labelled with the build of this process.",
+		ConstLabels: prometheus.Labels{"version": Version, "revision": Revision, "goversion": runtime.Version()},
+	}, func() float64 { return 1 })
+	a.mm = modules.NewManager(gokitLogger{logger})
+	if err := a.registerModules(); err != nil {
+		return nil, err
+	}
+	servs, err := a.mm.InitModuleServices(cfg.Target...)
+	if err != nil {
+		return nil, err
+	}
+	a.services = servs
+	return a, nil
+}
+
+// Module names. The four targets are the user-visible ones.
+const (
+	modServer       = "server"
+	modEmbeddedNATS = "embedded-nats"
+	modBus          = "bus"
+	modMetricsStore = "metrics-store"
+	modPublisher    = "publisher"
+	modScraper      = "scraper"
+	modAggregator   = "aggregator-consumer"
+	modQuery        = "query-api"
+)
+
+func (a *App) registerModules() error {
+	m := a.mm
+	m.RegisterModule(modServer, a.initServer, modules.UserInvisibleModule)
+	m.RegisterModule(modEmbeddedNATS, a.initEmbeddedNATS, modules.UserInvisibleModule)
+	m.RegisterModule(modBus, a.initBus, modules.UserInvisibleModule)
+	m.RegisterModule(modMetricsStore, a.initMetricsStore, modules.UserInvisibleModule)
+	m.RegisterModule(modPublisher, a.initPublisher, modules.UserInvisibleModule)
+	m.RegisterModule(modScraper, a.initScraper, modules.UserInvisibleModule)
+	m.RegisterModule(modAggregator, a.initAggregator, modules.UserInvisibleModule)
+	m.RegisterModule(modQuery, a.initQuery, modules.UserInvisibleModule)
+	m.RegisterModule(TargetAgent, nil)
+	m.RegisterModule(TargetAggregator, nil)
+	m.RegisterModule(TargetQuery, nil)
+	m.RegisterModule(TargetAll, nil)
+
+	// The embedded server belongs to the all-in-one only; split roles reach
+	// an external NATS.
+	busDeps := []string{modServer}
+	if a.cfg.has(TargetAll) && a.cfg.NATS.URL == "" {
+		busDeps = append(busDeps, modEmbeddedNATS)
+	}
+	// The all-in-one's query reads local storage; a split query role reads
+	// the aggregators over HTTP.
+	queryDeps := []string{modServer}
+	if a.cfg.has(TargetAggregator) {
+		queryDeps = append(queryDeps, modMetricsStore)
+	}
+	deps := map[string][]string{
+		modBus:           busDeps,
+		modMetricsStore:  {modServer},
+		modPublisher:     {modBus},
+		modScraper:       {modPublisher, modServer},
+		modAggregator:    {modBus, modMetricsStore},
+		modQuery:         queryDeps,
+		TargetAgent:      {modScraper},
+		TargetAggregator: {modAggregator},
+		TargetQuery:      {modQuery},
+		TargetAll:        {TargetAgent, TargetAggregator, TargetQuery},
+	}
+	for mod, d := range deps {
+		if err := m.AddDependency(mod, d...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *App) initServer() (services.Service, error) {
+	a.server = newServer(a.cfg.HTTP.ListenAddress, a.gatherer, a.logger.With("component", "http"))
+	// Modules add their own checks; this one holds /ready back until every
+	// module has started, since the listener is up before the rest.
+	a.server.addReadyCheck("modules", func() error {
+		if !a.started.Load() {
+			return errors.New("starting")
+		}
+		return nil
+	})
+	a.server.mux.HandleFunc("POST /-/reload", a.handleReload)
+	return a.server, nil
+}
+
+func (a *App) initEmbeddedNATS() (services.Service, error) {
+	start := func(context.Context) error {
+		srv, err := bus.StartEmbedded(a.cfg.NATS.Embedded, filepath.Join(a.cfg.DataDir, "nats"), a.logger.With("component", "nats-server"))
+		if err != nil {
+			return err
+		}
+		a.embedded = srv
+		return nil
+	}
+	stop := func(error) error {
+		a.embedded.Shutdown()
+		return nil
+	}
+	return services.NewIdleService(start, stop), nil
+}
+
+func (a *App) initBus() (services.Service, error) {
+	a.server.addReadyCheck("nats", func() error {
+		if a.conn == nil || !a.conn.Connected() {
+			return errors.New("not connected")
+		}
+		return nil
+	})
+	start := func(ctx context.Context) error {
+		conn, err := bus.Connect(a.cfg.NATS, a.embedded, "pharos-"+a.cfg.Agent.ID, a.logger.With("component", "bus"), a.reg)
+		if err != nil {
+			return err
+		}
+		a.conn = conn
+		// Streams are created by whoever starts first; a NATS that is not
+		// up yet is waited for in the background so the process still starts
+		// (agents spool, aggregators retry).
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			defer cancel()
+			if err := conn.EnsureStreams(ctx, bus.SignalMetrics); err != nil {
+				a.logger.Error("could not create streams", "err", err)
+			}
+		}()
+		return nil
+	}
+	stop := func(error) error { return a.conn.Close() }
+	return services.NewIdleService(start, stop), nil
+}
+
+func (a *App) initMetricsStore() (services.Service, error) {
+	a.server.addReadyCheck("storage", func() error {
+		if a.store == nil {
+			return errors.New("metrics storage not open")
+		}
+		return nil
+	})
+	start := func(context.Context) error {
+		st, err := metrics.Open(a.cfg.Storage.Metrics, filepath.Join(a.cfg.DataDir, "metrics"), a.logger, a.reg)
+		if err != nil {
+			return err
+		}
+		a.store = st
+		aggregator.RegisterReadAPI(a.server.mux, aggregator.ReadAPIConfig{
+			SampleLimit: 50_000_000, ConcurrencyLimit: 10, MaxBytesInFrame: 1 << 20,
+		}, st, a.logger.With("component", "read-api"), a.reg)
+		return nil
+	}
+	stop := func(error) error { return a.store.Close() }
+	return services.NewIdleService(start, stop), nil
+}
+
+// publishToBus lets the batcher be built before the bus connection exists.
+func (a *App) publishToBus(ctx context.Context, m *bus.OutMsg) error { return a.conn.Publish(ctx, m) }
+
+func (a *App) initPublisher() (services.Service, error) {
+	b, err := publish.NewMetrics(a.cfg.Agent.Publish, a.cfg.NATS.Partitions, a.cfg.Agent.ID, a.publishToBus, a.logger.With("component", "publisher"), a.reg)
+	if err != nil {
+		return nil, err
+	}
+	a.batcher = b
+	return b, nil
+}
+
+func (a *App) initScraper() (services.Service, error) {
+	s, err := scrape.New(a.cfg.Scrape, a.batcher, func() string { return a.server.Addr() }, a.logger.With("component", "scrape"), a.reg)
+	if err != nil {
+		return nil, err
+	}
+	a.scraper = s
+	return s, nil
+}
+
+func (a *App) initAggregator() (services.Service, error) {
+	consume := func(ctx context.Context, s bus.Signal, p int, durable string, h bus.BatchHandler) error {
+		return a.conn.ConsumePartition(ctx, s, p, durable, h)
+	}
+	// The store opens when its module starts; the consumer only touches it
+	// once running, after its dependencies.
+	agg, err := aggregator.New(a.cfg.Aggregator, a.cfg.NATS.Partitions, consume, storeRef{a}, a.logger.With("component", "aggregator"), a.reg)
+	if err != nil {
+		return nil, err
+	}
+	return agg, nil
+}
+
+func (a *App) initQuery() (services.Service, error) {
+	start := func(context.Context) error {
+		var src query.Source
+		if a.store != nil {
+			src = query.Source{Queryable: a.store, Exemplars: a.store, Metadata: a.store}
+		} else {
+			remote, err := query.NewRemote(a.cfg.Query.Aggregators, a.cfg.Query.ReadTimeout)
+			if err != nil {
+				return fmt.Errorf("query.aggregator_addresses: %w", err)
+			}
+			src = query.Source{Queryable: remote, Metadata: remote}
+		}
+		api, err := query.New(a.cfg.Query, src, promapi.BuildInfo{
+			Version: Version, Revision: Revision, Branch: Branch, BuildUser: BuildUser, BuildDate: BuildDate, GoVersion: runtime.Version(),
+		}, a.logger.With("component", "query"), a.reg)
+		if err != nil {
+			return err
+		}
+		a.server.mux.Handle("/api/v1/", api.PrometheusHandler())
+		return nil
+	}
+	return services.NewIdleService(start, nil), nil
+}
+
+// Reload re-reads what can change at run time (the scrape configuration).
+func (a *App) Reload() error {
+	if a.scraper == nil {
+		return nil
+	}
+	return a.scraper.Reload()
+}
+
+func (a *App) handleReload(w http.ResponseWriter, _ *http.Request) {
+	if err := a.Reload(); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	_, _ = w.Write([]byte("reloaded\n"))
+}
+
+// Run starts every module, then waits for SIGTERM or SIGINT (stop), SIGHUP
+// (reload) or a module failure, and stops everything in dependency order.
+func (a *App) Run() error {
+	servs := make([]services.Service, 0, len(a.services))
+	for _, s := range a.services {
+		servs = append(servs, s)
+	}
+	sm, err := services.NewManager(servs...)
+	if err != nil {
+		return err
+	}
+	failed := make(chan error, 1)
+	sm.AddListener(services.NewManagerListener(nil, nil, func(s services.Service) {
+		select {
+		case failed <- s.FailureCase():
+		default:
+		}
+	}))
+	ctx := context.Background()
+	if err := sm.StartAsync(ctx); err != nil {
+		return err
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
+	healthy := make(chan error, 1)
+	go func() { healthy <- sm.AwaitHealthy(ctx) }()
+
+	var runErr error
+loop:
+	for {
+		select {
+		case err := <-healthy:
+			if err != nil {
+				runErr = fmt.Errorf("start: %w", firstFailure(sm, err))
+				break loop
+			}
+			a.started.Store(true)
+			a.logger.Info("pharos started", "targets", a.cfg.Target.String(), "http", a.server.Addr(), "version", Version)
+		case err := <-failed:
+			runErr = err
+			break loop
+		case s := <-sigs:
+			if s == syscall.SIGHUP {
+				if err := a.Reload(); err != nil {
+					a.logger.Error("reload failed", "err", err)
+				}
+				continue
+			}
+			a.logger.Info("shutting down", "signal", s.String())
+			break loop
+		}
+	}
+	if a.server != nil {
+		a.server.beginShutdown()
+	}
+	sm.StopAsync()
+	stopCtx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+	defer cancel()
+	if err := sm.AwaitStopped(stopCtx); err != nil {
+		a.logger.Error("modules did not stop in time", "err", err)
+		if runErr == nil {
+			runErr = err
+		}
+	}
+	if runErr == nil {
+		a.logger.Info("pharos stopped")
+	}
+	return runErr
+}
+
+func firstFailure(sm *services.Manager, err error) error {
+	for _, s := range sm.ServicesByState()[services.Failed] {
+		if f := s.FailureCase(); f != nil {
+			return f
+		}
+	}
+	return err
+}
+
+// storeRef defers to the metrics store opened by its module.
+type storeRef struct{ a *App }
+
+func (r storeRef) AppenderV2(ctx context.Context) storage.AppenderV2 {
+	return r.a.store.AppenderV2(ctx)
+}
+func (r storeRef) SetMetadata(name string, m metadata.Metadata) { r.a.store.SetMetadata(name, m) }

@@ -1,0 +1,350 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// fetchWait is how long an idle consumer waits for a first message before
+// asking again. It bounds how stale an idle loop's view can get, not the
+// latency: a message that arrives is handed over at once.
+const fetchWait = time.Second
+
+// Delivery is one message handed to a BatchHandler. The handler owns it and
+// must settle it with exactly one of Ack, Nak or Term (InProgress may come
+// before). A Delivery that is never settled is redelivered after the
+// consumer's ack wait.
+type Delivery struct {
+	// Subject is the subject it was published to.
+	Subject string
+	// Partition is the partition of Subject.
+	Partition int
+	// Tenant is the Pharos-Tenant header, DefaultTenant if absent.
+	Tenant string
+	// Encoding is the Pharos-Encoding header.
+	Encoding string
+	// MsgID is the Nats-Msg-Id header, the publisher's batch identity.
+	MsgID string
+	// Data is the payload; the handler may keep it.
+	Data []byte
+	// StreamSeq is the message's sequence in its stream.
+	StreamSeq uint64
+	// NumDelivered counts deliveries of this message, 1 the first time.
+	NumDelivered uint64
+
+	msg jetstream.Msg
+}
+
+// errUnbound is returned when settling a Delivery that was built by hand
+// (in a test) rather than received, instead of a nil-pointer panic.
+var errUnbound = errors.New("delivery was not received from nats")
+
+// Ack tells JetStream the message is processed. It is a plain ack, not a
+// double ack that waits for the server's confirmation: if the ack is lost,
+// the message comes again after the ack wait, and downstream storage
+// tolerates a redelivered batch (same ID, same samples). That saves a round
+// trip per message.
+func (d *Delivery) Ack() error {
+	if d.msg == nil {
+		return errUnbound
+	}
+	if err := d.msg.Ack(); err != nil {
+		return fmt.Errorf("ack %s seq %d: %w", d.Subject, d.StreamSeq, err)
+	}
+	return nil
+}
+
+// Nak asks for redelivery after delay (at once when delay <= 0), for a
+// message that failed for a reason that may pass, such as storage being
+// temporarily unable to write.
+func (d *Delivery) Nak(delay time.Duration) error {
+	if d.msg == nil {
+		return errUnbound
+	}
+	var err error
+	if delay > 0 {
+		err = d.msg.NakWithDelay(delay)
+	} else {
+		err = d.msg.Nak()
+	}
+	if err != nil {
+		return fmt.Errorf("nak %s seq %d: %w", d.Subject, d.StreamSeq, err)
+	}
+	return nil
+}
+
+// Term tells JetStream never to redeliver the message: it is poison (it
+// cannot be decoded, or is refused by validation) and retrying cannot help.
+func (d *Delivery) Term() error {
+	if d.msg == nil {
+		return errUnbound
+	}
+	if err := d.msg.Term(); err != nil {
+		return fmt.Errorf("term %s seq %d: %w", d.Subject, d.StreamSeq, err)
+	}
+	return nil
+}
+
+// InProgress restarts the message's ack wait, for a handler whose durable
+// commit takes longer than the ack wait.
+func (d *Delivery) InProgress() error {
+	if d.msg == nil {
+		return errUnbound
+	}
+	if err := d.msg.InProgress(); err != nil {
+		return fmt.Errorf("in progress %s seq %d: %w", d.Subject, d.StreamSeq, err)
+	}
+	return nil
+}
+
+// BatchHandler processes a batch fetched from one partition, in stream
+// order. It must settle every Delivery itself (Ack, Nak or Term), so that it
+// can ack only after its own durable commit. It may block: the next fetch
+// of the partition waits for it, which keeps per-partition order (Naked
+// messages come back later, out of order). ctx is the consumer's context.
+// The handler owns batch and its Deliveries.
+type BatchHandler func(ctx context.Context, batch []*Delivery)
+
+// ConsumePartition consumes one partition of a signal through the durable
+// pull consumer named durable, creating it or updating it to the configured
+// settings. It fetches up to the configured batch size, waiting at most
+// about a second for the first message, calls h, and repeats until ctx is
+// done; then it returns nil.
+//
+// Connection loss, a missing stream, JetStream being unavailable and
+// similar transient problems are logged (at most every few seconds) and
+// retried with backoff; they never end the loop. Only a consumer that
+// cannot be created with these settings returns an error. The durable
+// consumer keeps its position on the server, so a restarted process resumes
+// where it stopped, and un-acked messages go to whoever consumes next.
+func (c *Conn) ConsumePartition(ctx context.Context, signal Signal, partition int, durable string, h BatchHandler) error {
+	st := c.state(signal)
+	if st == nil {
+		return fmt.Errorf("consume: unknown signal %q", signal)
+	}
+	if partition < 0 || partition >= len(st.subjects) {
+		return fmt.Errorf("consume %s: partition %d out of range [0, %d)", signal, partition, len(st.subjects))
+	}
+	if err := validateDurable(durable); err != nil {
+		return fmt.Errorf("consume %s partition %d: %w", signal, partition, err)
+	}
+	if h == nil {
+		return errors.New("consume: nil handler")
+	}
+	pc := &partitionConsumer{
+		c:         c,
+		st:        st,
+		partition: partition,
+		handler:   h,
+		batchSize: c.cfg.Consumer.FetchBatch,
+		cfg: jetstream.ConsumerConfig{
+			Durable:       durable,
+			Description:   "Pharos consumer of " + st.subjects[partition],
+			FilterSubject: st.subjects[partition],
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			DeliverPolicy: jetstream.DeliverAllPolicy,
+			AckWait:       c.cfg.Consumer.AckWait,
+			MaxAckPending: c.cfg.Consumer.MaxAckPending,
+		},
+		logger: c.logger.With("stream", st.stream, "consumer", durable, "partition", partition),
+		logs:   newLogLimiter(logEvery),
+	}
+	return pc.run(ctx)
+}
+
+// validateDurable rejects names JetStream would refuse, so a typo fails at
+// once instead of retrying forever.
+func validateDurable(name string) error {
+	if name == "" {
+		return errors.New("durable consumer name is required")
+	}
+	if strings.ContainsAny(name, ".*> \t\r\n/\\") {
+		return fmt.Errorf("durable consumer name %q must not contain '.', '*', '>', '/', '\\' or whitespace", name)
+	}
+	return nil
+}
+
+// partitionConsumer is the state of one ConsumePartition loop; only that
+// loop's goroutine touches it.
+type partitionConsumer struct {
+	c         *Conn
+	st        *signalState
+	partition int
+	handler   BatchHandler
+	batchSize int
+	cfg       jetstream.ConsumerConfig
+	logger    *slog.Logger
+	logs      *logLimiter
+
+	msgs     []jetstream.Msg // reused between fetches
+	lastFull bool            // the last fetch filled a batch: more are likely waiting
+}
+
+func (p *partitionConsumer) run(ctx context.Context) error {
+	bo := newBackoff(100*time.Millisecond, 5*time.Second)
+	var cons jetstream.Consumer
+	for ctx.Err() == nil {
+		if cons == nil {
+			var err error
+			cons, err = p.bind(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					break
+				}
+				if !isTransient(err) && !errors.Is(err, jetstream.ErrStreamNotFound) {
+					return fmt.Errorf("consume %s: bind consumer %s: %w", p.cfg.FilterSubject, p.cfg.Durable, err)
+				}
+				p.warn("cannot bind consumer yet, retrying", err)
+				_ = bo.wait(ctx)
+				continue
+			}
+			p.logger.Debug("consumer bound")
+		}
+
+		batch, err := p.fetch(ctx, cons)
+		if len(batch) > 0 {
+			bo.reset()
+			p.deliver(ctx, batch)
+		}
+		if err == nil {
+			continue
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) ||
+			errors.Is(err, nats.ErrNoResponders) {
+			// The consumer is gone (deleted, its stream recreated, or the
+			// server lost it): no one answers pull requests any more. Bind
+			// again, which also waits out a JetStream that is restarting.
+			cons = nil
+		}
+		p.warn("fetch failed, retrying", err)
+		_ = bo.wait(ctx)
+	}
+	return nil
+}
+
+func (p *partitionConsumer) warn(msg string, err error) {
+	if ok, suppressed := p.logs.allow(); ok {
+		p.logger.Warn(msg, "err", err, "suppressed", suppressed)
+	}
+}
+
+func (p *partitionConsumer) bind(ctx context.Context) (jetstream.Consumer, error) {
+	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
+	return p.c.js.CreateOrUpdateConsumer(ctx, p.st.stream, p.cfg)
+}
+
+// fetch returns the next batch. Under load one no-wait request returns a
+// full batch at once; when the partition is idle, a single-message request
+// waits for the first message and a no-wait request then collects whatever
+// arrived with it. That avoids both busy polling and holding ready messages
+// back until a long poll expires.
+func (p *partitionConsumer) fetch(ctx context.Context, cons jetstream.Consumer) ([]*Delivery, error) {
+	p.msgs = p.msgs[:0]
+	var err error
+	if p.lastFull {
+		err = p.fetchNoWait(cons, p.batchSize)
+	}
+	if len(p.msgs) == 0 && err == nil {
+		wctx, cancel := context.WithTimeout(ctx, fetchWait)
+		var msg jetstream.Msg
+		msg, err = cons.Next(jetstream.FetchContext(wctx))
+		cancel()
+		switch {
+		case err == nil:
+			p.msgs = append(p.msgs, msg)
+			if p.batchSize > 1 {
+				err = p.fetchNoWait(cons, p.batchSize-1)
+			}
+		case isNoMessages(err), errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+			err = nil // idle
+		}
+	}
+	p.lastFull = len(p.msgs) == p.batchSize
+	return p.toDeliveries(), err
+}
+
+func (p *partitionConsumer) fetchNoWait(cons jetstream.Consumer, n int) error {
+	mb, err := cons.FetchNoWait(n)
+	if err != nil {
+		return err
+	}
+	for msg := range mb.Messages() {
+		p.msgs = append(p.msgs, msg)
+	}
+	if err := mb.Error(); err != nil && !isNoMessages(err) {
+		return err
+	}
+	return nil
+}
+
+func isNoMessages(err error) bool {
+	return errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoMessages)
+}
+
+// toDeliveries converts the fetched messages, allocating the Deliveries of
+// a batch as one block rather than one object per message.
+func (p *partitionConsumer) toDeliveries() []*Delivery {
+	if len(p.msgs) == 0 {
+		return nil
+	}
+	block := make([]Delivery, len(p.msgs))
+	batch := make([]*Delivery, len(p.msgs))
+	for i, msg := range p.msgs {
+		d := &block[i]
+		d.msg = msg
+		d.Subject = msg.Subject()
+		d.Partition = p.partition
+		d.Data = msg.Data()
+		h := msg.Headers()
+		d.Tenant = h.Get(HeaderTenant)
+		if d.Tenant == "" {
+			d.Tenant = DefaultTenant
+		}
+		d.Encoding = h.Get(HeaderEncoding)
+		d.MsgID = h.Get(HeaderMsgID)
+		if md, err := msg.Metadata(); err == nil {
+			d.StreamSeq = md.Sequence.Stream
+			d.NumDelivered = md.NumDelivered
+		}
+		batch[i] = d
+		p.msgs[i] = nil // the Delivery owns it now
+	}
+	p.msgs = p.msgs[:0]
+	return batch
+}
+
+func (p *partitionConsumer) deliver(ctx context.Context, batch []*Delivery) {
+	var n int
+	for _, d := range batch {
+		n += len(d.Data)
+	}
+	p.st.m.consumedMessages.Add(float64(len(batch)))
+	p.st.m.consumedBytes.Add(float64(n))
+	p.handler(ctx, batch)
+}
+
+// ConsumerLag reports how far the durable consumer of a signal is behind:
+// messages not yet delivered plus those delivered but not acknowledged.
+func (c *Conn) ConsumerLag(ctx context.Context, signal Signal, durable string) (uint64, error) {
+	st := c.state(signal)
+	if st == nil {
+		return 0, fmt.Errorf("consumer lag: unknown signal %q", signal)
+	}
+	cons, err := c.js.Consumer(ctx, st.stream, durable)
+	if err != nil {
+		return 0, fmt.Errorf("consumer lag %s/%s: %w", st.stream, durable, err)
+	}
+	info := cons.CachedInfo()
+	return info.NumPending + uint64(info.NumAckPending), nil
+}
