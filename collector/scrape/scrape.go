@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/discovery"
 	promscrape "github.com/prometheus/prometheus/scrape"
@@ -24,15 +26,22 @@ type Config struct {
 	// ConfigFile is a Prometheus configuration file; its global section and
 	// scrape_configs (and scrape_config_files) are used as they are.
 	ConfigFile string `yaml:"config_file"`
+	// DiscoveryReloadInterval throttles how often target changes found by
+	// service discovery are applied (Prometheus uses 5 s).
+	DiscoveryReloadInterval time.Duration `yaml:"discovery_reload_interval"`
 }
 
 // RegisterFlags registers -scrape.config-file.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.ConfigFile, "scrape.config-file", "", "Prometheus-format configuration file whose global and scrape_configs sections are used; empty scrapes Pharos itself.")
+	f.DurationVar(&c.DiscoveryReloadInterval, "scrape.discovery-reload-interval", 5*time.Second, "How often target changes from service discovery are applied.")
 }
 
 // Validate checks that the file exists and parses.
-func (c *Config) Validate() error {
+func (c Config) Validate() error {
+	if c.DiscoveryReloadInterval <= 0 {
+		return fmt.Errorf("scrape.discovery_reload_interval: must be positive, got %s", c.DiscoveryReloadInterval)
+	}
 	if c.ConfigFile == "" {
 		return nil
 	}
@@ -79,12 +88,15 @@ func New(cfg Config, app storage.AppendableV2, selfAddr func() string, logger *s
 		return nil, fmt.Errorf("register discovery metrics: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	dm := discovery.NewManager(ctx, logger.With("component", "discovery"), reg, sdMetrics)
+	dm := discovery.NewManager(ctx, logger.With("component", "discovery"), reg, sdMetrics, discovery.Updatert(cfg.DiscoveryReloadInterval))
 	if dm == nil {
 		cancel()
 		return nil, errors.New("create discovery manager")
 	}
-	sm, err := promscrape.NewManager(&promscrape.Options{AppendMetadata: true}, logger.With("component", "scrape"), nil, nil, app, reg)
+	sm, err := promscrape.NewManager(&promscrape.Options{
+		AppendMetadata:          true,
+		DiscoveryReloadInterval: model.Duration(cfg.DiscoveryReloadInterval),
+	}, logger.With("component", "scrape"), nil, nil, app, reg)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("create scrape manager: %w", err)
