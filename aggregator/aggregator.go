@@ -56,6 +56,10 @@ type MetricsStore interface {
 // calls h for every fetched batch until ctx ends. bus.Conn.ConsumePartition fits.
 type Consumer func(ctx context.Context, signal bus.Signal, partition int, durable string, h bus.BatchHandler) error
 
+// DeadLetterFunc sets an unprocessable message aside and terminates it;
+// bus.Conn.DeadLetter fits. On error the message is left unsettled.
+type DeadLetterFunc func(ctx context.Context, d *bus.Delivery, signal bus.Signal, reason string) error
+
 // Aggregator is the consuming service.
 type Aggregator struct {
 	services.Service
@@ -63,6 +67,7 @@ type Aggregator struct {
 	cfg        Config
 	partitions int
 	consume    Consumer
+	deadLetter DeadLetterFunc
 	store      MetricsStore
 	logger     *slog.Logger
 	m          *metrics
@@ -71,11 +76,11 @@ type Aggregator struct {
 
 // New returns an aggregator that consumes every one of partitions metrics
 // partitions (a single node owns them all until the ring assigns ownership).
-func New(cfg Config, partitions int, consume Consumer, store MetricsStore, logger *slog.Logger, reg prometheus.Registerer) (*Aggregator, error) {
+func New(cfg Config, partitions int, consume Consumer, deadLetter DeadLetterFunc, store MetricsStore, logger *slog.Logger, reg prometheus.Registerer) (*Aggregator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	a := &Aggregator{cfg: cfg, partitions: partitions, consume: consume, store: store, logger: logger, m: newMetrics(reg)}
+	a := &Aggregator{cfg: cfg, partitions: partitions, consume: consume, deadLetter: deadLetter, store: store, logger: logger, m: newMetrics(reg)}
 	a.Service = services.NewBasicService(nil, a.running, nil)
 	return a, nil
 }
@@ -115,8 +120,9 @@ type metricsWriter struct {
 }
 
 // handle appends a fetched batch in one transaction and acks its messages
-// after the commit. A message that cannot be decoded is terminated (it would
-// fail the same way on every redelivery) without holding up the others. A
+// after the commit. A message that cannot be decoded goes to the dead-letter
+// stream (it would fail the same way on every redelivery) without holding up
+// the others. A
 // failed commit naks the batch for redelivery, which is safe because
 // re-appending an identical sample is a no-op.
 func (w *metricsWriter) handle(ctx context.Context, batch []*bus.Delivery) {
@@ -133,8 +139,13 @@ func (w *metricsWriter) handle(ctx context.Context, batch []*bus.Delivery) {
 			continue
 		}
 		a.m.invalidMessages.Inc()
-		a.logger.Warn("dropping undecodable message", "partition", w.partition, "stream_seq", d.StreamSeq, "err", err)
-		_ = d.Term()
+		if dlErr := a.deadLetter(ctx, d, bus.SignalMetrics, err.Error()); dlErr != nil {
+			// Not stored aside yet: let it come back rather than lose it.
+			a.logger.Error("could not dead-letter undecodable message, will retry", "partition", w.partition, "stream_seq", d.StreamSeq, "err", dlErr)
+			_ = d.Nak(5 * time.Second)
+			continue
+		}
+		a.logger.Warn("undecodable message moved to the dead-letter stream", "partition", w.partition, "stream_seq", d.StreamSeq, "msg_id", d.MsgID, "err", err)
 	}
 	if err := app.Commit(); err != nil {
 		a.m.batches.WithLabelValues("storage_error").Inc()
@@ -251,7 +262,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		batches: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "pharos_aggregator_batches_total", Help: "Fetched batches by outcome."}, []string{"result"}),
 		invalidMessages: f.NewCounter(prometheus.CounterOpts{
-			Name: "pharos_aggregator_invalid_messages_total", Help: "Bus messages that could not be decoded and were dropped."}),
+			Name: "pharos_aggregator_invalid_messages_total", Help: "Bus messages that could not be decoded (moved to the dead-letter stream)."}),
 		commitDuration: f.NewHistogram(prometheus.HistogramOpts{
 			Name: "pharos_aggregator_batch_duration_seconds", Help: "Time to decode, append and commit one fetched batch.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9)}),

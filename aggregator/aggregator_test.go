@@ -54,7 +54,7 @@ func newFixture(t *testing.T, partitions int) *fixture {
 
 func (f *fixture) start(t *testing.T, partitions int) *aggregator.Aggregator {
 	t.Helper()
-	agg, err := aggregator.New(aggregator.Config{MaxDecodedBytes: 1 << 20}, partitions, f.conn.ConsumePartition, f.store, slog.New(slog.DiscardHandler), f.reg)
+	agg, err := aggregator.New(aggregator.Config{MaxDecodedBytes: 1 << 20}, partitions, f.conn.ConsumePartition, f.conn.DeadLetter, f.store, slog.New(slog.DiscardHandler), f.reg)
 	require.NoError(t, err)
 	require.NoError(t, services.StartAndAwaitRunning(context.Background(), agg))
 	t.Cleanup(func() { _ = services.StopAndAwaitTerminated(context.Background(), agg) })
@@ -142,6 +142,9 @@ func TestUndecodableMessageDoesNotBlockItsPartition(t *testing.T) {
 	f.publish(t, 0, "good", samples("after", 5, 100))
 	require.Eventually(t, func() bool { return f.count(t, "after") == 5 }, 30*time.Second, 20*time.Millisecond)
 	require.Equal(t, 1.0, value(t, f.reg, "pharos_aggregator_invalid_messages_total"))
+	msgs, _, err := f.conn.StreamState(context.Background(), bus.DeadLetterStream)
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), msgs, "the undecodable message is kept in the dead-letter stream")
 }
 
 func TestResumesFromDurablePosition(t *testing.T) {

@@ -261,7 +261,10 @@ func (a *App) initAggregator() (services.Service, error) {
 	}
 	// The store opens when its module starts; the consumer only touches it
 	// once running, after its dependencies.
-	agg, err := aggregator.New(a.cfg.Aggregator, a.cfg.NATS.Partitions, consume, storeRef{a}, a.logger.With("component", "aggregator"), a.reg)
+	deadLetter := func(ctx context.Context, d *bus.Delivery, s bus.Signal, reason string) error {
+		return a.conn.DeadLetter(ctx, d, s, reason)
+	}
+	agg, err := aggregator.New(a.cfg.Aggregator, a.cfg.NATS.Partitions, consume, deadLetter, storeRef{a}, a.logger.With("component", "aggregator"), a.reg)
 	if err != nil {
 		return nil, err
 	}

@@ -306,7 +306,7 @@ func (c *Conn) EnsureStreams(ctx context.Context, signals ...Signal) error {
 			return err
 		}
 	}
-	return nil
+	return c.ensureStream(ctx, c.deadLetterStreamConfig())
 }
 
 func (c *Conn) streamConfig(s Signal) jetstream.StreamConfig {

@@ -28,6 +28,7 @@ type metrics struct {
 	publishDuration   *prometheus.HistogramVec
 	consumedMessages  *prometheus.CounterVec
 	consumedBytes     *prometheus.CounterVec
+	deadLetters       *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -70,6 +71,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "pharos_bus_consumed_bytes_total",
 			Help: "Payload bytes of the messages counted in pharos_bus_consumed_messages_total.",
 		}, []string{"signal"}),
+		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pharos_bus_dead_letters_total",
+			Help: "Messages moved to the dead-letter stream because they could not be processed.",
+		}, []string{"signal"}),
 	}
 	if reg == nil {
 		return m, nil
@@ -83,7 +88,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	for _, v := range []**prometheus.CounterVec{
 		&m.publishedMessages, &m.publishedBytes, &m.publishErrors, &m.publishDuplicates,
-		&m.consumedMessages, &m.consumedBytes,
+		&m.consumedMessages, &m.consumedBytes, &m.deadLetters,
 	} {
 		if *v, err = registerOrReuse(reg, *v); err != nil {
 			return nil, err
