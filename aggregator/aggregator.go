@@ -5,11 +5,13 @@ package aggregator
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,19 +30,25 @@ import (
 // Config tunes consumption.
 type Config struct {
 	MaxDecodedBytes int `yaml:"max_decoded_bytes"`
+	SeriesCacheSize int `yaml:"series_cache_size"`
 }
 
 // RegisterFlags registers the options under -aggregator.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.MaxDecodedBytes, "aggregator.max-decoded-bytes", 64<<20, "Largest decompressed batch accepted from the bus; larger ones are rejected as invalid.")
+	f.IntVar(&c.SeriesCacheSize, "aggregator.series-cache-size", 2_000_000, "Series whose label set and TSDB reference are cached (split over partitions); about 200 bytes each. Size it above the active series count.")
 }
 
 // Validate reports every invalid field.
 func (c *Config) Validate() error {
+	var errs []error
 	if c.MaxDecodedBytes < 1<<10 {
-		return fmt.Errorf("aggregator.max_decoded_bytes: must be at least 1024, got %d", c.MaxDecodedBytes)
+		errs = append(errs, fmt.Errorf("aggregator.max_decoded_bytes: must be at least 1024, got %d", c.MaxDecodedBytes))
 	}
-	return nil
+	if c.SeriesCacheSize < 1 {
+		errs = append(errs, fmt.Errorf("aggregator.series_cache_size: must be positive, got %d", c.SeriesCacheSize))
+	}
+	return errors.Join(errs...)
 }
 
 // MetricsStore is where decoded samples go. AppenderV2 transactions must be
@@ -97,7 +105,8 @@ func (a *Aggregator) running(ctx context.Context) error {
 		a.wg.Add(1)
 		go func() {
 			defer a.wg.Done()
-			w := &metricsWriter{a: a, partition: p, dec: codec.MetricsDecoder{MaxDecodedBytes: a.cfg.MaxDecodedBytes}}
+			w := &metricsWriter{a: a, partition: p, dec: codec.MetricsDecoder{MaxDecodedBytes: a.cfg.MaxDecodedBytes},
+				cache: newRefCache(a.cfg.SeriesCacheSize / max(a.partitions, 1))}
 			if err := a.consume(ctx, bus.SignalMetrics, p, DurableName(bus.SignalMetrics, p, 0), w.handle); err != nil && ctx.Err() == nil {
 				a.logger.Error("partition consumer stopped", "partition", p, "err", err)
 			}
@@ -117,6 +126,8 @@ type metricsWriter struct {
 	sb        labels.ScratchBuilder
 	exemplars []exemplar.Exemplar
 	good      []*bus.Delivery
+	cache     *refCache
+	key       []byte
 }
 
 // handle appends a fetched batch in one transaction and acks its messages
@@ -171,9 +182,18 @@ func (w *metricsWriter) appendMessage(app storage.AppenderV2, d *bus.Delivery) (
 	n := 0
 	for i := range req.Timeseries {
 		ts := &req.Timeseries[i]
-		ls, err := ts.ToLabels(&w.sb, req.Symbols)
+		key, err := seriesKey(w.key[:0], ts.LabelsRefs, req.Symbols)
+		w.key = key
 		if err != nil {
 			return n, fmt.Errorf("series %d: %w", i, err)
+		}
+		entry, cached := w.cache.get(key)
+		if !cached {
+			// ScratchBuilder.Labels copies, so the labels do not alias the
+			// decoder's buffer that the symbols point into.
+			if entry.ls, err = ts.ToLabels(&w.sb, req.Symbols); err != nil {
+				return n, fmt.Errorf("series %d: %w", i, err)
+			}
 		}
 		var opts storage.AppendV2Options
 		if ts.Metadata.Type != 0 || ts.Metadata.HelpRef != 0 || ts.Metadata.UnitRef != 0 {
@@ -182,7 +202,11 @@ func (w *metricsWriter) appendMessage(app storage.AppenderV2, d *bus.Delivery) (
 				return n, fmt.Errorf("series %d: %w", i, err)
 			}
 			opts.Metadata = md
-			w.a.store.SetMetadata(ls.Get(labels.MetricName), md)
+			if !cached || md != entry.md {
+				w.a.store.SetMetadata(entry.ls.Get(labels.MetricName), md)
+				entry.md = metadata.Metadata{Type: md.Type, Help: strings.Clone(md.Help), Unit: strings.Clone(md.Unit)}
+				cached = false
+			}
 		}
 		w.exemplars = w.exemplars[:0]
 		for j := range ts.Exemplars {
@@ -195,41 +219,66 @@ func (w *metricsWriter) appendMessage(app storage.AppenderV2, d *bus.Delivery) (
 		if len(w.exemplars) > 0 {
 			opts.Exemplars = w.exemplars
 		}
+		ref := entry.ref
 		for _, s := range ts.Samples {
-			if err := w.check(app.Append(0, ls, s.StartTimestamp, s.Timestamp, s.Value, nil, nil, opts)); err != nil {
-				return n, err
+			r, err := app.Append(ref, entry.ls, s.StartTimestamp, s.Timestamp, s.Value, nil, nil, opts)
+			if w.check(err) {
+				ref = r
 			}
 			n++
 		}
 		for j := range ts.Histograms {
 			hp := &ts.Histograms[j]
+			var r storage.SeriesRef
 			var err error
 			if hp.IsFloatHistogram() {
-				_, err = app.Append(0, ls, hp.StartTimestamp, hp.Timestamp, 0, nil, hp.ToFloatHistogram(), opts)
+				r, err = app.Append(ref, entry.ls, hp.StartTimestamp, hp.Timestamp, 0, nil, hp.ToFloatHistogram(), opts)
 			} else {
-				_, err = app.Append(0, ls, hp.StartTimestamp, hp.Timestamp, 0, hp.ToIntHistogram(), nil, opts)
+				r, err = app.Append(ref, entry.ls, hp.StartTimestamp, hp.Timestamp, 0, hp.ToIntHistogram(), nil, opts)
 			}
-			if err := w.check(0, err); err != nil {
-				return n, err
+			if w.check(err) {
+				ref = r
 			}
 			n++
+		}
+		if !cached || ref != entry.ref {
+			entry.ref = ref
+			w.cache.put(key, entry)
 		}
 	}
 	return n, nil
 }
 
-// check counts append errors. The TSDB's Append only validates and stages
-// in memory (the WAL is written at Commit), so an error here is about the
-// sample itself (too old, out of order, a different value at the same
-// timestamp, an invalid histogram): it is counted and skipped, and never
-// fails the batch, or a bad sample would be redelivered forever.
-func (w *metricsWriter) check(_ storage.SeriesRef, err error) error {
+// seriesKey appends the series' label names and values, each prefixed with
+// its length (so no two label sets share a key, whatever bytes they hold),
+// checking every symbol reference.
+func seriesKey(dst []byte, refs []uint32, symbols []string) ([]byte, error) {
+	if len(refs)%2 != 0 {
+		return dst, fmt.Errorf("odd number of label refs (%d)", len(refs))
+	}
+	for _, r := range refs {
+		if int(r) >= len(symbols) {
+			return dst, fmt.Errorf("label ref %d outside of symbols table (size %d)", r, len(symbols))
+		}
+		dst = binary.AppendUvarint(dst, uint64(len(symbols[r])))
+		dst = append(dst, symbols[r]...)
+	}
+	return dst, nil
+}
+
+// check counts append errors and reports whether the sample was stored. The
+// TSDB's Append only validates and stages in memory (the WAL is written at
+// Commit), so an error here is about the sample itself (too old, out of
+// order, a different value at the same timestamp, an invalid histogram): it
+// is counted and skipped, and never fails the batch, or a bad sample would be
+// redelivered forever.
+func (w *metricsWriter) check(err error) bool {
 	if err == nil {
-		return nil
+		return true
 	}
 	if _, err2 := (*storage.AppendPartialError)(nil).Handle(err); err2 == nil {
 		w.a.m.rejected.WithLabelValues("exemplar").Inc()
-		return nil
+		return true
 	}
 	switch {
 	case errors.Is(err, storage.ErrOutOfBounds), errors.Is(err, storage.ErrTooOldSample):
@@ -241,7 +290,7 @@ func (w *metricsWriter) check(_ storage.SeriesRef, err error) error {
 	default:
 		w.a.m.rejected.WithLabelValues("invalid").Inc()
 	}
-	return nil
+	return false
 }
 
 type metrics struct {

@@ -54,7 +54,7 @@ func newFixture(t *testing.T, partitions int) *fixture {
 
 func (f *fixture) start(t *testing.T, partitions int) *aggregator.Aggregator {
 	t.Helper()
-	agg, err := aggregator.New(aggregator.Config{MaxDecodedBytes: 1 << 20}, partitions, f.conn.ConsumePartition, f.conn.DeadLetter, f.store, slog.New(slog.DiscardHandler), f.reg)
+	agg, err := aggregator.New(aggregator.Config{MaxDecodedBytes: 1 << 20, SeriesCacheSize: 1000}, partitions, f.conn.ConsumePartition, f.conn.DeadLetter, f.store, slog.New(slog.DiscardHandler), f.reg)
 	require.NoError(t, err)
 	require.NoError(t, services.StartAndAwaitRunning(context.Background(), agg))
 	t.Cleanup(func() { _ = services.StopAndAwaitTerminated(context.Background(), agg) })

@@ -53,7 +53,7 @@ func BenchmarkPipeline(b *testing.B) {
 	defer store.Close()
 
 	reg := prometheus.NewRegistry()
-	agg, err := aggregator.New(aggregator.Config{MaxDecodedBytes: 64 << 20}, 1, conn.ConsumePartition, conn.DeadLetter, store, logger, reg)
+	agg, err := aggregator.New(aggregator.Config{MaxDecodedBytes: 64 << 20, SeriesCacheSize: 100_000}, 1, conn.ConsumePartition, conn.DeadLetter, store, logger, reg)
 	require.NoError(b, err)
 	require.NoError(b, services.StartAndAwaitRunning(context.Background(), agg))
 	defer services.StopAndAwaitTerminated(context.Background(), agg) //nolint:errcheck

@@ -10,6 +10,7 @@ package codec
 import (
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/histogram"
@@ -31,22 +32,66 @@ const (
 var ErrUnknownEncoding = errors.New("unknown encoding")
 
 // MetricsEncoder accumulates samples into one remote-write 2.0 request.
-// Every appended sample becomes its own TimeSeries entry; labels are
+// Every appended sample becomes its own TimeSeries entry; strings are
 // interned in the request's symbol table, so a batch of samples from the
 // same targets repeats each label string once.
+//
+// Interning is the encoder's main cost, so it is done once per series, not
+// once per sample: the encoder keeps a symbol table across batches and, for
+// samples that carry a series reference, the series' label strings as ids
+// into it. Each batch then marks the ids it uses and renumbers them densely
+// into its own table, which costs an array look-up per label. The kept state
+// is dropped when it outgrows its bounds (series churn), and rebuilt.
 type MetricsEncoder struct {
 	comp    Compression
-	symbols writev2.SymbolsTable
 	req     writev2.Request
 	n       int // TimeSeries entries in use; req.Timeseries[n:] are kept for reuse
 	samples int
 	raw     []byte
+
+	// Symbols kept across batches: ids index strs; id 0 is "".
+	ids  map[string]uint32
+	strs []string
+	// Per kept id: the batch that last used it, and its index in that
+	// batch's symbol table (req.Symbols).
+	stamp []uint32
+	local []uint32
+	gen   uint32
+	// series maps a series reference to its label strings as kept ids.
+	series    map[uint64]*seriesSymbols
+	maxSeries int
 }
+
+type seriesSymbols struct {
+	ls  labels.Labels
+	ids []uint32
+}
+
+// DefaultMaxKeptSeries bounds the series an encoder remembers across
+// batches unless SetMaxKeptSeries says otherwise. A remembered series costs
+// about 150 bytes beyond the label set it shares with its producer.
+const DefaultMaxKeptSeries = 1 << 16
 
 // NewMetricsEncoder returns an encoder that compresses with comp.
 func NewMetricsEncoder(comp Compression) *MetricsEncoder {
-	return &MetricsEncoder{comp: comp, symbols: writev2.NewSymbolTable()}
+	e := &MetricsEncoder{comp: comp, maxSeries: DefaultMaxKeptSeries}
+	e.resetKept()
+	e.Reset()
+	return e
 }
+
+func (e *MetricsEncoder) resetKept() {
+	e.ids = map[string]uint32{"": 0}
+	e.strs = append(e.strs[:0], "")
+	e.stamp = append(e.stamp[:0], 0)
+	e.local = append(e.local[:0], 0)
+	e.series = map[uint64]*seriesSymbols{}
+	e.gen = 0
+}
+
+// SetMaxKeptSeries bounds the series remembered across batches; past the
+// bound (or four symbols per series) the remembered state is rebuilt.
+func (e *MetricsEncoder) SetMaxKeptSeries(n int) { e.maxSeries = max(n, 1) }
 
 // Encoding is the Pharos-Encoding header value of what Encode produces.
 func (e *MetricsEncoder) Encoding() string {
@@ -62,13 +107,46 @@ func (e *MetricsEncoder) Samples() int { return e.samples }
 // Series is the number of TimeSeries entries appended since Reset.
 func (e *MetricsEncoder) Series() int { return e.n }
 
-func (e *MetricsEncoder) next(l labels.Labels) *writev2.TimeSeries {
+// keep interns str in the kept table.
+func (e *MetricsEncoder) keep(str string) uint32 {
+	if id, ok := e.ids[str]; ok {
+		return id
+	}
+	id := uint32(len(e.strs))
+	e.strs = append(e.strs, str)
+	e.stamp = append(e.stamp, 0)
+	e.local = append(e.local, 0)
+	e.ids[str] = id
+	return id
+}
+
+// use returns the batch-local symbol of kept id, adding it to the batch's
+// table on first use.
+func (e *MetricsEncoder) use(id uint32) uint32 {
+	if e.stamp[id] != e.gen {
+		e.stamp[id] = e.gen
+		e.local[id] = uint32(len(e.req.Symbols))
+		e.req.Symbols = append(e.req.Symbols, e.strs[id])
+	}
+	return e.local[id]
+}
+
+func (e *MetricsEncoder) symbol(str string) uint32 { return e.use(e.keep(str)) }
+
+func (e *MetricsEncoder) labelRefs(dst []uint32, ls labels.Labels) []uint32 {
+	ls.Range(func(l labels.Label) {
+		dst = append(dst, e.symbol(l.Name), e.symbol(l.Value))
+	})
+	return dst
+}
+
+func (e *MetricsEncoder) next() *writev2.TimeSeries {
 	if e.n == len(e.req.Timeseries) {
 		e.req.Timeseries = append(e.req.Timeseries, writev2.TimeSeries{})
 	}
 	ts := &e.req.Timeseries[e.n]
 	e.n++
-	ts.LabelsRefs = e.symbols.SymbolizeLabels(l, ts.LabelsRefs[:0])
+	ts.LabelsRefs = ts.LabelsRefs[:0]
 	ts.Samples = ts.Samples[:0]
 	ts.Histograms = ts.Histograms[:0]
 	ts.Exemplars = ts.Exemplars[:0]
@@ -79,7 +157,10 @@ func (e *MetricsEncoder) next(l labels.Labels) *writev2.TimeSeries {
 // Sample is one sample with everything that travels with it. Exactly one of
 // V, H and FH holds the value: H or FH when non-nil, else V.
 type Sample struct {
-	Labels    labels.Labels
+	Labels labels.Labels
+	// Ref, when not 0, is a stable hash of Labels (the agent's series
+	// reference); it lets the encoder reuse the series' interned labels.
+	Ref       uint64
 	ST        int64 // start (created) timestamp in ms, 0 if unknown
 	T         int64
 	V         float64
@@ -90,9 +171,25 @@ type Sample struct {
 }
 
 // Append adds one sample. The encoder copies what it needs; s may be reused
-// after Append returns.
+// after Append returns, but its label set is kept (not copied) while the
+// series stays in the encoder's cache, as labels are immutable.
 func (e *MetricsEncoder) Append(s *Sample) {
-	ts := e.next(s.Labels)
+	ts := e.next()
+	if s.Ref == 0 {
+		ts.LabelsRefs = e.labelRefs(ts.LabelsRefs, s.Labels)
+	} else {
+		ss := e.series[s.Ref]
+		if ss == nil || !labels.Equal(ss.ls, s.Labels) { // new, or a hash collision
+			ss = &seriesSymbols{ls: s.Labels}
+			s.Labels.Range(func(l labels.Label) {
+				ss.ids = append(ss.ids, e.keep(l.Name), e.keep(l.Value))
+			})
+			e.series[s.Ref] = ss
+		}
+		for _, id := range ss.ids {
+			ts.LabelsRefs = append(ts.LabelsRefs, e.use(id))
+		}
+	}
 	switch {
 	case s.FH != nil:
 		ts.Histograms = append(ts.Histograms, writev2.FromFloatHistogram(s.ST, s.T, s.FH))
@@ -105,8 +202,8 @@ func (e *MetricsEncoder) Append(s *Sample) {
 	if s.Meta.Type != "" || s.Meta.Help != "" || s.Meta.Unit != "" {
 		ts.Metadata = writev2.Metadata{
 			Type:    writev2.FromMetadataType(s.Meta.Type),
-			HelpRef: e.symbols.Symbolize(s.Meta.Help),
-			UnitRef: e.symbols.Symbolize(s.Meta.Unit),
+			HelpRef: e.symbol(s.Meta.Help),
+			UnitRef: e.symbol(s.Meta.Unit),
 		}
 	}
 	for i := range s.Exemplars {
@@ -116,7 +213,7 @@ func (e *MetricsEncoder) Append(s *Sample) {
 			refs = ts.Exemplars[:n+1][n].LabelsRefs[:0]
 		}
 		ts.Exemplars = append(ts.Exemplars, writev2.Exemplar{
-			LabelsRefs: e.symbols.SymbolizeLabels(ex.Labels, refs),
+			LabelsRefs: e.labelRefs(refs, ex.Labels),
 			Value:      ex.Value,
 			Timestamp:  ex.Ts,
 		})
@@ -127,7 +224,6 @@ func (e *MetricsEncoder) Append(s *Sample) {
 func (e *MetricsEncoder) Encode(dst []byte) ([]byte, error) {
 	full := e.req.Timeseries
 	e.req.Timeseries = full[:e.n]
-	e.req.Symbols = e.symbols.Symbols()
 	var err error
 	e.raw, err = e.req.OptimizedMarshal(e.raw[:0])
 	e.req.Timeseries = full
@@ -137,15 +233,23 @@ func (e *MetricsEncoder) Encode(dst []byte) ([]byte, error) {
 	return compress(e.comp, dst[:0], e.raw)
 }
 
-// Reset empties the batch, keeping its buffers.
+// Reset empties the batch, keeping its buffers and the interned series.
 func (e *MetricsEncoder) Reset() {
-	e.symbols.Reset()
 	e.n = 0
 	e.samples = 0
+	if len(e.series) > e.maxSeries || len(e.strs) > 4*e.maxSeries+1024 || e.gen == math.MaxUint32 {
+		e.resetKept()
+	}
+	e.gen++
+	// Symbol 0 of every batch is "", as the format requires.
+	e.stamp[0], e.local[0] = e.gen, 0
+	e.req.Symbols = append(e.req.Symbols[:0], "")
 }
 
-// MetricsDecoder decodes encoded batches. The request it returns is valid
-// until the next call to Decode.
+// MetricsDecoder decodes encoded batches. The request it returns, and the
+// symbol strings in it, are valid until the next call to Decode: the
+// symbols point into the decoder's buffer. Copy what must outlive it
+// (labels.ScratchBuilder.Labels does).
 type MetricsDecoder struct {
 	// MaxDecodedBytes caps a batch's decompressed size (0: DefaultMaxDecodedBytes).
 	MaxDecodedBytes int
@@ -176,9 +280,7 @@ func (d *MetricsDecoder) Decode(encoding string, data []byte) (*writev2.Request,
 	if err != nil {
 		return nil, err
 	}
-	d.req.Symbols = d.req.Symbols[:0]
-	d.req.Timeseries = d.req.Timeseries[:0]
-	if err := d.req.Unmarshal(d.raw); err != nil {
+	if err := unmarshalRequest(&d.req, d.raw); err != nil {
 		return nil, fmt.Errorf("unmarshal remote-write request: %w", err)
 	}
 	if len(d.req.Symbols) == 0 || d.req.Symbols[0] != "" {

@@ -183,6 +183,10 @@ func BenchmarkMetricsEncode(b *testing.B) {
 		in[i] = Sample{Labels: labels.FromStrings("__name__", "bench_metric", "job", "bench", "instance", "host:9100", "series", string(rune('a'+i%26))+string(rune('a'+i/26%26))+string(rune('a'+i/676%26))), T: int64(i), V: float64(i)}
 	}
 	enc := NewMetricsEncoder(CompressionSnappy)
+	enc.SetMaxKeptSeries(n)
+	for j := range in {
+		in[j].Ref = in[j].Labels.Hash()
+	}
 	var buf []byte
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -195,4 +199,125 @@ func BenchmarkMetricsEncode(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/sample")
 	b.SetBytes(int64(len(buf)))
+}
+
+// The hand-written parser must read what the generated code writes,
+// including fields it ignores and unpacked label refs.
+func TestDecoderMatchesGeneratedCode(t *testing.T) {
+	h := testSamples()[3].H
+	req := writev2.Request{
+		Symbols: []string{"", "__name__", "a", "job", "x", "trace_id", "abc", "help", "s"},
+		Timeseries: []writev2.TimeSeries{
+			{LabelsRefs: []uint32{1, 2, 3, 4}, Samples: []writev2.Sample{{Value: 1.5, Timestamp: -3, StartTimestamp: 9}, {Value: math.NaN(), Timestamp: 1 << 40}},
+				Metadata: writev2.Metadata{Type: writev2.Metadata_METRIC_TYPE_COUNTER, HelpRef: 7, UnitRef: 8}},
+			{LabelsRefs: []uint32{1, 2}, Histograms: []writev2.Histogram{writev2.FromIntHistogram(0, 10, h)},
+				Exemplars: []writev2.Exemplar{{LabelsRefs: []uint32{5, 6}, Value: 2, Timestamp: 11}, {Value: 3}}},
+			{LabelsRefs: []uint32{1, 2}},
+		},
+	}
+	raw, err := req.Marshal()
+	require.NoError(t, err)
+	raw = append(raw, 0x30, 0x01) // an unknown varint field 6, as a newer sender might add
+
+	var got writev2.Request
+	require.NoError(t, unmarshalRequest(&got, raw))
+	var want writev2.Request
+	require.NoError(t, want.Unmarshal(raw))
+	require.Equal(t, want.Symbols, got.Symbols)
+	require.Len(t, got.Timeseries, len(want.Timeseries))
+	for i := range want.Timeseries {
+		w, g := want.Timeseries[i], got.Timeseries[i]
+		require.Equal(t, w.LabelsRefs, g.LabelsRefs, "series %d", i)
+		require.Equal(t, len(w.Samples), len(g.Samples))
+		for j := range w.Samples {
+			require.Equal(t, w.Samples[j].Timestamp, g.Samples[j].Timestamp)
+			require.Equal(t, w.Samples[j].StartTimestamp, g.Samples[j].StartTimestamp)
+			require.Equal(t, math.Float64bits(w.Samples[j].Value), math.Float64bits(g.Samples[j].Value))
+		}
+		require.Equal(t, len(w.Histograms), len(g.Histograms))
+		for j := range w.Histograms {
+			require.True(t, w.Histograms[j].ToIntHistogram().Equals(g.Histograms[j].ToIntHistogram()))
+		}
+		require.Equal(t, len(w.Exemplars), len(g.Exemplars))
+		for j := range w.Exemplars {
+			require.Equal(t, len(w.Exemplars[j].LabelsRefs), len(g.Exemplars[j].LabelsRefs))
+			require.Equal(t, w.Exemplars[j].Value, g.Exemplars[j].Value)
+			require.Equal(t, w.Exemplars[j].Timestamp, g.Exemplars[j].Timestamp)
+		}
+		require.Equal(t, w.Metadata.Type, g.Metadata.Type)
+		require.Equal(t, w.Metadata.HelpRef, g.Metadata.HelpRef)
+		require.Equal(t, w.Metadata.UnitRef, g.Metadata.UnitRef)
+	}
+
+	// Truncated input fails cleanly at every cut.
+	for cut := 1; cut < len(raw)-2; cut++ {
+		var r writev2.Request
+		if err := unmarshalRequest(&r, raw[:cut]); err == nil {
+			// A cut on a field boundary is a valid, shorter message.
+			require.LessOrEqual(t, len(r.Timeseries), len(want.Timeseries))
+		}
+	}
+}
+
+func BenchmarkMetricsDecode(b *testing.B) {
+	const n = 10000
+	enc := NewMetricsEncoder(CompressionSnappy)
+	for i := 0; i < n; i++ {
+		enc.Append(&Sample{Labels: labels.FromStrings("__name__", "bench_metric", "job", "bench", "instance", "host:9100", "series", string(rune('a'+i%26))+string(rune('a'+i/26%26))+string(rune('a'+i/676%26))), T: int64(i), V: float64(i)})
+	}
+	buf, err := enc.Encode(nil)
+	require.NoError(b, err)
+	var dec MetricsDecoder
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := dec.Decode(EncodingPRW2Snappy, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/sample")
+}
+
+// Samples that carry a series reference take the remembered-series path; it
+// must give the same labels across batches, through a hash collision and
+// through a rebuild of the remembered state.
+func TestMetricsEncoderSeriesRefs(t *testing.T) {
+	enc := NewMetricsEncoder(CompressionSnappy)
+	enc.SetMaxKeptSeries(3)
+	var dec MetricsDecoder
+	series := []labels.Labels{
+		labels.FromStrings("__name__", "a", "job", "x"),
+		labels.FromStrings("__name__", "b", "job", "x"),
+		labels.FromStrings("__name__", "c", "job", "y"),
+		labels.FromStrings("__name__", "d", "job", "y", "extra", "z"),
+	}
+	for batch := 0; batch < 6; batch++ {
+		var want []labels.Labels
+		for i, ls := range series {
+			if (i+batch)%3 == 0 {
+				continue // vary which series each batch holds
+			}
+			ref := uint64(i%2 + 1) // collisions: series 0 and 2, 1 and 3 share refs
+			enc.Append(&Sample{Labels: ls, Ref: ref, T: int64(batch), V: float64(i)})
+			want = append(want, ls)
+		}
+		buf, err := enc.Encode(nil)
+		require.NoError(t, err)
+		enc.Reset()
+		req, err := dec.Decode(enc.Encoding(), buf)
+		require.NoError(t, err)
+		require.Equal(t, "", req.Symbols[0])
+		got := decodeAll(t, req)
+		require.Len(t, got, len(want))
+		for i := range want {
+			require.Equal(t, want[i], got[i].Labels, "batch %d series %d", batch, i)
+		}
+		// The batch's table holds only what the batch uses.
+		used := map[string]bool{"": true}
+		for _, ls := range want {
+			ls.Range(func(l labels.Label) { used[l.Name], used[l.Value] = true, true })
+		}
+		require.Len(t, req.Symbols, len(used), "batch %d symbols %v", batch, req.Symbols)
+	}
 }
