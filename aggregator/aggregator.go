@@ -224,8 +224,8 @@ func (w *metricsWriter) appendMessage(app storage.AppenderV2, d *bus.Delivery) (
 			r, err := app.Append(ref, entry.ls, s.StartTimestamp, s.Timestamp, s.Value, nil, nil, opts)
 			if w.check(err) {
 				ref = r
+				n++
 			}
-			n++
 		}
 		for j := range ts.Histograms {
 			hp := &ts.Histograms[j]
@@ -238,8 +238,8 @@ func (w *metricsWriter) appendMessage(app storage.AppenderV2, d *bus.Delivery) (
 			}
 			if w.check(err) {
 				ref = r
+				n++
 			}
-			n++
 		}
 		if !cached || ref != entry.ref {
 			entry.ref = ref

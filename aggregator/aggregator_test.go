@@ -133,6 +133,22 @@ func TestRedeliveryIsIdempotent(t *testing.T) {
 	require.Equal(t, 10, f.count(t, "dup"))
 }
 
+// A batch redelivered after newer samples of its series were stored lands in
+// the out-of-order window; identical samples must still count once.
+func TestLateRedeliveryStoresOnce(t *testing.T) {
+	f := newFixture(t, 1)
+	f.start(t, 1)
+	old := samples("late", 10, 100_000)
+	f.publish(t, 0, "old", old)
+	f.publish(t, 0, "new", samples("late", 10, 200_000))
+	require.Eventually(t, func() bool { return f.count(t, "late") == 20 }, 30*time.Second, 20*time.Millisecond)
+	f.publish(t, 0, "old-again", old)
+	require.Eventually(t, func() bool {
+		return value(t, f.reg, "pharos_aggregator_samples_appended_total") == 30
+	}, 30*time.Second, 20*time.Millisecond)
+	require.Equal(t, 20, f.count(t, "late"))
+}
+
 func TestUndecodableMessageDoesNotBlockItsPartition(t *testing.T) {
 	f := newFixture(t, 1)
 	f.start(t, 1)

@@ -104,6 +104,7 @@ const (
 	modScraper      = "scraper"
 	modAggregator   = "aggregator-consumer"
 	modQuery        = "query-api"
+	modPprof        = "pprof"
 )
 
 func (a *App) registerModules() error {
@@ -116,6 +117,7 @@ func (a *App) registerModules() error {
 	m.RegisterModule(modScraper, a.initScraper, modules.UserInvisibleModule)
 	m.RegisterModule(modAggregator, a.initAggregator, modules.UserInvisibleModule)
 	m.RegisterModule(modQuery, a.initQuery, modules.UserInvisibleModule)
+	m.RegisterModule(modPprof, a.initPprof, modules.UserInvisibleModule)
 	m.RegisterModule(TargetAgent, nil)
 	m.RegisterModule(TargetAggregator, nil)
 	m.RegisterModule(TargetQuery, nil)
@@ -133,7 +135,12 @@ func (a *App) registerModules() error {
 	if a.cfg.has(TargetAggregator) {
 		queryDeps = append(queryDeps, modMetricsStore)
 	}
+	serverDeps := []string{}
+	if a.cfg.HTTP.PprofListenAddress != "" {
+		serverDeps = append(serverDeps, modPprof)
+	}
 	deps := map[string][]string{
+		modServer:        serverDeps,
 		modBus:           busDeps,
 		modMetricsStore:  {modServer},
 		modPublisher:     {modBus},
@@ -165,6 +172,10 @@ func (a *App) initServer() (services.Service, error) {
 	})
 	a.server.mux.HandleFunc("POST /-/reload", a.handleReload)
 	return a.server, nil
+}
+
+func (a *App) initPprof() (services.Service, error) {
+	return newPprofServer(a.cfg.HTTP.PprofListenAddress, a.logger.With("component", "pprof")), nil
 }
 
 func (a *App) initEmbeddedNATS() (services.Service, error) {

@@ -61,7 +61,8 @@ type StorageConfig struct {
 
 // ServerConfig is the one HTTP listener of the process.
 type ServerConfig struct {
-	ListenAddress string `yaml:"listen_address"`
+	ListenAddress      string `yaml:"listen_address"`
+	PprofListenAddress string `yaml:"pprof_listen_address"`
 }
 
 // RegisterFlags registers every option of the process.
@@ -70,6 +71,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.Var(&c.Target, "target", "Roles to run, comma-separated: all, agent, aggregator, query.")
 	f.StringVar(&c.DataDir, "data.dir", "./data", "Directory for storage, spool, positions and the embedded NATS store.")
 	f.StringVar(&c.HTTP.ListenAddress, "http.listen-address", "127.0.0.1:9400", "The one HTTP listener of the process (APIs, /metrics, dashboard).")
+	f.StringVar(&c.HTTP.PprofListenAddress, "http.pprof-listen-address", "", "Serve Go's /debug/pprof/ profiling endpoints on this separate address (off when empty).")
 	host, _ := os.Hostname()
 	f.StringVar(&c.Agent.ID, "agent.id", host, "This agent's name in message IDs; unique per agent (defaults to the host name).")
 	c.Agent.Publish.RegisterFlags(f)
