@@ -268,3 +268,20 @@ func (p *pharosProc) findLog(match func(logEvent) bool) (logEvent, bool) {
 	}
 	return logEvent{}, false
 }
+
+// Kill sends SIGKILL — a crash, no shutdown code runs — and waits for the
+// process to be gone.
+func (p *pharosProc) Kill() {
+	t := p.t
+	t.Helper()
+	p.requireRunning()
+	require.NoError(t, p.cmd.Process.Kill(), "SIGKILL pharos %s", p.name)
+	timer := time.NewTimer(killTimeout)
+	defer timer.Stop()
+	select {
+	case <-p.exited:
+	case <-timer.C:
+		t.Fatalf("pharos %s did not exit within %s of SIGKILL", p.name, killTimeout)
+	}
+	t.Logf("pharos %s killed (pid %d)", p.name, p.cmd.Process.Pid)
+}
