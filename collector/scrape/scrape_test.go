@@ -224,3 +224,61 @@ scrape_configs:
 	writeConfig(t, cfgFile, "scrape_configs: [{job_name: k, kubernetes_sd_configs: [{role: bogus}]}]")
 	require.ErrorContains(t, Config{ConfigFile: cfgFile, DiscoveryReloadInterval: time.Second}.Validate(), "scrape.config_file")
 }
+
+func TestTargetsAPI(t *testing.T) {
+	up := target(t, "ok 1\n")
+	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("this is { not prometheus\n"))
+	}))
+	t.Cleanup(bad.Close)
+	cfgFile := filepath.Join(t.TempDir(), "prometheus.yml")
+	writeConfig(t, cfgFile, fmt.Sprintf(`global: {scrape_interval: 100ms, scrape_timeout: 90ms}
+scrape_configs:
+  - job_name: good
+    static_configs: [{targets: [%q]}]
+  - job_name: garbage
+    static_configs: [{targets: [%q]}]
+    relabel_configs:
+      - {source_labels: [__address__], regex: "nothing-matches", action: keep}
+  - job_name: garbage2
+    static_configs: [{targets: [%q]}]
+`, host(up), host(bad), host(bad)))
+	s, rec := run(t, cfgFile)
+	waitFor(t, rec, labels.FromStrings("__name__", "up", "instance", host(bad), "job", "garbage2").String(), 0)
+	waitFor(t, rec, labels.FromStrings("__name__", "up", "instance", host(up), "job", "good").String(), 1)
+
+	srv := httptest.NewServer(s.TargetsHandler())
+	t.Cleanup(srv.Close)
+	get := func(query string) (int, targetsData) {
+		resp, err := http.Get(srv.URL + TargetsPath + query)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var body struct {
+			Status string      `json:"status"`
+			Data   targetsData `json:"data"`
+		}
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+		return resp.StatusCode, body.Data
+	}
+	code, data := get("")
+	require.Equal(t, http.StatusOK, code)
+	require.Len(t, data.ActiveTargets, 2)
+	byPool := map[string]activeTarget{}
+	for _, at := range data.ActiveTargets {
+		byPool[at.ScrapePool] = at
+	}
+	require.Equal(t, "up", byPool["good"].Health)
+	require.Empty(t, byPool["good"].LastError)
+	require.Equal(t, "down", byPool["garbage2"].Health)
+	require.NotEmpty(t, byPool["garbage2"].LastError, "the reason a target is down is shown")
+	require.Equal(t, "100ms", byPool["good"].ScrapeInterval)
+	require.Len(t, data.DroppedTargets, 1)
+	require.Equal(t, 1, data.DroppedTargetCounts["garbage"])
+
+	_, data = get("?state=active&scrapePool=good")
+	require.Len(t, data.ActiveTargets, 1)
+	require.Empty(t, data.DroppedTargets)
+	code, _ = get("?state=bogus")
+	require.Equal(t, http.StatusBadRequest, code)
+}

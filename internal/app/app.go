@@ -24,6 +24,7 @@ import (
 	"github.com/pharos-obs/pharos/aggregator"
 	"github.com/pharos-obs/pharos/collector/publish"
 	"github.com/pharos-obs/pharos/collector/scrape"
+	"github.com/pharos-obs/pharos/collector/spool"
 	"github.com/pharos-obs/pharos/internal/bus"
 	"github.com/pharos-obs/pharos/query"
 	"github.com/pharos-obs/pharos/query/promapi"
@@ -249,7 +250,11 @@ func (a *App) initMetricsStore() (services.Service, error) {
 func (a *App) publishToBus(ctx context.Context, m *bus.OutMsg) error { return a.conn.Publish(ctx, m) }
 
 func (a *App) initPublisher() (services.Service, error) {
-	b, err := publish.NewMetrics(a.cfg.Agent.Publish, a.cfg.NATS.Partitions, a.cfg.Agent.ID, a.publishToBus, a.logger.With("component", "publisher"), a.reg)
+	// TODO(config): spool.DefaultConfig() until AgentConfig composes
+	// spool.Config at agent.spool (flags -agent.spool.*).
+	spoolDir := filepath.Join(a.cfg.DataDir, "spool", "metrics")
+	b, err := publish.NewMetrics(a.cfg.Agent.Publish, a.cfg.NATS.Partitions, a.cfg.Agent.ID, a.publishToBus, a.logger.With("component", "publisher"), a.reg,
+		publish.WithSpool(spool.DefaultConfig(), spoolDir))
 	if err != nil {
 		return nil, err
 	}
@@ -263,6 +268,7 @@ func (a *App) initScraper() (services.Service, error) {
 		return nil, err
 	}
 	a.scraper = s
+	a.server.mux.Handle("GET "+scrape.TargetsPath, s.TargetsHandler())
 	return s, nil
 }
 
