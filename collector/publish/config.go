@@ -1,5 +1,7 @@
 // Package publish batches what the agent collects, partitions it, encodes it
 // and publishes it to the bus, waiting for the bus to acknowledge each batch.
+// Batches the bus does not take wait in a disk spool (collector/spool) and
+// are replayed in order once it does, after a restart too.
 package publish
 
 import (
@@ -26,9 +28,9 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.MaxBatchSamples, "agent.publish.max-batch-samples", 5000, "Samples per partition batch before it is flushed.")
 	f.DurationVar(&c.FlushInterval, "agent.publish.flush-interval", time.Second, "Longest time a partial batch waits before it is flushed.")
 	f.StringVar(&c.Compression, "agent.publish.compression", "snappy", "Batch compression: snappy or zstd.")
-	f.IntVar(&c.Concurrency, "agent.publish.concurrency", 4, "Batches published at once (each waits for its JetStream PubAck).")
+	f.IntVar(&c.Concurrency, "agent.publish.concurrency", 4, "Batches published at once (each waits for its JetStream PubAck), also when replaying the spool.")
 	f.IntVar(&c.QueueSize, "agent.publish.queue-size", 64, "Encoded batches waiting to be published; when full, appends block (backpressure to scrapes and receivers).")
-	f.DurationVar(&c.DrainTimeout, "agent.publish.drain-timeout", 5*time.Second, "On shutdown, how long to keep publishing what is queued.")
+	f.DurationVar(&c.DrainTimeout, "agent.publish.drain-timeout", 5*time.Second, "On shutdown, how long to keep publishing what is queued; what is left then goes to the spool for the next start.")
 }
 
 // Validate reports every invalid field.

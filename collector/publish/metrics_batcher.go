@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 
+	"github.com/pharos-obs/pharos/collector/spool"
 	"github.com/pharos-obs/pharos/internal/bus"
 	"github.com/pharos-obs/pharos/internal/bus/codec"
 )
@@ -32,6 +33,13 @@ type PublishFunc func(ctx context.Context, m *bus.OutMsg) error
 // storage.AppendableV2, so the Prometheus scrape manager (and the push
 // receivers) write into it as they would into a TSDB; an appender's Commit
 // hands its samples to the partition batches, and Rollback drops them.
+//
+// A batch is published once; if the bus refuses it (not connected, timeout,
+// stream full) it goes to the spool (WithSpool), and so does every batch
+// after it until the spool is replayed, in order, as the bus takes batches
+// again. Samples are dropped only when the spool reaches its bound or
+// fails, and every drop is counted in pharos_agent_dropped_samples_total
+// and logged. See delivery.go.
 type Metrics struct {
 	services.Service
 
@@ -48,13 +56,41 @@ type Metrics struct {
 	closed bool
 	queue  chan *batch
 
+	// pubCtx ends publishing: at the drain deadline, or once the queue
+	// is drained at shutdown.
 	pubCtx    context.Context
 	pubCancel context.CancelFunc
-	pubWG     sync.WaitGroup
+	workers   sync.WaitGroup // publishLoop
+	bg        sync.WaitGroup // spoolLoop, replayLoop
+
+	spoolCfg spool.Config
+	spoolDir string  // empty: memBacklog
+	backlog  backlog // opened in starting
+	spoolCh  chan *batch
+
+	// modeMu guards the choice between publishing directly and spooling:
+	// spooling is set while the backlog holds batches, and toSpool counts
+	// batches handed to the spooler and not yet synced.
+	modeMu   sync.Mutex
+	spooling bool
+	toSpool  int
 
 	appenders sync.Pool
 	m         *metrics
+	reg       prometheus.Registerer
 	logger    *slog.Logger
+}
+
+// Option configures a Metrics publisher beyond its Config.
+type Option func(*Metrics)
+
+// WithSpool keeps the batches the bus does not take in a disk spool in dir
+// (the agent uses <data.dir>/spool/metrics), bounded by cfg, and replays
+// them in order when the bus takes batches again, after a restart too.
+// Without it they wait in memory, at most cfg.QueueSize batches beyond
+// the queue, and what is left at shutdown is dropped (and counted).
+func WithSpool(cfg spool.Config, dir string) Option {
+	return func(b *Metrics) { b.spoolCfg, b.spoolDir = cfg, dir }
 }
 
 type partition struct {
@@ -71,8 +107,9 @@ type batch struct {
 
 // NewMetrics returns a batcher that spreads series over partitions and
 // publishes through publish. agentID names this agent in message IDs, which
-// JetStream uses to drop a retried publish it already stored.
-func NewMetrics(cfg Config, partitions int, agentID string, publish PublishFunc, logger *slog.Logger, reg prometheus.Registerer) (*Metrics, error) {
+// JetStream uses to drop a retried publish it already stored. The spool
+// (WithSpool) is opened when the service starts.
+func NewMetrics(cfg Config, partitions int, agentID string, publish PublishFunc, logger *slog.Logger, reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -88,8 +125,18 @@ func NewMetrics(cfg Config, partitions int, agentID string, publish PublishFunc,
 		// which would otherwise reuse sequence numbers inside the dedup window.
 		idPrefix: agentID + "-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "-",
 		queue:    make(chan *batch, cfg.QueueSize),
+		spoolCh:  make(chan *batch, cfg.Concurrency),
 		m:        newMetrics(reg),
+		reg:      reg,
 		logger:   logger,
+	}
+	for _, o := range opts {
+		o(b)
+	}
+	if b.spoolDir != "" {
+		if err := b.spoolCfg.Validate(); err != nil {
+			return nil, err
+		}
 	}
 	for range partitions {
 		b.partitions = append(b.partitions, &partition{enc: codec.NewMetricsEncoder(comp)})
@@ -113,14 +160,32 @@ func seriesRef(l labels.Labels) uint64 {
 	return h
 }
 
-func (b *Metrics) starting(ctx context.Context) error {
-	// Publishers outlive the service context: on shutdown they drain the
-	// queue until the drain timeout, then pubCancel stops them.
+func (b *Metrics) starting(context.Context) error {
+	if b.spoolDir == "" {
+		b.backlog = newMemBacklog(b.cfg.QueueSize, b.onSpoolDrop(reasonQueueFull))
+	} else {
+		sp, err := spool.Open(b.spoolCfg, b.spoolDir, b.onSpoolDrop(reasonSpoolFull), b.logger, wrapSignal(b.reg, bus.SignalMetrics))
+		if err != nil {
+			return err
+		}
+		b.backlog = sp
+	}
+	if b.backlog.Len() > 0 {
+		// Spooled before a restart (the spool logged it): new batches
+		// queue up behind them.
+		b.spooling = true
+		b.m.spooling.Set(1)
+	}
+	// Publishing outlives the service context: on shutdown the queue is
+	// drained until the drain timeout, then pubCancel stops it.
 	b.pubCtx, b.pubCancel = context.WithCancel(context.Background())
 	for range b.cfg.Concurrency {
-		b.pubWG.Add(1)
+		b.workers.Add(1)
 		go b.publishLoop()
 	}
+	b.bg.Add(2)
+	go b.spoolLoop()
+	go b.replayLoop()
 	return nil
 }
 
@@ -137,22 +202,39 @@ func (b *Metrics) running(ctx context.Context) error {
 	}
 }
 
+// stopping flushes the partial batches and publishes what is queued until
+// the drain timeout; what is still unpublished then goes to the spool, to
+// be replayed at the next start.
 func (b *Metrics) stopping(_ error) error {
+	// The deadline covers the flush too: enqueueing blocks while the queue
+	// is full, and cancelling publishing is what empties it into the spool
+	// when the bus hangs.
+	deadline := time.AfterFunc(b.cfg.DrainTimeout, b.pubCancel)
+	defer deadline.Stop()
 	b.stopMu.Lock()
 	b.closed = true
 	b.flushOlderThan(time.Time{}) // everything
 	close(b.queue)
 	b.stopMu.Unlock()
 
-	done := make(chan struct{})
-	go func() { b.pubWG.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(b.cfg.DrainTimeout):
-		b.pubCancel()
-		<-done
-	}
+	b.workers.Wait()
+	// The replayer stops too: what it has not confirmed stays spooled.
 	b.pubCancel()
+	close(b.spoolCh)
+	b.bg.Wait()
+
+	if mem, ok := b.backlog.(*memBacklog); ok {
+		if records, samples := mem.held(); records > 0 {
+			b.m.dropped.WithLabelValues(reasonShutdown).Add(float64(samples))
+			b.logger.Warn("dropping samples: bus did not take them before shutdown and no spool is configured",
+				"reason", reasonShutdown, "batches", records, "samples", samples)
+		}
+	} else if n := b.backlog.Len(); n > 0 {
+		b.logger.Info("spooled batches wait for the next start", "batches", n, "spool", b.spoolDir)
+	}
+	if err := b.backlog.Close(); err != nil {
+		return fmt.Errorf("close spool: %w", err)
+	}
 	return nil
 }
 
@@ -179,7 +261,7 @@ func (b *Metrics) takeLocked(i int, p *partition) *batch {
 	data, err := p.enc.Encode(nil)
 	p.enc.Reset()
 	if err != nil {
-		b.m.dropped.WithLabelValues("encode").Add(float64(n))
+		b.m.dropped.WithLabelValues(reasonEncode).Add(float64(n))
 		b.logger.Error("encode batch", "partition", i, "samples", n, "err", err)
 		return nil
 	}
@@ -200,46 +282,6 @@ func (b *Metrics) takeLocked(i int, p *partition) *batch {
 func (b *Metrics) enqueue(bt *batch) {
 	b.m.queued.Inc()
 	b.queue <- bt
-}
-
-func (b *Metrics) publishLoop() {
-	defer b.pubWG.Done()
-	for bt := range b.queue {
-		b.m.queued.Dec()
-		b.publishOne(bt)
-	}
-}
-
-// publishOne retries a batch with capped exponential backoff until the bus
-// acknowledges it or the drain deadline cancels the publishers.
-func (b *Metrics) publishOne(bt *batch) {
-	backoff := 50 * time.Millisecond
-	for attempt := 0; ; attempt++ {
-		err := b.publish(b.pubCtx, &bt.msg)
-		if err == nil {
-			b.m.published.Add(float64(bt.samples))
-			b.m.batches.Inc()
-			b.m.publishedBytes.Add(float64(len(bt.msg.Data)))
-			b.m.batchSamples.Observe(float64(bt.samples))
-			b.m.publishLatency.Observe(time.Since(bt.flushed).Seconds())
-			return
-		}
-		if b.pubCtx.Err() != nil {
-			b.m.dropped.WithLabelValues("shutdown").Add(float64(bt.samples))
-			b.logger.Warn("dropping batch at shutdown: bus did not acknowledge it within the drain timeout",
-				"partition", bt.msg.Partition, "samples", bt.samples, "id", bt.msg.ID, "err", err)
-			return
-		}
-		b.m.retries.Inc()
-		if attempt == 0 || attempt%20 == 0 {
-			b.logger.Warn("publish failed, retrying", "partition", bt.msg.Partition, "samples", bt.samples, "attempt", attempt+1, "err", err)
-		}
-		select {
-		case <-time.After(backoff):
-		case <-b.pubCtx.Done():
-		}
-		backoff = min(backoff*2, 5*time.Second)
-	}
 }
 
 // AppenderV2 implements storage.AppendableV2.
@@ -263,7 +305,7 @@ func (a *appender) Append(ref storage.SeriesRef, ls labels.Labels, st, t int64, 
 	if r == 0 {
 		r = seriesRef(ls)
 	}
-	s := codec.Sample{Labels: ls, ST: st, T: t, V: v, Meta: opts.Metadata}
+	s := codec.Sample{Labels: ls, Ref: r, ST: st, T: t, V: v, Meta: opts.Metadata}
 	if h != nil {
 		s.H = h.Copy()
 	}
@@ -287,7 +329,7 @@ func (a *appender) Commit() error {
 	b.stopMu.RLock()
 	defer b.stopMu.RUnlock()
 	if b.closed {
-		b.m.dropped.WithLabelValues("shutdown").Add(float64(len(a.items)))
+		b.m.dropped.WithLabelValues(reasonShutdown).Add(float64(len(a.items)))
 		return ErrStopped
 	}
 	a.sortByPartition()

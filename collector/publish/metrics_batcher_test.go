@@ -27,14 +27,26 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // check the batches' real wire form.
 type recorder struct {
 	mu      sync.Mutex
-	fail    int // fail this many publishes first
+	fail    int   // fail this many publishes first
+	err     error // fail every publish with err while set
+	hang    bool  // block every publish until its context ends
 	msgs    []bus.OutMsg
 	samples map[int][]string // partition → "labels@t=v"
 }
 
-func (r *recorder) publish(_ context.Context, m *bus.OutMsg) error {
+func (r *recorder) publish(ctx context.Context, m *bus.OutMsg) error {
+	r.mu.Lock()
+	hang := r.hang
+	r.mu.Unlock()
+	if hang {
+		<-ctx.Done()
+		return ctx.Err()
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.err != nil {
+		return r.err
+	}
 	if r.fail > 0 {
 		r.fail--
 		return errors.New("nats: timeout")
@@ -74,10 +86,17 @@ func testConfig() Config {
 	return Config{MaxBatchSamples: 100, FlushInterval: time.Hour, Compression: "snappy", Concurrency: 2, QueueSize: 4, DrainTimeout: 5 * time.Second}
 }
 
-func start(t *testing.T, cfg Config, partitions int, r *recorder) (*Metrics, *prometheus.Registry) {
+func start(t *testing.T, cfg Config, partitions int, r *recorder, opts ...Option) (*Metrics, *prometheus.Registry) {
+	t.Helper()
+	return startWith(t, cfg, partitions, r.publish, opts...)
+}
+
+// startWith starts a publisher on a fresh registry and stops it at cleanup
+// if the test has not.
+func startWith(t *testing.T, cfg Config, partitions int, publish PublishFunc, opts ...Option) (*Metrics, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	b, err := NewMetrics(cfg, partitions, "agent-1", r.publish, slog.New(slog.DiscardHandler), reg)
+	b, err := NewMetrics(cfg, partitions, "agent-1", publish, testLogger(), reg, opts...)
 	require.NoError(t, err)
 	require.NoError(t, services.StartAndAwaitRunning(context.Background(), b))
 	t.Cleanup(func() { _ = services.StopAndAwaitTerminated(context.Background(), b) })

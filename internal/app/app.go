@@ -24,7 +24,6 @@ import (
 	"github.com/pharos-obs/pharos/aggregator"
 	"github.com/pharos-obs/pharos/collector/publish"
 	"github.com/pharos-obs/pharos/collector/scrape"
-	"github.com/pharos-obs/pharos/collector/spool"
 	"github.com/pharos-obs/pharos/internal/bus"
 	"github.com/pharos-obs/pharos/query"
 	"github.com/pharos-obs/pharos/query/promapi"
@@ -250,11 +249,9 @@ func (a *App) initMetricsStore() (services.Service, error) {
 func (a *App) publishToBus(ctx context.Context, m *bus.OutMsg) error { return a.conn.Publish(ctx, m) }
 
 func (a *App) initPublisher() (services.Service, error) {
-	// TODO(config): spool.DefaultConfig() until AgentConfig composes
-	// spool.Config at agent.spool (flags -agent.spool.*).
 	spoolDir := filepath.Join(a.cfg.DataDir, "spool", "metrics")
 	b, err := publish.NewMetrics(a.cfg.Agent.Publish, a.cfg.NATS.Partitions, a.cfg.Agent.ID, a.publishToBus, a.logger.With("component", "publisher"), a.reg,
-		publish.WithSpool(spool.DefaultConfig(), spoolDir))
+		publish.WithSpool(a.cfg.Agent.Spool, spoolDir))
 	if err != nil {
 		return nil, err
 	}

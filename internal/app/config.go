@@ -18,6 +18,7 @@ import (
 	"github.com/pharos-obs/pharos/aggregator"
 	"github.com/pharos-obs/pharos/collector/publish"
 	"github.com/pharos-obs/pharos/collector/scrape"
+	"github.com/pharos-obs/pharos/collector/spool"
 	"github.com/pharos-obs/pharos/internal/bus"
 	"github.com/pharos-obs/pharos/query"
 	"github.com/pharos-obs/pharos/storage/metrics"
@@ -52,6 +53,7 @@ type Config struct {
 type AgentConfig struct {
 	ID      string         `yaml:"id"`
 	Publish publish.Config `yaml:"publish"`
+	Spool   spool.Config   `yaml:"spool"`
 }
 
 // StorageConfig groups the storage engines' options.
@@ -75,6 +77,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	host, _ := os.Hostname()
 	f.StringVar(&c.Agent.ID, "agent.id", host, "This agent's name in message IDs; unique per agent (defaults to the host name).")
 	c.Agent.Publish.RegisterFlags(f)
+	c.Agent.Spool.RegisterFlags(f)
 	c.NATS.RegisterFlags(f)
 	c.Scrape.RegisterFlags(f)
 	c.Aggregator.RegisterFlags(f)
@@ -111,6 +114,7 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs,
 		c.Agent.Publish.Validate(),
+		c.Agent.Spool.Validate(),
 		c.NATS.Validate(),
 		c.Scrape.Validate(),
 		c.Aggregator.Validate(),
