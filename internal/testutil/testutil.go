@@ -49,3 +49,16 @@ func Poll(t testing.TB, timeout, interval time.Duration, cond func() (ok bool, m
 		<-ticker.C
 	}
 }
+
+// StartNATSAt starts an embedded NATS JetStream server on a given address
+// and store directory, so a test can stop a server and bring it back where
+// clients expect it, with its data. The caller shuts it down; cleanup does
+// too (Shutdown is idempotent).
+func StartNATSAt(t testing.TB, addr, storeDir string) *bus.EmbeddedServer {
+	t.Helper()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{ListenAddress: addr}, storeDir, logger)
+	require.NoError(t, err, "start embedded NATS at %s", addr)
+	t.Cleanup(srv.Shutdown)
+	return srv
+}
