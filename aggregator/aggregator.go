@@ -10,7 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -93,13 +92,6 @@ func New(cfg Config, partitions int, consume Consumer, deadLetter DeadLetterFunc
 	return a, nil
 }
 
-// DurableName is the durable consumer of one partition-replica. The name is
-// the partition's, not the node's, so whichever node owns the partition
-// resumes from the same acknowledged position.
-func DurableName(signal bus.Signal, partition, replica int) string {
-	return "pharos-" + string(signal) + "-p" + strconv.Itoa(partition) + "-r" + strconv.Itoa(replica)
-}
-
 func (a *Aggregator) running(ctx context.Context) error {
 	for p := range a.partitions {
 		a.wg.Add(1)
@@ -107,7 +99,7 @@ func (a *Aggregator) running(ctx context.Context) error {
 			defer a.wg.Done()
 			w := &metricsWriter{a: a, partition: p, dec: codec.MetricsDecoder{MaxDecodedBytes: a.cfg.MaxDecodedBytes},
 				cache: newRefCache(a.cfg.SeriesCacheSize / max(a.partitions, 1))}
-			if err := a.consume(ctx, bus.SignalMetrics, p, DurableName(bus.SignalMetrics, p, 0), w.handle); err != nil && ctx.Err() == nil {
+			if err := a.consume(ctx, bus.SignalMetrics, p, bus.DurableName(bus.SignalMetrics, p, 0), w.handle); err != nil && ctx.Err() == nil {
 				a.logger.Error("partition consumer stopped", "partition", p, "err", err)
 			}
 		}()

@@ -102,20 +102,30 @@ func samples(name string, n int, t0 int64) []codec.Sample {
 
 func TestConsumesEveryPartitionAndAcks(t *testing.T) {
 	f := newFixture(t, 4)
-	f.start(t, 4)
+	// Published before any aggregator runs: the partition consumers exist
+	// from stream creation on, so interest retention keeps the messages.
 	for p := range 4 {
 		f.publish(t, p, fmt.Sprintf("b-%d", p), samples("m", 50, 1000+int64(p)))
 	}
+	msgs, _, err := f.conn.StreamState(context.Background(), bus.StreamName(bus.SignalMetrics))
+	require.NoError(t, err)
+	require.Equal(t, uint64(4), msgs)
+	f.start(t, 4)
 	require.Eventually(t, func() bool { return f.count(t, "m") == 200 }, 30*time.Second, 20*time.Millisecond)
 	// Everything acknowledged: nothing pending on any partition's consumer.
 	require.Eventually(t, func() bool {
 		for p := range 4 {
-			lag, err := f.conn.ConsumerLag(context.Background(), bus.SignalMetrics, aggregator.DurableName(bus.SignalMetrics, p, 0))
+			lag, err := f.conn.ConsumerLag(context.Background(), bus.SignalMetrics, bus.DurableName(bus.SignalMetrics, p, 0))
 			if err != nil || lag != 0 {
 				return false
 			}
 		}
 		return true
+	}, 30*time.Second, 20*time.Millisecond)
+	// Acknowledged messages leave the stream: it holds the backlog only.
+	require.Eventually(t, func() bool {
+		msgs, _, err := f.conn.StreamState(context.Background(), bus.StreamName(bus.SignalMetrics))
+		return err == nil && msgs == 0
 	}, 30*time.Second, 20*time.Millisecond)
 }
 

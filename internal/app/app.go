@@ -23,6 +23,9 @@ import (
 
 	"github.com/pharos-obs/pharos/aggregator"
 	"github.com/pharos-obs/pharos/collector/publish"
+	"github.com/pharos-obs/pharos/collector/receive"
+	"github.com/pharos-obs/pharos/collector/receive/otlp"
+	"github.com/pharos-obs/pharos/collector/receive/promrw"
 	"github.com/pharos-obs/pharos/collector/scrape"
 	"github.com/pharos-obs/pharos/internal/bus"
 	"github.com/pharos-obs/pharos/query"
@@ -105,6 +108,7 @@ const (
 	modAggregator   = "aggregator-consumer"
 	modQuery        = "query-api"
 	modPprof        = "pprof"
+	modReceivers    = "receivers"
 )
 
 func (a *App) registerModules() error {
@@ -118,6 +122,7 @@ func (a *App) registerModules() error {
 	m.RegisterModule(modAggregator, a.initAggregator, modules.UserInvisibleModule)
 	m.RegisterModule(modQuery, a.initQuery, modules.UserInvisibleModule)
 	m.RegisterModule(modPprof, a.initPprof, modules.UserInvisibleModule)
+	m.RegisterModule(modReceivers, a.initReceivers, modules.UserInvisibleModule)
 	m.RegisterModule(TargetAgent, nil)
 	m.RegisterModule(TargetAggregator, nil)
 	m.RegisterModule(TargetQuery, nil)
@@ -147,7 +152,8 @@ func (a *App) registerModules() error {
 		modScraper:       {modPublisher, modServer},
 		modAggregator:    {modBus, modMetricsStore},
 		modQuery:         queryDeps,
-		TargetAgent:      {modScraper},
+		modReceivers:     {modPublisher, modServer},
+		TargetAgent:      {modScraper, modReceivers},
 		TargetAggregator: {modAggregator},
 		TargetQuery:      {modQuery},
 		TargetAll:        {TargetAgent, TargetAggregator, TargetQuery},
@@ -267,6 +273,24 @@ func (a *App) initScraper() (services.Service, error) {
 	a.scraper = s
 	a.server.mux.Handle("GET "+scrape.TargetsPath, s.TargetsHandler())
 	return s, nil
+}
+
+// initReceivers serves the push protocols: remote write on the main port,
+// OTLP on its own gRPC and HTTP ports and at /v1/metrics on the main port.
+// Pushed data is validated against the agent's limits; scrapes are not (the
+// scrape configuration has its own limits).
+func (a *App) initReceivers() (services.Service, error) {
+	in, err := receive.New(a.cfg.Agent.Receive, a.cfg.Agent.Limits, a.batcher, a.logger.With("component", "receive"), a.reg)
+	if err != nil {
+		return nil, err
+	}
+	promrw.NewHandler(in, a.logger.With("component", "remote-write")).Register(a.server.mux)
+	r, err := otlp.New(a.cfg.OTLP, in, a.logger.With("component", "otlp"))
+	if err != nil {
+		return nil, err
+	}
+	a.server.mux.Handle(otlp.MetricsPath, r.MetricsHandler())
+	return r, nil
 }
 
 func (a *App) initAggregator() (services.Service, error) {

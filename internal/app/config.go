@@ -17,6 +17,8 @@ import (
 
 	"github.com/pharos-obs/pharos/aggregator"
 	"github.com/pharos-obs/pharos/collector/publish"
+	"github.com/pharos-obs/pharos/collector/receive"
+	"github.com/pharos-obs/pharos/collector/receive/otlp"
 	"github.com/pharos-obs/pharos/collector/scrape"
 	"github.com/pharos-obs/pharos/collector/spool"
 	"github.com/pharos-obs/pharos/internal/bus"
@@ -44,6 +46,7 @@ type Config struct {
 	Agent      AgentConfig            `yaml:"agent"`
 	NATS       bus.Config             `yaml:"nats"`
 	Scrape     scrape.Config          `yaml:"scrape"`
+	OTLP       otlp.Config            `yaml:"otlp"`
 	Aggregator aggregator.Config      `yaml:"aggregator"`
 	Storage    StorageConfig          `yaml:"storage"`
 	Query      query.Config           `yaml:"query"`
@@ -54,6 +57,8 @@ type AgentConfig struct {
 	ID      string         `yaml:"id"`
 	Publish publish.Config `yaml:"publish"`
 	Spool   spool.Config   `yaml:"spool"`
+	Receive receive.Config `yaml:"receive"`
+	Limits  receive.Limits `yaml:"limits"`
 }
 
 // StorageConfig groups the storage engines' options.
@@ -78,6 +83,9 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.Agent.ID, "agent.id", host, "This agent's name in message IDs; unique per agent (defaults to the host name).")
 	c.Agent.Publish.RegisterFlags(f)
 	c.Agent.Spool.RegisterFlags(f)
+	c.Agent.Receive.RegisterFlags(f)
+	c.Agent.Limits.RegisterFlags(f)
+	c.OTLP.RegisterFlags(f)
 	c.NATS.RegisterFlags(f)
 	c.Scrape.RegisterFlags(f)
 	c.Aggregator.RegisterFlags(f)
@@ -115,6 +123,9 @@ func (c *Config) Validate() error {
 	errs = append(errs,
 		c.Agent.Publish.Validate(),
 		c.Agent.Spool.Validate(),
+		c.Agent.Receive.Validate(),
+		c.Agent.Limits.Validate(),
+		c.OTLP.Validate(),
 		c.NATS.Validate(),
 		c.Scrape.Validate(),
 		c.Aggregator.Validate(),

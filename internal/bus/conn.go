@@ -289,9 +289,12 @@ func (c *Conn) Close() error {
 // available yet (server starting, no connection, cluster without a leader)
 // it retries until ctx is done; configuration errors return at once.
 //
-// Streams are file-backed with limits retention and Discard: New, so a full
-// stream refuses new publishes (agents spool) rather than silently dropping
-// the oldest unconsumed data.
+// Streams are file-backed with interest retention and Discard: New: a
+// message stays until every partition consumer interested in it has acked
+// it (after the aggregator's durable commit), so the stream holds the
+// backlog, not a second copy of stored data; and a full stream refuses new
+// publishes (agents spool) rather than silently dropping unconsumed data.
+// MaxAge still bounds how long an unconsumed message waits.
 func (c *Conn) EnsureStreams(ctx context.Context, signals ...Signal) error {
 	if len(signals) == 0 {
 		signals = Signals
@@ -305,8 +308,29 @@ func (c *Conn) EnsureStreams(ctx context.Context, signals ...Signal) error {
 		if err := c.ensureStream(ctx, c.streamConfig(s)); err != nil {
 			return err
 		}
+		if err := c.ensureConsumers(ctx, s); err != nil {
+			return err
+		}
 	}
 	return c.ensureStream(ctx, c.deadLetterStreamConfig())
+}
+
+// ensureConsumers creates the durable consumer of every partition (replica
+// 0) with the stream. Interest retention deletes a message that no consumer
+// is interested in, so the consumers must exist before the first publish,
+// not only once an aggregator starts.
+func (c *Conn) ensureConsumers(ctx context.Context, s Signal) error {
+	st := c.state(s)
+	for p, subject := range st.subjects {
+		cfg := c.consumerConfig(subject, DurableName(s, p, 0))
+		cctx, cancel := context.WithTimeout(ctx, apiTimeout)
+		_, err := c.js.CreateOrUpdateConsumer(cctx, st.stream, cfg)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("ensure consumer %s on %s: %w", cfg.Durable, st.stream, err)
+		}
+	}
+	return nil
 }
 
 func (c *Conn) streamConfig(s Signal) jetstream.StreamConfig {
@@ -315,7 +339,7 @@ func (c *Conn) streamConfig(s Signal) jetstream.StreamConfig {
 		Name:        StreamName(s),
 		Description: "Pharos " + string(s) + " ingest log",
 		Subjects:    []string{subjectWildcard(s)},
-		Retention:   jetstream.LimitsPolicy,
+		Retention:   jetstream.InterestPolicy,
 		Discard:     jetstream.DiscardNew,
 		Storage:     jetstream.FileStorage,
 		MaxAge:      sc.MaxAge,

@@ -46,7 +46,7 @@ func TestEmbeddedConnectAndEnsureStreams(t *testing.T) {
 				require.Equal(t, StreamName(s), info.Config.Name)
 				require.Equal(t, []string{"pharos." + string(s) + ".*"}, info.Config.Subjects)
 				require.Equal(t, jetstream.FileStorage, info.Config.Storage)
-				require.Equal(t, jetstream.LimitsPolicy, info.Config.Retention)
+				require.Equal(t, jetstream.InterestPolicy, info.Config.Retention)
 				require.Equal(t, jetstream.DiscardNew, info.Config.Discard)
 				require.Equal(t, 10*time.Minute, info.Config.Duplicates)
 				require.Equal(t, 24*time.Hour, info.Config.MaxAge)

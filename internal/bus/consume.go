@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
 
@@ -144,19 +145,30 @@ func (c *Conn) ConsumePartition(ctx context.Context, signal Signal, partition in
 		partition: partition,
 		handler:   h,
 		batchSize: c.cfg.Consumer.FetchBatch,
-		cfg: jetstream.ConsumerConfig{
-			Durable:       durable,
-			Description:   "Pharos consumer of " + st.subjects[partition],
-			FilterSubject: st.subjects[partition],
-			AckPolicy:     jetstream.AckExplicitPolicy,
-			DeliverPolicy: jetstream.DeliverAllPolicy,
-			AckWait:       c.cfg.Consumer.AckWait,
-			MaxAckPending: c.cfg.Consumer.MaxAckPending,
-		},
-		logger: c.logger.With("stream", st.stream, "consumer", durable, "partition", partition),
-		logs:   newLogLimiter(logEvery),
+		cfg:       c.consumerConfig(st.subjects[partition], durable),
+		logger:    c.logger.With("stream", st.stream, "consumer", durable, "partition", partition),
+		logs:      newLogLimiter(logEvery),
 	}
 	return pc.run(ctx)
+}
+
+// DurableName is the durable consumer of one partition-replica. The name
+// belongs to the partition-replica, not to the node that reads it, so
+// whichever aggregator owns it resumes from the same acknowledged position.
+func DurableName(signal Signal, partition, replica int) string {
+	return "pharos-" + string(signal) + "-p" + strconv.Itoa(partition) + "-r" + strconv.Itoa(replica)
+}
+
+func (c *Conn) consumerConfig(subject, durable string) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       durable,
+		Description:   "Pharos consumer of " + subject,
+		FilterSubject: subject,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckWait:       c.cfg.Consumer.AckWait,
+		MaxAckPending: c.cfg.Consumer.MaxAckPending,
+	}
 }
 
 // validateDurable rejects names JetStream would refuse, so a typo fails at

@@ -13,7 +13,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/pharos-obs/pharos/aggregator"
 	"github.com/pharos-obs/pharos/internal/bus"
 	"github.com/pharos-obs/pharos/internal/testutil"
 )
@@ -88,7 +87,7 @@ func waitConsumed(t *testing.T, natsURL string, partitions int) {
 	defer conn.Close()
 	testutil.Poll(t, 60*time.Second, 200*time.Millisecond, func() (bool, string) {
 		for p := range partitions {
-			lag, err := conn.ConsumerLag(context.Background(), bus.SignalMetrics, aggregator.DurableName(bus.SignalMetrics, p, 0))
+			lag, err := conn.ConsumerLag(context.Background(), bus.SignalMetrics, bus.DurableName(bus.SignalMetrics, p, 0))
 			if err != nil {
 				return false, fmt.Sprintf("partition %d: %v", p, err)
 			}

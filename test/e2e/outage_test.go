@@ -144,10 +144,10 @@ func TestAgentKilledWhileSpooling(t *testing.T) {
 		return target.scrapes.Load() >= before+8, "waiting for scrapes while NATS is down"
 	})
 	// Everything answered up to here has been flushed to the spool once a
-	// flush interval and a scrape have passed.
+	// flush interval (2 s) and a scrape have passed.
 	spooled := target.scrapes.Load()
 	testutil.Poll(t, 30*time.Second, 50*time.Millisecond, func() (bool, string) {
-		return target.scrapes.Load() >= spooled+3, "waiting for the spooled scrapes to be flushed"
+		return target.scrapes.Load() >= spooled+5, "waiting for the spooled scrapes to be flushed"
 	})
 	agent.Kill()
 

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/histogram"
@@ -60,12 +61,21 @@ type MetricsEncoder struct {
 	// series maps a series reference to its label strings as kept ids.
 	series    map[uint64]*seriesSymbols
 	maxSeries int
+	now       int64 // unix seconds at the batch's start
 }
 
 type seriesSymbols struct {
-	ls  labels.Labels
-	ids []uint32
+	ls     labels.Labels
+	ids    []uint32
+	meta   metadata.Metadata // last metadata sent for the series
+	metaAt int64             // when it was sent (unix seconds)
 }
+
+// MetadataResend is how often a remembered series' unchanged metadata is
+// sent again. Between resends it is left out of the batch: metadata is per
+// metric family and rarely changes, and receivers keep the last value seen
+// (a restarted one learns it again within this interval).
+const MetadataResend = 5 * 60 // seconds
 
 // DefaultMaxKeptSeries bounds the series an encoder remembers across
 // batches unless SetMaxKeptSeries says otherwise. A remembered series costs
@@ -175,6 +185,7 @@ type Sample struct {
 // series stays in the encoder's cache, as labels are immutable.
 func (e *MetricsEncoder) Append(s *Sample) {
 	ts := e.next()
+	sendMeta := s.Meta.Type != "" || s.Meta.Help != "" || s.Meta.Unit != ""
 	if s.Ref == 0 {
 		ts.LabelsRefs = e.labelRefs(ts.LabelsRefs, s.Labels)
 	} else {
@@ -189,6 +200,13 @@ func (e *MetricsEncoder) Append(s *Sample) {
 		for _, id := range ss.ids {
 			ts.LabelsRefs = append(ts.LabelsRefs, e.use(id))
 		}
+		if sendMeta {
+			if ss.meta == s.Meta && e.now-ss.metaAt < MetadataResend {
+				sendMeta = false
+			} else {
+				ss.meta, ss.metaAt = s.Meta, e.now
+			}
+		}
 	}
 	switch {
 	case s.FH != nil:
@@ -199,7 +217,7 @@ func (e *MetricsEncoder) Append(s *Sample) {
 		ts.Samples = append(ts.Samples, writev2.Sample{Value: s.V, Timestamp: s.T, StartTimestamp: s.ST})
 	}
 	e.samples++
-	if s.Meta.Type != "" || s.Meta.Help != "" || s.Meta.Unit != "" {
+	if sendMeta {
 		ts.Metadata = writev2.Metadata{
 			Type:    writev2.FromMetadataType(s.Meta.Type),
 			HelpRef: e.symbol(s.Meta.Help),
@@ -241,6 +259,7 @@ func (e *MetricsEncoder) Reset() {
 		e.resetKept()
 	}
 	e.gen++
+	e.now = time.Now().Unix()
 	// Symbol 0 of every batch is "", as the format requires.
 	e.stamp[0], e.local[0] = e.gen, 0
 	e.req.Symbols = append(e.req.Symbols[:0], "")

@@ -321,3 +321,24 @@ func TestMetricsEncoderSeriesRefs(t *testing.T) {
 		require.Len(t, req.Symbols, len(used), "batch %d symbols %v", batch, req.Symbols)
 	}
 }
+
+// A remembered series sends its metadata once, then only when it changes.
+func TestMetadataSentOncePerSeries(t *testing.T) {
+	enc := NewMetricsEncoder(CompressionSnappy)
+	var dec MetricsDecoder
+	ls := labels.FromStrings("__name__", "m_total")
+	counter := metadata.Metadata{Type: model.MetricTypeCounter, Help: "h"}
+	batch := func(md metadata.Metadata) writev2.Metadata {
+		enc.Append(&Sample{Labels: ls, Ref: 7, T: 1, V: 1, Meta: md})
+		buf, err := enc.Encode(nil)
+		require.NoError(t, err)
+		enc.Reset()
+		req, err := dec.Decode(enc.Encoding(), buf)
+		require.NoError(t, err)
+		return req.Timeseries[0].Metadata
+	}
+	require.Equal(t, writev2.Metadata_METRIC_TYPE_COUNTER, batch(counter).Type)
+	require.Equal(t, writev2.Metadata{}, batch(counter), "unchanged metadata is not repeated")
+	gauge := metadata.Metadata{Type: model.MetricTypeGauge, Help: "h"}
+	require.Equal(t, writev2.Metadata_METRIC_TYPE_GAUGE, batch(gauge).Type, "changed metadata is sent")
+}

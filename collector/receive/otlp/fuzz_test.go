@@ -1,0 +1,94 @@
+package otlp
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+
+	"github.com/pharos-obs/pharos/collector/receive"
+	"github.com/pharos-obs/pharos/collector/receive/receivetest"
+)
+
+// seeds are OTLP bodies: the test metrics in both encodings, partial and
+// empty ones.
+func seeds(t testing.TB) (proto, json [][]byte) {
+	now := time.Now()
+	md := testMetrics(now)
+	p := oneResource()
+	gauge(p, "old", now.Add(-3*time.Hour), map[string]string{"a": "b"})
+	for _, m := range []pmetricotlp.ExportRequest{pmetricotlp.NewExportRequestFromMetrics(md), pmetricotlp.NewExportRequestFromMetrics(p), pmetricotlp.NewExportRequest()} {
+		b, err := m.MarshalProto()
+		require.NoError(t, err)
+		proto = append(proto, b)
+		j, err := m.MarshalJSON()
+		require.NoError(t, err)
+		json = append(json, j)
+	}
+	return proto, json
+}
+
+// FuzzHTTPMetrics sends any body, as protobuf or JSON, through the
+// OTLP/HTTP handler (decoding, translation, validation): it must answer
+// 200, 400 or 413, never panic.
+func FuzzHTTPMetrics(f *testing.F) {
+	pb, js := seeds(f)
+	for _, b := range pb {
+		f.Add(b, false)
+	}
+	for _, b := range js {
+		f.Add(b, true)
+	}
+	cfg, rc, lim := defaults()
+	rc.MaxRequestBytes = 1 << 20
+	in, err := receive.New(rc, lim, &receivetest.Recorder{}, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	require.NoError(f, err)
+	m, err := NewMetrics(cfg, in, slog.New(slog.DiscardHandler))
+	require.NoError(f, err)
+	f.Fuzz(func(t *testing.T, data []byte, json bool) {
+		ct := contentTypeProtobuf
+		if json {
+			ct = contentTypeJSON
+		}
+		req := httptest.NewRequest(http.MethodPost, MetricsPath, bytes.NewReader(data))
+		req.Header.Set("Content-Type", ct)
+		w := httptest.NewRecorder()
+		m.ServeHTTP(w, req)
+		switch w.Code {
+		case http.StatusOK, http.StatusBadRequest, http.StatusRequestEntityTooLarge:
+		default:
+			t.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+	})
+}
+
+// TestWriteFuzzSeeds writes the seeds as the corpus in testdata/fuzz.
+// Run with PHAROS_WRITE_FUZZ_SEEDS=1 after changing them.
+func TestWriteFuzzSeeds(t *testing.T) {
+	if os.Getenv("PHAROS_WRITE_FUZZ_SEEDS") == "" {
+		t.Skip("set PHAROS_WRITE_FUZZ_SEEDS=1 to rewrite testdata/fuzz")
+	}
+	dir := filepath.Join("testdata", "fuzz", "FuzzHTTPMetrics")
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	pb, js := seeds(t)
+	write := func(name string, b []byte, json bool) {
+		content := fmt.Sprintf("go test fuzz v1\n[]byte(%s)\nbool(%t)\n", strconv.Quote(string(b)), json)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644))
+	}
+	for i, b := range pb {
+		write(fmt.Sprintf("proto-%d", i), b, false)
+	}
+	for i, b := range js {
+		write(fmt.Sprintf("json-%d", i), b, true)
+	}
+}

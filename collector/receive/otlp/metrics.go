@@ -1,0 +1,242 @@
+package otlp
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/prometheus/storage/remote/otlptranslator/prometheusremotewrite"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/pharos-obs/pharos/collector/receive"
+)
+
+// MetricsPath is where OTLP/HTTP metrics are served.
+const MetricsPath = "/v1/metrics"
+
+// Metrics receives OTLP metrics over HTTP (ServeHTTP) and gRPC (the
+// MetricsService registered by RegisterGRPC), names them with Prometheus's
+// OTLP translator and appends them through the Intake. It is a Signal of
+// the Receiver and, as an http.Handler, can also be mounted on another
+// mux (the process's main HTTP port). It is safe for concurrent use.
+//
+// Answers follow the OTLP specification: a request whose data points were
+// all written gets 200 / OK; one where some were refused by the ingestion
+// rules or the translator gets 200 / OK with partial_success
+// (rejected_data_points and an error_message naming series and rules),
+// the rest being written; one where all were refused gets 400 /
+// INVALID_ARGUMENT (not retryable). Overload is 429 / RESOURCE_EXHAUSTED
+// with Retry-After / RetryInfo, a batcher that cannot take the data 503 /
+// UNAVAILABLE: both retryable, and nothing of the request was kept.
+type Metrics struct {
+	in         *receive.Intake
+	logger     *slog.Logger
+	settings   prometheusremotewrite.Settings
+	converters sync.Pool // *prometheusremotewrite.PrometheusConverter
+}
+
+// NewMetrics returns the OTLP metrics signal, naming per cfg's
+// translation options and appending through in.
+func NewMetrics(cfg Config, in *receive.Intake, logger *slog.Logger) (*Metrics, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Metrics{in: in, logger: logger, settings: translatorSettings(cfg)}, nil
+}
+
+// RegisterHTTP serves ServeHTTP at MetricsPath on mux.
+func (m *Metrics) RegisterHTTP(mux *http.ServeMux) { mux.Handle(MetricsPath, m) }
+
+// RegisterGRPC registers the OTLP MetricsService on s.
+func (m *Metrics) RegisterGRPC(s *grpc.Server) {
+	pmetricotlp.RegisterGRPCServer(s, &grpcMetrics{m: m})
+}
+
+// Content types of OTLP/HTTP.
+const (
+	contentTypeProtobuf = "application/x-protobuf"
+	contentTypeJSON     = "application/json"
+)
+
+// ServeHTTP implements http.Handler for POST /v1/metrics, protobuf or
+// JSON, uncompressed, gzip or zstd.
+func (m *Metrics) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	proto := receive.ProtocolOTLPHTTP
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		m.in.ObserveRequest(proto, strconv.Itoa(http.StatusMethodNotAllowed), time.Time{})
+		http.Error(w, "OTLP takes POST requests", http.StatusMethodNotAllowed)
+		return
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || (mt != contentTypeProtobuf && mt != contentTypeJSON) {
+		m.in.ObserveRequest(proto, strconv.Itoa(http.StatusUnsupportedMediaType), time.Time{})
+		http.Error(w, fmt.Sprintf("unsupported content type %q: OTLP/HTTP takes %s or %s", r.Header.Get("Content-Type"), contentTypeProtobuf, contentTypeJSON), http.StatusUnsupportedMediaType)
+		return
+	}
+	enc, err := receive.ParseEncoding(r.Header.Get("Content-Encoding"))
+	if err == nil && enc == receive.EncodingSnappy {
+		err = fmt.Errorf("%w %q: OTLP/HTTP takes gzip or zstd", receive.ErrUnsupportedEncoding, "snappy")
+	}
+	if err != nil {
+		m.fail(w, mt, http.StatusUnsupportedMediaType, err.Error(), time.Time{})
+		return
+	}
+	if !m.in.TryAcquire() {
+		// Refused unread: closing the connection spares the server reading
+		// (discarding) the body.
+		w.Header().Set("Connection", "close")
+		w.Header().Set("Retry-After", m.in.RetryAfterHeader())
+		m.fail(w, mt, http.StatusTooManyRequests, errOverloaded, time.Time{})
+		return
+	}
+	defer m.in.Release()
+	start := time.Now()
+	bodyRead := m.in.StartBodyDeadline(w)
+	body, err := m.in.ReadBody(r, enc, proto)
+	if err != nil {
+		// The deadline stays: the server must not wait for the rest of a
+		// body it will not read.
+		w.Header().Set("Connection", "close")
+		m.fail(w, mt, receive.HTTPStatus(err), err.Error(), start)
+		return
+	}
+	bodyRead()
+	defer body.Release()
+	req := pmetricotlp.NewExportRequest()
+	if mt == contentTypeJSON {
+		err = req.UnmarshalJSON(body.Bytes())
+	} else {
+		err = req.UnmarshalProto(body.Bytes())
+	}
+	if err != nil {
+		m.fail(w, mt, http.StatusBadRequest, "decode OTLP metrics: "+err.Error(), start)
+		return
+	}
+	out, err := m.consume(r.Context(), req.Metrics(), proto)
+	if err != nil {
+		m.logger.Warn("OTLP metrics not stored; the sender will retry", "protocol", proto, "err", err)
+		w.Header().Set("Retry-After", m.in.RetryAfterHeader())
+		m.fail(w, mt, http.StatusServiceUnavailable, err.Error(), start)
+		return
+	}
+	if out.allRejected() {
+		m.fail(w, mt, http.StatusBadRequest, out.message(), start)
+		return
+	}
+	if out.nErrs > 0 {
+		m.logger.Debug("OTLP metrics partly rejected", "protocol", proto, "rejected_data_points", out.rejectedDataPoints, "data_points", out.dataPoints)
+	}
+	resp := exportResponse(out)
+	var b []byte
+	if mt == contentTypeJSON {
+		b, err = resp.MarshalJSON()
+	} else {
+		b, err = resp.MarshalProto()
+	}
+	if err != nil {
+		// The data is stored; only the answer failed. A 500 is not retried.
+		m.fail(w, mt, http.StatusInternalServerError, "encode response: "+err.Error(), start)
+		return
+	}
+	w.Header().Set("Content-Type", mt)
+	m.in.ObserveRequest(proto, strconv.Itoa(http.StatusOK), start)
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+}
+
+const errOverloaded = "too many push requests in flight (agent.receive.max_inflight_requests); retry later"
+
+func exportResponse(out outcome) pmetricotlp.ExportResponse {
+	resp := pmetricotlp.NewExportResponse()
+	if out.nErrs > 0 {
+		ps := resp.PartialSuccess()
+		ps.SetRejectedDataPoints(int64(out.rejectedDataPoints))
+		ps.SetErrorMessage(out.message())
+	}
+	return resp
+}
+
+// fail answers an OTLP/HTTP error: a google.rpc.Status in the request's
+// content type, as the spec asks.
+func (m *Metrics) fail(w http.ResponseWriter, mt string, code int, msg string, start time.Time) {
+	m.in.ObserveRequest(receive.ProtocolOTLPHTTP, strconv.Itoa(code), start)
+	st := &spb.Status{Code: int32(grpcCode(code)), Message: msg}
+	var (
+		b   []byte
+		err error
+	)
+	if mt == contentTypeJSON {
+		b, err = protojson.Marshal(st)
+	} else {
+		b, err = proto.Marshal(st)
+	}
+	if err != nil {
+		http.Error(w, msg, code)
+		return
+	}
+	w.Header().Set("Content-Type", mt)
+	w.WriteHeader(code)
+	_, _ = w.Write(b)
+}
+
+// grpcCode is the gRPC code matching an HTTP status in OTLP's sense:
+// retryable ones stay retryable, the rest are the sender's fault.
+func grpcCode(httpCode int) codes.Code {
+	switch httpCode {
+	case http.StatusTooManyRequests:
+		return codes.ResourceExhausted
+	case http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusGatewayTimeout:
+		return codes.Unavailable
+	case http.StatusInternalServerError:
+		return codes.Internal
+	default:
+		return codes.InvalidArgument
+	}
+}
+
+// grpcMetrics is the MetricsService; admission and request metrics are
+// the Receiver's interceptor's.
+type grpcMetrics struct {
+	pmetricotlp.UnimplementedGRPCServer
+	m *Metrics
+}
+
+// Export implements the OTLP MetricsService.
+func (g *grpcMetrics) Export(ctx context.Context, req pmetricotlp.ExportRequest) (pmetricotlp.ExportResponse, error) {
+	out, err := g.m.consume(ctx, req.Metrics(), receive.ProtocolOTLPGRPC)
+	if err != nil {
+		g.m.logger.Warn("OTLP metrics not stored; the sender will retry", "protocol", receive.ProtocolOTLPGRPC, "err", err)
+		return pmetricotlp.ExportResponse{}, retryableStatus(codes.Unavailable, err.Error(), g.m.in.RetryAfter())
+	}
+	if out.allRejected() {
+		return pmetricotlp.ExportResponse{}, status.Error(codes.InvalidArgument, out.message())
+	}
+	return exportResponse(out), nil
+}
+
+// retryableStatus is a gRPC error with RetryInfo, which OTLP clients
+// need to retry RESOURCE_EXHAUSTED and use to pace any retry.
+func retryableStatus(c codes.Code, msg string, delay time.Duration) error {
+	st := status.New(c, msg)
+	if d, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(delay)}); err == nil {
+		st = d
+	}
+	return st.Err()
+}
+
+// statusString names a gRPC outcome for the request metrics.
+func statusString(err error) string { return status.Code(err).String() }
