@@ -26,7 +26,7 @@ type Config struct {
 // RegisterFlags registers the options under -agent.publish.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.MaxBatchSamples, "agent.publish.max-batch-samples", 5000, "Samples per partition batch before it is flushed.")
-	f.DurationVar(&c.FlushInterval, "agent.publish.flush-interval", 2*time.Second, "Longest time a partial batch waits before it is flushed.")
+	f.DurationVar(&c.FlushInterval, "agent.publish.flush-interval", 5*time.Second, "Longest time a partial batch waits before it is flushed. Each batch costs a JetStream write, fsync and ack, so fewer, larger batches cost less CPU per sample; data becomes queryable up to this much later (as with remote write's batch_send_deadline).")
 	f.StringVar(&c.Compression, "agent.publish.compression", "snappy", "Batch compression: snappy or zstd.")
 	f.IntVar(&c.Concurrency, "agent.publish.concurrency", 4, "Batches published at once (each waits for its JetStream PubAck), also when replaying the spool.")
 	f.IntVar(&c.QueueSize, "agent.publish.queue-size", 64, "Encoded batches waiting to be published; when full, appends block (backpressure to scrapes and receivers).")

@@ -130,7 +130,7 @@ func TestAgentKilledWhileSpooling(t *testing.T) {
 	target := startCountingTarget(t, series)
 	common := []string{"-nats.partitions", fmt.Sprint(partitions), "-nats.url", natsURL}
 	agentDir := t.TempDir()
-	agentArgs := append([]string{"-target=agent", "-data.dir", agentDir,
+	agentArgs := append([]string{"-target=agent", "-data.dir", agentDir, "-agent.publish.flush-interval=1s",
 		"-scrape.config-file", writeFastScrapeConfig(t, "spool", target.addr)}, common...)
 
 	agg := startPharos(t, "aggregator", append([]string{"-target=aggregator,query", "-data.dir", t.TempDir()}, common...))
@@ -144,7 +144,7 @@ func TestAgentKilledWhileSpooling(t *testing.T) {
 		return target.scrapes.Load() >= before+8, "waiting for scrapes while NATS is down"
 	})
 	// Everything answered up to here has been flushed to the spool once a
-	// flush interval (2 s) and a scrape have passed.
+	// flush interval (1 s here) and a scrape have passed.
 	spooled := target.scrapes.Load()
 	testutil.Poll(t, 30*time.Second, 50*time.Millisecond, func() (bool, string) {
 		return target.scrapes.Load() >= spooled+5, "waiting for the spooled scrapes to be flushed"
