@@ -2,10 +2,6 @@ package receive
 
 import (
 	"bytes"
-	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -47,20 +43,4 @@ func FuzzReadBody(f *testing.F) {
 		require.LessOrEqual(t, len(b.Bytes()), 256<<10)
 		b.Release()
 	})
-}
-
-// TestWriteFuzzSeeds writes the seeds as the corpus in testdata/fuzz.
-// Run with PHAROS_WRITE_FUZZ_SEEDS=1 after changing them.
-func TestWriteFuzzSeeds(t *testing.T) {
-	if os.Getenv("PHAROS_WRITE_FUZZ_SEEDS") == "" {
-		t.Skip("set PHAROS_WRITE_FUZZ_SEEDS=1 to rewrite testdata/fuzz")
-	}
-	dir := filepath.Join("testdata", "fuzz", "FuzzReadBody")
-	require.NoError(t, os.MkdirAll(dir, 0o755))
-	for i, s := range bodySeeds(t) {
-		for enc := range 4 {
-			content := fmt.Sprintf("go test fuzz v1\n[]byte(%s)\nuint8(%d)\n", strconv.Quote(string(s)), enc)
-			require.NoError(t, os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%d-%s", i, Encoding(enc))), []byte(content), 0o644))
-		}
-	}
 }

@@ -543,9 +543,6 @@ func TestConcurrentWriterAndReader(t *testing.T) {
 // after a restart, in order, and the torn tail of the one being written
 // does no harm.
 func TestSurvivesKill9(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs a child process")
-	}
 	exe, err := os.Executable()
 	require.NoError(t, err)
 	dir := t.TempDir()

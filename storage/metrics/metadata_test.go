@@ -40,7 +40,7 @@ func TestMetadataStore(t *testing.T) {
 	s.SetMetadata("a_total", counter)
 	s.SetMetadata("b_seconds_bucket", metadata.Metadata{Type: model.MetricTypeHistogram, Help: "Latency.", Unit: "seconds"})
 	s.SetMetadata("c", metadata.Metadata{Type: model.MetricTypeGauge}) // over the bound: ignored
-	s.SetMetadata("d", metadata.Metadata{})                             // nothing known: ignored
+	s.SetMetadata("d", metadata.Metadata{})                            // nothing known: ignored
 	s.SetMetadata("a_total", metadata.Metadata{Type: model.MetricTypeCounter, Help: "Changed."})
 
 	all, err := s.Metadata(context.Background(), "", 0, 0)

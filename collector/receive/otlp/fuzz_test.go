@@ -2,13 +2,9 @@ package otlp
 
 import (
 	"bytes"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -70,25 +66,4 @@ func FuzzHTTPMetrics(f *testing.F) {
 			t.Fatalf("status %d: %s", w.Code, w.Body)
 		}
 	})
-}
-
-// TestWriteFuzzSeeds writes the seeds as the corpus in testdata/fuzz.
-// Run with PHAROS_WRITE_FUZZ_SEEDS=1 after changing them.
-func TestWriteFuzzSeeds(t *testing.T) {
-	if os.Getenv("PHAROS_WRITE_FUZZ_SEEDS") == "" {
-		t.Skip("set PHAROS_WRITE_FUZZ_SEEDS=1 to rewrite testdata/fuzz")
-	}
-	dir := filepath.Join("testdata", "fuzz", "FuzzHTTPMetrics")
-	require.NoError(t, os.MkdirAll(dir, 0o755))
-	pb, js := seeds(t)
-	write := func(name string, b []byte, json bool) {
-		content := fmt.Sprintf("go test fuzz v1\n[]byte(%s)\nbool(%t)\n", strconv.Quote(string(b)), json)
-		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644))
-	}
-	for i, b := range pb {
-		write(fmt.Sprintf("proto-%d", i), b, false)
-	}
-	for i, b := range js {
-		write(fmt.Sprintf("json-%d", i), b, true)
-	}
 }

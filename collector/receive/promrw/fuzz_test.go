@@ -7,8 +7,6 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -217,31 +215,4 @@ func FuzzHandler(f *testing.F) {
 			require.NoError(t, err)
 		}
 	})
-}
-
-// TestWriteFuzzSeeds writes the seeds above as the fuzz corpora in
-// testdata/fuzz. Run with PHAROS_WRITE_FUZZ_SEEDS=1 after changing them.
-func TestWriteFuzzSeeds(t *testing.T) {
-	if os.Getenv("PHAROS_WRITE_FUZZ_SEEDS") == "" {
-		t.Skip("set PHAROS_WRITE_FUZZ_SEEDS=1 to rewrite testdata/fuzz")
-	}
-	write := func(target string, i int, args ...string) {
-		dir := filepath.Join("testdata", "fuzz", target)
-		require.NoError(t, os.MkdirAll(dir, 0o755))
-		content := "go test fuzz v1\n"
-		for _, a := range args {
-			content += a + "\n"
-		}
-		require.NoError(t, os.WriteFile(filepath.Join(dir, fmt.Sprintf("seed-%02d", i)), []byte(content), 0o644))
-	}
-	quote := func(b []byte) string { return "[]byte(" + strconv.Quote(string(b)) + ")" }
-	for i, s := range seedV1() {
-		write("FuzzDecodeV1", i, quote(s))
-		write("FuzzHandler", i, quote(s), "bool(false)", "bool(false)")
-	}
-	for i, s := range seedV2() {
-		write("FuzzDecodeV2", i, quote(s))
-		write("FuzzHandler", 100+i, quote(s), "bool(true)", "bool(false)")
-		write("FuzzHandler", 200+i, quote(snappy.Encode(nil, s)), "bool(true)", "bool(true)")
-	}
 }
