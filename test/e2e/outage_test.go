@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pharos-obs/pharos/internal/bus"
 	"github.com/pharos-obs/pharos/internal/testutil"
 )
 
@@ -76,19 +77,45 @@ func requireCountPerSeries(t *testing.T, addr, job string, n int, want int64) {
 	}
 }
 
+// outageFixture is a NATS server the test can stop and bring back on the
+// same address with its data, a counting target, and the flags every pharos
+// process of the test shares.
+type outageFixture struct {
+	nats     *bus.EmbeddedServer
+	natsURL  string
+	host     string
+	storeDir string
+	target   *countingTarget
+	common   []string
+}
+
+func newOutageFixture(t *testing.T, series, partitions int) *outageFixture {
+	t.Helper()
+	f := &outageFixture{storeDir: t.TempDir()}
+	f.nats = testutil.StartNATSAt(t, "127.0.0.1:0", f.storeDir)
+	f.natsURL = f.nats.ClientURL()
+	u, err := url.Parse(f.natsURL)
+	require.NoError(t, err)
+	f.host = u.Host
+	f.target = startCountingTarget(t, series)
+	f.common = []string{"-nats.partitions", fmt.Sprint(partitions), "-nats.url", f.natsURL}
+	return f
+}
+
+// restartNATS brings NATS back where the processes expect it, with its data.
+func (f *outageFixture) restartNATS(t *testing.T) {
+	t.Helper()
+	f.nats = testutil.StartNATSAt(t, f.host, f.storeDir)
+}
+
 // TestNATSOutage takes NATS away for 60 s while the agent scrapes 1,000
 // series every second: the agent spools to disk and replays in order when
 // NATS returns, and every sample arrives exactly once.
 func TestNATSOutage(t *testing.T) {
 	t.Parallel()
 	const series, partitions = 1000, 4
-	storeDir := t.TempDir()
-	nats := testutil.StartNATSAt(t, "127.0.0.1:0", storeDir)
-	natsURL := nats.ClientURL()
-	u, err := url.Parse(natsURL)
-	require.NoError(t, err)
-	target := startCountingTarget(t, series)
-	common := []string{"-nats.partitions", fmt.Sprint(partitions), "-nats.url", natsURL}
+	f := newOutageFixture(t, series, partitions)
+	nats, natsURL, target, common := f.nats, f.natsURL, f.target, f.common
 
 	agg := startPharos(t, "aggregator", append([]string{"-target=aggregator,query", "-data.dir", t.TempDir()}, common...))
 	agent := startPharos(t, "agent", append([]string{"-target=agent", "-data.dir", t.TempDir(),
@@ -105,7 +132,7 @@ func TestNATSOutage(t *testing.T) {
 		return time.Since(down) >= 60*time.Second, "NATS is down"
 	})
 	require.Greater(t, target.scrapes.Load()-before, int64(45), "the agent kept scraping during the outage")
-	testutil.StartNATSAt(t, u.Host, storeDir)
+	f.restartNATS(t)
 
 	scrapes := target.freeze(t)
 	waitSpoolEmpty(t, agent)
@@ -122,13 +149,8 @@ func TestNATSOutage(t *testing.T) {
 func TestAgentKilledWhileSpooling(t *testing.T) {
 	t.Parallel()
 	const series, partitions = 200, 4
-	storeDir := t.TempDir()
-	nats := testutil.StartNATSAt(t, "127.0.0.1:0", storeDir)
-	natsURL := nats.ClientURL()
-	u, err := url.Parse(natsURL)
-	require.NoError(t, err)
-	target := startCountingTarget(t, series)
-	common := []string{"-nats.partitions", fmt.Sprint(partitions), "-nats.url", natsURL}
+	f := newOutageFixture(t, series, partitions)
+	nats, natsURL, target, common := f.nats, f.natsURL, f.target, f.common
 	agentDir := t.TempDir()
 	agentArgs := append([]string{"-target=agent", "-data.dir", agentDir, "-agent.publish.flush-interval=1s",
 		"-scrape.config-file", writeFastScrapeConfig(t, "spool", target.addr)}, common...)
@@ -151,7 +173,7 @@ func TestAgentKilledWhileSpooling(t *testing.T) {
 	})
 	agent.Kill()
 
-	testutil.StartNATSAt(t, u.Host, storeDir)
+	f.restartNATS(t)
 	// The target stays frozen from now on, so the restarted agent adds
 	// nothing but its spool.
 	target.frozen.Store(true)

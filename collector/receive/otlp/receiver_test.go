@@ -320,8 +320,8 @@ func TestAllRejected(t *testing.T) {
 		st := decodeStatus(t, r, contentTypeProtobuf)
 		require.Equal(t, int32(codes.InvalidArgument), st.GetCode())
 		require.True(t, has(st.GetMessage(), "2 of 2 data points rejected", "(agent.limits.max_sample_age)", "(agent.limits.max_future_skew)"), st.GetMessage())
-		require.InDelta(t, 1, metric(t, e.reg, "pharos_agent_rejected_samples_total", "reason", receive.ReasonSampleTooOld), 0)
-		require.InDelta(t, 1, metric(t, e.reg, "pharos_agent_rejected_samples_total", "reason", receive.ReasonSampleTooNew), 0)
+		require.InDelta(t, 1, receivetest.Metric(t, e.reg, "pharos_agent_rejected_samples_total", "reason", receive.ReasonSampleTooOld), 0)
+		require.InDelta(t, 1, receivetest.Metric(t, e.reg, "pharos_agent_rejected_samples_total", "reason", receive.ReasonSampleTooNew), 0)
 	})
 	t.Run("grpc", func(t *testing.T) {
 		e := newEnv(t, nil)
@@ -352,7 +352,7 @@ func TestDeltaRefused(t *testing.T) {
 	require.EqualValues(t, 3, resp.PartialSuccess().RejectedDataPoints())
 	require.Contains(t, resp.PartialSuccess().ErrorMessage(), `translate: invalid temporality and type combination for metric "delta.requests"`)
 	require.Equal(t, []string{"kept"}, e.rec.Names())
-	require.InDelta(t, 3, metric(t, e.reg, "pharos_agent_rejected_samples_total", "reason", receive.ReasonTranslation), 0)
+	require.InDelta(t, 3, receivetest.Metric(t, e.reg, "pharos_agent_rejected_samples_total", "reason", receive.ReasonTranslation), 0)
 }
 
 // target_info alone refused (too many resource attributes) is a warning:
@@ -433,7 +433,7 @@ func TestOverload(t *testing.T) {
 	decodeResponse(t, <-first, contentTypeProtobuf)
 	_, err = e.grpc.Export(context.Background(), pmetricotlp.NewExportRequestFromMetrics(md))
 	require.NoError(t, err, "a slot is free again")
-	require.GreaterOrEqual(t, metric(t, e.reg, "pharos_agent_receive_requests_total", "protocol", "otlp_grpc", "status", "ResourceExhausted"), 1.0)
+	require.GreaterOrEqual(t, receivetest.Metric(t, e.reg, "pharos_agent_receive_requests_total", "protocol", "otlp_grpc", "status", "ResourceExhausted"), 1.0)
 }
 
 // The same handler is mounted on the process's main HTTP mux.
@@ -498,38 +498,6 @@ func TestConfigValidate(t *testing.T) {
 	require.ErrorContains(t, err, "otlp.grpc.listen_address")
 	require.ErrorContains(t, err, "otlp.translation_strategy")
 	require.NotContains(t, err.Error(), "otlp.http.listen_address")
-}
-
-// metric returns the value of the counter or gauge name whose labels
-// include the given pairs (0 when there is none).
-func metric(t *testing.T, reg *prometheus.Registry, name string, kv ...string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	require.NoError(t, err)
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			for i := 0; i < len(kv); i += 2 {
-				found := false
-				for _, lp := range m.GetLabel() {
-					if lp.GetName() == kv[i] && lp.GetValue() == kv[i+1] {
-						found = true
-					}
-				}
-				if !found {
-					continue next
-				}
-			}
-			if m.GetCounter() != nil {
-				return m.GetCounter().GetValue()
-			}
-			return m.GetGauge().GetValue()
-		}
-	}
-	return 0
 }
 
 // One data point at the epoch and one now would make the translator fill

@@ -109,32 +109,7 @@ func (e *env) sendV2(t *testing.T, req *writev2.Request) response {
 // include the given pairs (0 when there is none).
 func (e *env) metric(t *testing.T, name string, kv ...string) float64 {
 	t.Helper()
-	mfs, err := e.reg.Gather()
-	require.NoError(t, err)
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			for i := 0; i < len(kv); i += 2 {
-				found := false
-				for _, lp := range m.GetLabel() {
-					if lp.GetName() == kv[i] && lp.GetValue() == kv[i+1] {
-						found = true
-					}
-				}
-				if !found {
-					continue next
-				}
-			}
-			if m.GetCounter() != nil {
-				return m.GetCounter().GetValue()
-			}
-			return m.GetGauge().GetValue()
-		}
-	}
-	return 0
+	return receivetest.Metric(t, e.reg, name, kv...)
 }
 
 func nowMs() int64 { return time.Now().UnixMilli() }
