@@ -8,9 +8,12 @@
 package codec
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
+	"slices"
 	"time"
 
 	"github.com/prometheus/prometheus/model/exemplar"
@@ -43,18 +46,28 @@ var ErrUnknownEncoding = errors.New("unknown encoding")
 // into it. Each batch then marks the ids it uses and renumbers them densely
 // into its own table, which costs an array look-up per label. The kept state
 // is dropped when it outgrows its bounds (series churn), and rebuilt.
+//
+// Float samples, the bulk of every batch, are written straight into the
+// request's wire form as they are appended (a TimeSeries is a few dozen
+// bytes whose length is known up front), so encoding a batch is only
+// writing its symbol table in front of them and compressing: there is no
+// per-sample message struct and no sizing pass.
 type MetricsEncoder struct {
 	comp    Compression
-	req     writev2.Request
-	n       int // TimeSeries entries in use; req.Timeseries[n:] are kept for reuse
+	symbols []string // the batch's symbol table
+	body    []byte   // the batch's TimeSeries entries, wire-encoded
+	n       int      // TimeSeries entries in body
 	samples int
 	raw     []byte
+	refs    []uint32           // scratch: one series' batch-local label refs
+	ts      writev2.TimeSeries // scratch for the rare (histogram, exemplar) entries
+	tsBuf   []byte
 
 	// Symbols kept across batches: ids index strs; id 0 is "".
 	ids  map[string]uint32
 	strs []string
 	// Per kept id: the batch that last used it, and its index in that
-	// batch's symbol table (req.Symbols).
+	// batch's symbol table.
 	stamp []uint32
 	local []uint32
 	gen   uint32
@@ -135,8 +148,8 @@ func (e *MetricsEncoder) keep(str string) uint32 {
 func (e *MetricsEncoder) use(id uint32) uint32 {
 	if e.stamp[id] != e.gen {
 		e.stamp[id] = e.gen
-		e.local[id] = uint32(len(e.req.Symbols))
-		e.req.Symbols = append(e.req.Symbols, e.strs[id])
+		e.local[id] = uint32(len(e.symbols))
+		e.symbols = append(e.symbols, e.strs[id])
 	}
 	return e.local[id]
 }
@@ -148,20 +161,6 @@ func (e *MetricsEncoder) labelRefs(dst []uint32, ls labels.Labels) []uint32 {
 		dst = append(dst, e.symbol(l.Name), e.symbol(l.Value))
 	})
 	return dst
-}
-
-func (e *MetricsEncoder) next() *writev2.TimeSeries {
-	if e.n == len(e.req.Timeseries) {
-		e.req.Timeseries = append(e.req.Timeseries, writev2.TimeSeries{})
-	}
-	ts := &e.req.Timeseries[e.n]
-	e.n++
-	ts.LabelsRefs = ts.LabelsRefs[:0]
-	ts.Samples = ts.Samples[:0]
-	ts.Histograms = ts.Histograms[:0]
-	ts.Exemplars = ts.Exemplars[:0]
-	ts.Metadata = writev2.Metadata{}
-	return ts
 }
 
 // Sample is one sample with everything that travels with it. Exactly one of
@@ -184,10 +183,10 @@ type Sample struct {
 // after Append returns, but its label set is kept (not copied) while the
 // series stays in the encoder's cache, as labels are immutable.
 func (e *MetricsEncoder) Append(s *Sample) {
-	ts := e.next()
 	sendMeta := s.Meta.Type != "" || s.Meta.Help != "" || s.Meta.Unit != ""
+	e.refs = e.refs[:0]
 	if s.Ref == 0 {
-		ts.LabelsRefs = e.labelRefs(ts.LabelsRefs, s.Labels)
+		e.refs = e.labelRefs(e.refs, s.Labels)
 	} else {
 		ss := e.series[s.Ref]
 		if ss == nil || !labels.Equal(ss.ls, s.Labels) { // new, or a hash collision
@@ -198,7 +197,7 @@ func (e *MetricsEncoder) Append(s *Sample) {
 			e.series[s.Ref] = ss
 		}
 		for _, id := range ss.ids {
-			ts.LabelsRefs = append(ts.LabelsRefs, e.use(id))
+			e.refs = append(e.refs, e.use(id))
 		}
 		if sendMeta {
 			if ss.meta == s.Meta && e.now-ss.metaAt < MetadataResend {
@@ -208,6 +207,125 @@ func (e *MetricsEncoder) Append(s *Sample) {
 			}
 		}
 	}
+	var md writev2.Metadata
+	if sendMeta {
+		md = writev2.Metadata{
+			Type:    writev2.FromMetadataType(s.Meta.Type),
+			HelpRef: e.symbol(s.Meta.Help),
+			UnitRef: e.symbol(s.Meta.Unit),
+		}
+	}
+	e.n++
+	e.samples++
+	if s.H != nil || s.FH != nil || len(s.Exemplars) > 0 {
+		e.appendGeneric(s, md)
+		return
+	}
+	e.body = appendFloatSeries(e.body, e.refs, s.ST, s.T, s.V, md)
+}
+
+// Wire tags (field number << 3 | wire type) of the fields written by hand.
+const (
+	tagRequestSymbols    = 4<<3 | 2
+	tagRequestTimeseries = 5<<3 | 2
+	tagSeriesLabelsRefs  = 1<<3 | 2
+	tagSeriesSamples     = 2<<3 | 2
+	tagSeriesMetadata    = 5<<3 | 2
+	tagSampleValue       = 1<<3 | 1
+	tagSampleTimestamp   = 2<<3 | 0
+	tagSampleStart       = 3<<3 | 0
+	tagMetadataType      = 1<<3 | 0
+	tagMetadataHelp      = 3<<3 | 0
+	tagMetadataUnit      = 4<<3 | 0
+)
+
+// appendFloatSeries appends one TimeSeries with one float sample, as the
+// generated code would marshal it (zero fields left out), except that a
+// negative-zero value keeps its sign.
+func appendFloatSeries(dst []byte, refs []uint32, st, t int64, v float64, md writev2.Metadata) []byte {
+	refsLen := 0
+	for _, r := range refs {
+		refsLen += uvarintLen(uint64(r))
+	}
+	sampleLen := 0
+	vb := math.Float64bits(v)
+	if vb != 0 {
+		sampleLen += 9
+	}
+	if t != 0 {
+		sampleLen += 1 + uvarintLen(uint64(t))
+	}
+	if st != 0 {
+		sampleLen += 1 + uvarintLen(uint64(st))
+	}
+	mdLen := 0
+	if md.Type != 0 {
+		mdLen += 1 + uvarintLen(uint64(md.Type))
+	}
+	if md.HelpRef != 0 {
+		mdLen += 1 + uvarintLen(uint64(md.HelpRef))
+	}
+	if md.UnitRef != 0 {
+		mdLen += 1 + uvarintLen(uint64(md.UnitRef))
+	}
+	tsLen := 1 + uvarintLen(uint64(sampleLen)) + sampleLen
+	if len(refs) > 0 {
+		tsLen += 1 + uvarintLen(uint64(refsLen)) + refsLen
+	}
+	if mdLen > 0 {
+		tsLen += 1 + uvarintLen(uint64(mdLen)) + mdLen
+	}
+
+	dst = append(dst, tagRequestTimeseries)
+	dst = binary.AppendUvarint(dst, uint64(tsLen))
+	if len(refs) > 0 {
+		dst = append(dst, tagSeriesLabelsRefs)
+		dst = binary.AppendUvarint(dst, uint64(refsLen))
+		for _, r := range refs {
+			dst = binary.AppendUvarint(dst, uint64(r))
+		}
+	}
+	dst = append(dst, tagSeriesSamples)
+	dst = binary.AppendUvarint(dst, uint64(sampleLen))
+	if vb != 0 {
+		dst = append(dst, tagSampleValue)
+		dst = binary.LittleEndian.AppendUint64(dst, vb)
+	}
+	if t != 0 {
+		dst = append(dst, tagSampleTimestamp)
+		dst = binary.AppendUvarint(dst, uint64(t))
+	}
+	if st != 0 {
+		dst = append(dst, tagSampleStart)
+		dst = binary.AppendUvarint(dst, uint64(st))
+	}
+	if mdLen > 0 {
+		dst = append(dst, tagSeriesMetadata)
+		dst = binary.AppendUvarint(dst, uint64(mdLen))
+		if md.Type != 0 {
+			dst = append(dst, tagMetadataType)
+			dst = binary.AppendUvarint(dst, uint64(md.Type))
+		}
+		if md.HelpRef != 0 {
+			dst = append(dst, tagMetadataHelp)
+			dst = binary.AppendUvarint(dst, uint64(md.HelpRef))
+		}
+		if md.UnitRef != 0 {
+			dst = append(dst, tagMetadataUnit)
+			dst = binary.AppendUvarint(dst, uint64(md.UnitRef))
+		}
+	}
+	return dst
+}
+
+// appendGeneric writes a histogram sample or a sample with exemplars with
+// the generated marshaller: these are rare, and their messages are not.
+func (e *MetricsEncoder) appendGeneric(s *Sample, md writev2.Metadata) {
+	ts := &e.ts
+	ts.LabelsRefs = append(ts.LabelsRefs[:0], e.refs...)
+	ts.Samples = ts.Samples[:0]
+	ts.Histograms = ts.Histograms[:0]
+	ts.Metadata = md
 	switch {
 	case s.FH != nil:
 		ts.Histograms = append(ts.Histograms, writev2.FromFloatHistogram(s.ST, s.T, s.FH))
@@ -216,45 +334,51 @@ func (e *MetricsEncoder) Append(s *Sample) {
 	default:
 		ts.Samples = append(ts.Samples, writev2.Sample{Value: s.V, Timestamp: s.T, StartTimestamp: s.ST})
 	}
-	e.samples++
-	if sendMeta {
-		ts.Metadata = writev2.Metadata{
-			Type:    writev2.FromMetadataType(s.Meta.Type),
-			HelpRef: e.symbol(s.Meta.Help),
-			UnitRef: e.symbol(s.Meta.Unit),
-		}
-	}
+	n := 0
 	for i := range s.Exemplars {
 		ex := &s.Exemplars[i]
 		var refs []uint32
-		if n := len(ts.Exemplars); n < cap(ts.Exemplars) {
-			refs = ts.Exemplars[:n+1][n].LabelsRefs[:0]
+		if n < len(ts.Exemplars) {
+			refs = ts.Exemplars[n].LabelsRefs[:0]
+		} else {
+			ts.Exemplars = append(ts.Exemplars, writev2.Exemplar{})
 		}
-		ts.Exemplars = append(ts.Exemplars, writev2.Exemplar{
-			LabelsRefs: e.labelRefs(refs, ex.Labels),
-			Value:      ex.Value,
-			Timestamp:  ex.Ts,
-		})
+		ts.Exemplars[n] = writev2.Exemplar{LabelsRefs: e.labelRefs(refs, ex.Labels), Value: ex.Value, Timestamp: ex.Ts}
+		n++
 	}
+	full := ts.Exemplars
+	ts.Exemplars = full[:n]
+	size := ts.Size()
+	e.tsBuf = slices.Grow(e.tsBuf[:0], size)[:size]
+	// Cannot fail: the buffer is exactly Size() long.
+	_, _ = ts.MarshalToSizedBuffer(e.tsBuf)
+	ts.Exemplars = full
+	e.body = append(e.body, tagRequestTimeseries)
+	e.body = binary.AppendUvarint(e.body, uint64(size))
+	e.body = append(e.body, e.tsBuf...)
 }
 
-// Encode marshals and compresses the batch, appending to dst[:0].
+func uvarintLen(v uint64) int { return (bits.Len64(v|1) + 6) / 7 }
+
+// Encode compresses the batch (its symbol table, then its series),
+// appending to dst[:0].
 func (e *MetricsEncoder) Encode(dst []byte) ([]byte, error) {
-	full := e.req.Timeseries
-	e.req.Timeseries = full[:e.n]
-	var err error
-	e.raw, err = e.req.OptimizedMarshal(e.raw[:0])
-	e.req.Timeseries = full
-	if err != nil {
-		return dst[:0], fmt.Errorf("marshal remote-write request: %w", err)
+	raw := e.raw[:0]
+	for _, str := range e.symbols {
+		raw = append(raw, tagRequestSymbols)
+		raw = binary.AppendUvarint(raw, uint64(len(str)))
+		raw = append(raw, str...)
 	}
-	return compress(e.comp, dst[:0], e.raw)
+	raw = append(raw, e.body...)
+	e.raw = raw
+	return compress(e.comp, dst[:0], raw)
 }
 
 // Reset empties the batch, keeping its buffers and the interned series.
 func (e *MetricsEncoder) Reset() {
 	e.n = 0
 	e.samples = 0
+	e.body = e.body[:0]
 	if len(e.series) > e.maxSeries || len(e.strs) > 4*e.maxSeries+1024 || e.gen == math.MaxUint32 {
 		e.resetKept()
 	}
@@ -262,7 +386,7 @@ func (e *MetricsEncoder) Reset() {
 	e.now = time.Now().Unix()
 	// Symbol 0 of every batch is "", as the format requires.
 	e.stamp[0], e.local[0] = e.gen, 0
-	e.req.Symbols = append(e.req.Symbols[:0], "")
+	e.symbols = append(e.symbols[:0], "")
 }
 
 // MetricsDecoder decodes encoded batches. The request it returns, and the

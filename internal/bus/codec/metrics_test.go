@@ -3,6 +3,7 @@ package codec
 import (
 	"bytes"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/common/model"
@@ -341,4 +342,47 @@ func TestMetadataSentOncePerSeries(t *testing.T) {
 	require.Equal(t, writev2.Metadata{}, batch(counter), "unchanged metadata is not repeated")
 	gauge := metadata.Metadata{Type: model.MetricTypeGauge, Help: "h"}
 	require.Equal(t, writev2.Metadata_METRIC_TYPE_GAUGE, batch(gauge).Type, "changed metadata is sent")
+}
+
+// What the encoder writes by hand must be what the generated code reads:
+// any remote-write 2.0 receiver, not only our decoder, must take a batch.
+func TestEncoderOutputReadByGeneratedCode(t *testing.T) {
+	staleNaN := math.Float64frombits(0x7ff0000000000002)
+	in := []Sample{
+		{Labels: labels.FromStrings("__name__", "a"), T: 0, V: 0},
+		{Labels: labels.FromStrings("__name__", "a"), T: -1, V: math.Copysign(0, -1), ST: -7},
+		{Labels: labels.FromStrings("__name__", "b", "x", strings.Repeat("v", 300)), T: math.MaxInt64, V: staleNaN, ST: math.MinInt64},
+		{Labels: labels.FromStrings("__name__", "c"), Ref: 42, T: 5, V: 1e300,
+			Meta: metadata.Metadata{Type: model.MetricTypeSummary, Help: "h", Unit: "seconds"}},
+		{Labels: labels.EmptyLabels(), T: 9, V: -1},
+		{Labels: labels.FromStrings("__name__", "d"), T: 10, V: 2,
+			Exemplars: []exemplar.Exemplar{{Labels: labels.FromStrings("trace_id", "t"), Value: 2, Ts: 10, HasTs: true}}},
+	}
+	enc := NewMetricsEncoder(CompressionSnappy)
+	for i := range in {
+		enc.Append(&in[i])
+	}
+	buf, err := enc.Encode(nil)
+	require.NoError(t, err)
+	raw, err := decompress(CompressionSnappy, nil, buf, DefaultMaxDecodedBytes)
+	require.NoError(t, err)
+	var req writev2.Request
+	require.NoError(t, req.Unmarshal(raw))
+	require.Len(t, req.Timeseries, len(in))
+	var b labels.ScratchBuilder
+	for i, ts := range req.Timeseries {
+		ls, err := ts.ToLabels(&b, req.Symbols)
+		require.NoError(t, err)
+		require.Equal(t, in[i].Labels, ls, "series %d", i)
+		require.Len(t, ts.Samples, 1, "series %d", i)
+		require.Equal(t, math.Float64bits(in[i].V), math.Float64bits(ts.Samples[0].Value), "series %d", i)
+		require.Equal(t, in[i].T, ts.Samples[0].Timestamp, "series %d", i)
+		require.Equal(t, in[i].ST, ts.Samples[0].StartTimestamp, "series %d", i)
+		md, err := ts.ToMetadata(req.Symbols)
+		require.NoError(t, err)
+		if in[i].Meta.Type != "" {
+			require.Equal(t, in[i].Meta, md)
+		}
+		require.Len(t, ts.Exemplars, len(in[i].Exemplars))
+	}
 }
