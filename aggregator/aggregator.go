@@ -10,7 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -179,13 +178,16 @@ func (w *metricsWriter) appendMessage(app storage.AppenderV2, d *bus.Delivery) (
 		if err != nil {
 			return n, fmt.Errorf("series %d: %w", i, err)
 		}
-		entry, cached := w.cache.get(key)
-		if !cached {
+		var ls labels.Labels
+		var ref storage.SeriesRef
+		ci, cached := w.cache.get(key)
+		if cached {
+			e := w.cache.entry(ci)
+			ls, ref = e.ls, e.ref
+		} else if ls, err = ts.ToLabels(&w.sb, req.Symbols); err != nil {
 			// ScratchBuilder.Labels copies, so the labels do not alias the
 			// decoder's buffer that the symbols point into.
-			if entry.ls, err = ts.ToLabels(&w.sb, req.Symbols); err != nil {
-				return n, fmt.Errorf("series %d: %w", i, err)
-			}
+			return n, fmt.Errorf("series %d: %w", i, err)
 		}
 		var opts storage.AppendV2Options
 		if ts.Metadata.Type != 0 || ts.Metadata.HelpRef != 0 || ts.Metadata.UnitRef != 0 {
@@ -194,11 +196,9 @@ func (w *metricsWriter) appendMessage(app storage.AppenderV2, d *bus.Delivery) (
 				return n, fmt.Errorf("series %d: %w", i, err)
 			}
 			opts.Metadata = md
-			if !cached || md != entry.md {
-				w.a.store.SetMetadata(entry.ls.Get(labels.MetricName), md)
-				entry.md = metadata.Metadata{Type: md.Type, Help: strings.Clone(md.Help), Unit: strings.Clone(md.Unit)}
-				cached = false
-			}
+			// Agents send a series' metadata only when it changes and every
+			// few minutes, so recording it each time it comes is cheap.
+			w.a.store.SetMetadata(ls.Get(labels.MetricName), md)
 		}
 		w.exemplars = w.exemplars[:0]
 		for j := range ts.Exemplars {
@@ -211,9 +211,9 @@ func (w *metricsWriter) appendMessage(app storage.AppenderV2, d *bus.Delivery) (
 		if len(w.exemplars) > 0 {
 			opts.Exemplars = w.exemplars
 		}
-		ref := entry.ref
+		first := ref
 		for _, s := range ts.Samples {
-			r, err := app.Append(ref, entry.ls, s.StartTimestamp, s.Timestamp, s.Value, nil, nil, opts)
+			r, err := app.Append(ref, ls, s.StartTimestamp, s.Timestamp, s.Value, nil, nil, opts)
 			if w.check(err) {
 				ref = r
 				n++
@@ -224,18 +224,20 @@ func (w *metricsWriter) appendMessage(app storage.AppenderV2, d *bus.Delivery) (
 			var r storage.SeriesRef
 			var err error
 			if hp.IsFloatHistogram() {
-				r, err = app.Append(ref, entry.ls, hp.StartTimestamp, hp.Timestamp, 0, nil, hp.ToFloatHistogram(), opts)
+				r, err = app.Append(ref, ls, hp.StartTimestamp, hp.Timestamp, 0, nil, hp.ToFloatHistogram(), opts)
 			} else {
-				r, err = app.Append(ref, entry.ls, hp.StartTimestamp, hp.Timestamp, 0, hp.ToIntHistogram(), nil, opts)
+				r, err = app.Append(ref, ls, hp.StartTimestamp, hp.Timestamp, 0, hp.ToIntHistogram(), nil, opts)
 			}
 			if w.check(err) {
 				ref = r
 				n++
 			}
 		}
-		if !cached || ref != entry.ref {
-			entry.ref = ref
-			w.cache.put(key, entry)
+		switch {
+		case !cached:
+			w.cache.add(key, ls, ref)
+		case ref != first:
+			w.cache.entry(ci).ref = ref
 		}
 	}
 	return n, nil

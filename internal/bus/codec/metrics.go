@@ -71,15 +71,24 @@ type MetricsEncoder struct {
 	stamp []uint32
 	local []uint32
 	gen   uint32
-	// series maps a series reference to its label strings as kept ids.
-	series    map[uint64]*seriesSymbols
+	// Remembered series, in the order they were added, with their label
+	// strings as kept ids in idArena. Scrapes append a target's series in
+	// the same order every time, so the series after the one just found is
+	// checked first: a run of series is then read sequentially, and the
+	// index by reference is only the fall-back.
+	series    []seriesSymbols
+	seriesIdx map[uint64]int32
+	idArena   []uint32
+	next      int
 	maxSeries int
 	now       int64 // unix seconds at the batch's start
 }
 
 type seriesSymbols struct {
+	ref    uint64
 	ls     labels.Labels
-	ids    []uint32
+	ids    uint32 // offset in idArena; 2 ids per label
+	nids   uint32
 	meta   metadata.Metadata // last metadata sent for the series
 	metaAt int64             // when it was sent (unix seconds)
 }
@@ -108,7 +117,10 @@ func (e *MetricsEncoder) resetKept() {
 	e.strs = append(e.strs[:0], "")
 	e.stamp = append(e.stamp[:0], 0)
 	e.local = append(e.local[:0], 0)
-	e.series = map[uint64]*seriesSymbols{}
+	e.series = e.series[:0]
+	e.seriesIdx = map[uint64]int32{}
+	e.idArena = e.idArena[:0]
+	e.next = 0
 	e.gen = 0
 }
 
@@ -188,15 +200,8 @@ func (e *MetricsEncoder) Append(s *Sample) {
 	if s.Ref == 0 {
 		e.refs = e.labelRefs(e.refs, s.Labels)
 	} else {
-		ss := e.series[s.Ref]
-		if ss == nil || !labels.Equal(ss.ls, s.Labels) { // new, or a hash collision
-			ss = &seriesSymbols{ls: s.Labels}
-			s.Labels.Range(func(l labels.Label) {
-				ss.ids = append(ss.ids, e.keep(l.Name), e.keep(l.Value))
-			})
-			e.series[s.Ref] = ss
-		}
-		for _, id := range ss.ids {
+		ss := e.remembered(s.Ref, s.Labels)
+		for _, id := range e.idArena[ss.ids : ss.ids+ss.nids] {
 			e.refs = append(e.refs, e.use(id))
 		}
 		if sendMeta {
@@ -222,6 +227,32 @@ func (e *MetricsEncoder) Append(s *Sample) {
 		return
 	}
 	e.body = appendFloatSeries(e.body, e.refs, s.ST, s.T, s.V, md)
+}
+
+// remembered returns the remembered series ref with labels ls, adding it
+// if it is new or its reference collides with another label set's.
+func (e *MetricsEncoder) remembered(ref uint64, ls labels.Labels) *seriesSymbols {
+	if i := e.next; i < len(e.series) {
+		if ss := &e.series[i]; ss.ref == ref && labels.Equal(ss.ls, ls) {
+			e.next = i + 1
+			return ss
+		}
+	}
+	if i, ok := e.seriesIdx[ref]; ok {
+		if ss := &e.series[i]; labels.Equal(ss.ls, ls) {
+			e.next = int(i) + 1
+			return ss
+		}
+	}
+	start := uint32(len(e.idArena))
+	ls.Range(func(l labels.Label) {
+		e.idArena = append(e.idArena, e.keep(l.Name), e.keep(l.Value))
+	})
+	i := len(e.series)
+	e.series = append(e.series, seriesSymbols{ref: ref, ls: ls, ids: start, nids: uint32(len(e.idArena)) - start})
+	e.seriesIdx[ref] = int32(i)
+	e.next = i + 1
+	return &e.series[i]
 }
 
 // Wire tags (field number << 3 | wire type) of the fields written by hand.
@@ -379,7 +410,7 @@ func (e *MetricsEncoder) Reset() {
 	e.n = 0
 	e.samples = 0
 	e.body = e.body[:0]
-	if len(e.series) > e.maxSeries || len(e.strs) > 4*e.maxSeries+1024 || e.gen == math.MaxUint32 {
+	if len(e.series) > e.maxSeries || len(e.strs) > 4*e.maxSeries+1024 || len(e.idArena) > math.MaxUint32/2 || e.gen == math.MaxUint32 {
 		e.resetKept()
 	}
 	e.gen++
