@@ -173,14 +173,18 @@ func (w *metricsWriter) appendMessage(app storage.AppenderV2, d *bus.Delivery) (
 	n := 0
 	for i := range req.Timeseries {
 		ts := &req.Timeseries[i]
-		key, err := seriesKey(w.key[:0], ts.LabelsRefs, req.Symbols)
-		w.key = key
-		if err != nil {
-			return n, fmt.Errorf("series %d: %w", i, err)
+		ci, cached := w.cache.predicted(ts.LabelsRefs, req.Symbols)
+		var key []byte
+		if !cached {
+			key, err = seriesKey(w.key[:0], ts.LabelsRefs, req.Symbols)
+			w.key = key
+			if err != nil {
+				return n, fmt.Errorf("series %d: %w", i, err)
+			}
+			ci, cached = w.cache.get(key)
 		}
 		var ls labels.Labels
 		var ref storage.SeriesRef
-		ci, cached := w.cache.get(key)
 		if cached {
 			e := w.cache.entry(ci)
 			ls, ref = e.ls, e.ref

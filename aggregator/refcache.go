@@ -58,6 +58,34 @@ func newRefGen(sizeHint int) *refGen {
 	return &refGen{entries: make([]refEntry, 0, sizeHint), index: make(map[string]int32, sizeHint)}
 }
 
+// predicted reports whether the entry expected next is the series with
+// these label refs, comparing the symbols with its key where they lie, so
+// that a hit builds no key. Invalid refs are no match (seriesKey reports
+// them).
+func (c *refCache) predicted(refs []uint32, symbols []string) (int, bool) {
+	i := c.next
+	if i >= len(c.cur.entries) || len(refs)%2 != 0 {
+		return 0, false
+	}
+	key := c.cur.entries[i].key
+	for _, r := range refs {
+		if int(r) >= len(symbols) {
+			return 0, false
+		}
+		sym := symbols[r]
+		n, w := uvarint(key)
+		if w <= 0 || n != uint64(len(sym)) || len(key)-w < len(sym) || key[w:w+len(sym)] != sym {
+			return 0, false
+		}
+		key = key[w+len(sym):]
+	}
+	if key != "" {
+		return 0, false
+	}
+	c.next = i + 1
+	return i, true
+}
+
 // get returns the index in c.cur of key's entry, moving it there from the
 // previous generation if need be.
 func (c *refCache) get(key []byte) (int, bool) {
@@ -114,4 +142,20 @@ func (g *refGen) store(key []byte) string {
 	// The chunk's bytes are never written again, so a string over them is
 	// immutable as strings must be.
 	return unsafe.String(&c[start], len(key))
+}
+
+// uvarint decodes a varint at the start of s, like binary.Uvarint without
+// converting s to a slice.
+func uvarint(s string) (uint64, int) {
+	var x uint64
+	var shift uint
+	for i := 0; i < len(s) && i < 10; i++ {
+		b := s[i]
+		if b < 0x80 {
+			return x | uint64(b)<<shift, i + 1
+		}
+		x |= uint64(b&0x7f) << shift
+		shift += 7
+	}
+	return 0, 0
 }

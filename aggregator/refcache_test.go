@@ -81,6 +81,46 @@ func TestRefCacheOrder(t *testing.T) {
 	require.EqualValues(t, 99, c.entry(i).ref)
 }
 
+// The predicted entry is matched against a series' symbols without building
+// its key: only the exact label set matches.
+func TestRefCachePredicted(t *testing.T) {
+	symbols := []string{"", "__name__", "up", "job", "a", "ab", strings.Repeat("v", 200)}
+	c := newRefCache(10)
+	add := func(refs ...uint32) {
+		key, err := seriesKey(nil, refs, symbols)
+		require.NoError(t, err)
+		c.add(key, labels.EmptyLabels(), 0)
+	}
+	add(1, 2, 3, 4)
+	add(1, 2, 3, 6)
+	for _, tc := range []struct {
+		refs []uint32
+		ok   bool
+	}{
+		{[]uint32{1, 2, 3, 4}, true},
+		{[]uint32{1, 2, 3, 5}, false}, // same prefix, longer value
+		{[]uint32{1, 2}, false},       // a prefix of the key
+		{[]uint32{1, 2, 3, 4, 3, 4}, false},
+		{[]uint32{1, 2, 3, 99}, false}, // out of the symbols table
+		{[]uint32{1, 2, 3}, false},     // odd
+		{[]uint32{}, false},
+	} {
+		c.next = 0
+		i, ok := c.predicted(tc.refs, symbols)
+		require.Equal(t, tc.ok, ok, "refs %v", tc.refs)
+		if ok {
+			require.Equal(t, 0, i)
+			require.Equal(t, 1, c.next)
+		}
+	}
+	c.next = 1
+	_, ok := c.predicted([]uint32{1, 2, 3, 6}, symbols)
+	require.True(t, ok, "a value longer than 127 bytes has a two-byte length")
+	require.Equal(t, 2, c.next)
+	_, ok = c.predicted([]uint32{1, 2, 3, 4}, symbols)
+	require.False(t, ok, "nothing is predicted past the last entry")
+}
+
 func BenchmarkRefCacheInOrder(b *testing.B) {
 	const n = 100_000
 	keys := make([][]byte, n)

@@ -308,42 +308,42 @@ func appendFloatSeries(dst []byte, refs []uint32, st, t int64, v float64, md wri
 	}
 
 	dst = append(dst, tagRequestTimeseries)
-	dst = binary.AppendUvarint(dst, uint64(tsLen))
+	dst = appendUvarint(dst, uint64(tsLen))
 	if len(refs) > 0 {
 		dst = append(dst, tagSeriesLabelsRefs)
-		dst = binary.AppendUvarint(dst, uint64(refsLen))
+		dst = appendUvarint(dst, uint64(refsLen))
 		for _, r := range refs {
-			dst = binary.AppendUvarint(dst, uint64(r))
+			dst = appendUvarint(dst, uint64(r))
 		}
 	}
 	dst = append(dst, tagSeriesSamples)
-	dst = binary.AppendUvarint(dst, uint64(sampleLen))
+	dst = appendUvarint(dst, uint64(sampleLen))
 	if vb != 0 {
 		dst = append(dst, tagSampleValue)
 		dst = binary.LittleEndian.AppendUint64(dst, vb)
 	}
 	if t != 0 {
 		dst = append(dst, tagSampleTimestamp)
-		dst = binary.AppendUvarint(dst, uint64(t))
+		dst = appendUvarint(dst, uint64(t))
 	}
 	if st != 0 {
 		dst = append(dst, tagSampleStart)
-		dst = binary.AppendUvarint(dst, uint64(st))
+		dst = appendUvarint(dst, uint64(st))
 	}
 	if mdLen > 0 {
 		dst = append(dst, tagSeriesMetadata)
-		dst = binary.AppendUvarint(dst, uint64(mdLen))
+		dst = appendUvarint(dst, uint64(mdLen))
 		if md.Type != 0 {
 			dst = append(dst, tagMetadataType)
-			dst = binary.AppendUvarint(dst, uint64(md.Type))
+			dst = appendUvarint(dst, uint64(md.Type))
 		}
 		if md.HelpRef != 0 {
 			dst = append(dst, tagMetadataHelp)
-			dst = binary.AppendUvarint(dst, uint64(md.HelpRef))
+			dst = appendUvarint(dst, uint64(md.HelpRef))
 		}
 		if md.UnitRef != 0 {
 			dst = append(dst, tagMetadataUnit)
-			dst = binary.AppendUvarint(dst, uint64(md.UnitRef))
+			dst = appendUvarint(dst, uint64(md.UnitRef))
 		}
 	}
 	return dst
@@ -387,6 +387,15 @@ func (e *MetricsEncoder) appendGeneric(s *Sample, md writev2.Metadata) {
 	e.body = append(e.body, tagRequestTimeseries)
 	e.body = binary.AppendUvarint(e.body, uint64(size))
 	e.body = append(e.body, e.tsBuf...)
+}
+
+// appendUvarint is binary.AppendUvarint with the one-byte case inlined:
+// label refs and sample fields are mostly small.
+func appendUvarint(dst []byte, v uint64) []byte {
+	if v < 0x80 {
+		return append(dst, byte(v))
+	}
+	return binary.AppendUvarint(dst, v)
 }
 
 func uvarintLen(v uint64) int { return (bits.Len64(v|1) + 6) / 7 }
