@@ -4,11 +4,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/grafana/dskit/flagext"
 )
 
 // Limits on configuration values. They keep a typo from turning into a
@@ -43,12 +44,31 @@ type Config struct {
 	PublishTimeout time.Duration `yaml:"publish_timeout"`
 }
 
-// EmbeddedConfig configures the NATS server embedded in the all-in-one
-// target.
+// EmbeddedConfig configures the NATS server embedded in a Pharos process:
+// the single node of the all-in-one target, or one node of a NATS cluster
+// when ClusterListenAddress is set.
 type EmbeddedConfig struct {
 	// ListenAddress is the host:port of the client listener; port 0 picks a
 	// free port.
 	ListenAddress string `yaml:"listen_address"`
+	// ServerName names the node. JetStream derives the node's Raft identity
+	// from it, so in a cluster it is required, unique per node and must not
+	// change across restarts. Empty means "pharos-embedded" (single node).
+	ServerName string `yaml:"server_name"`
+	// ClusterName must be the same on every node of a cluster.
+	ClusterName string `yaml:"cluster_name"`
+	// ClusterListenAddress is the host:port of the route listener that the
+	// other nodes connect to; port 0 picks a free port. Empty means no
+	// clustering.
+	ClusterListenAddress string `yaml:"cluster_listen_address"`
+	// Routes are the cluster addresses of the nodes to connect to, as
+	// nats-route://host:port or host:port. List every node, this one
+	// included (a route to itself is ignored): JetStream needs at least one
+	// route, and sizes its first quorum from the list.
+	Routes flagext.StringSliceCSV `yaml:"routes"`
+	// SyncInterval is "always" (fsync every write before it is acknowledged)
+	// or how often JetStream fsyncs; see StartEmbedded.
+	SyncInterval string `yaml:"sync_interval"`
 }
 
 // StreamConfig configures the PHAROS_<SIGNAL> streams.
@@ -74,6 +94,14 @@ type ConsumerConfig struct {
 	MaxAckPending int `yaml:"max_ack_pending"`
 	// FetchBatch is the most messages handed to one BatchHandler call.
 	FetchBatch int `yaml:"fetch_batch"`
+	// PinnedTTL is how long JetStream keeps a partition-replica pinned to
+	// the consumer that last pulled from it: the lease that keeps two
+	// aggregators from consuming the same partition-replica at once.
+	PinnedTTL time.Duration `yaml:"pinned_ttl"`
+	// Replicas is how many durable consumers (partition-replicas) each
+	// partition has. It is the ring's replication factor, set by the app
+	// (not a flag of its own); 0 means 1.
+	Replicas int `yaml:"-"`
 }
 
 // RegisterFlags registers every option under -nats. with its default.
@@ -90,6 +118,11 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 // -nats.embedded.
 func (c *EmbeddedConfig) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.ListenAddress, "nats.embedded.listen-address", "127.0.0.1:4222", "Client listen address (host:port) of the embedded NATS server; port 0 picks a free port.")
+	f.StringVar(&c.ServerName, "nats.embedded.server-name", "", `Name of this NATS node. Required in a cluster: unique per node and unchanged across restarts (JetStream's Raft identity). Empty = "pharos-embedded".`)
+	f.StringVar(&c.ClusterName, "nats.embedded.cluster-name", "pharos", "NATS cluster name; the same on every node. Used only with -nats.embedded.cluster-listen-address.")
+	f.StringVar(&c.ClusterListenAddress, "nats.embedded.cluster-listen-address", "", "Route listen address (host:port) for the other NATS nodes; port 0 picks a free port. Empty = no clustering.")
+	f.Var(&c.Routes, "nats.embedded.routes", "Comma-separated cluster addresses (nats-route://host:port or host:port) of the NATS nodes; list every node, this one included (it is ignored). Required with -nats.embedded.cluster-listen-address.")
+	f.StringVar(&c.SyncInterval, "nats.embedded.sync-interval", "always", `"always" to fsync every JetStream write before acknowledging it, or a duration between fsyncs (faster; an acked write then survives a node's power loss only through its replicas).`)
 }
 
 // RegisterFlags registers the stream options under -nats.stream.
@@ -105,6 +138,7 @@ func (c *ConsumerConfig) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.AckWait, "nats.consumer.ack-wait", 30*time.Second, "Time a delivered message may stay unacknowledged before it is redelivered.")
 	f.IntVar(&c.MaxAckPending, "nats.consumer.max-ack-pending", 1024, "Maximum delivered but unacknowledged messages per consumer.")
 	f.IntVar(&c.FetchBatch, "nats.consumer.fetch-batch", 64, "Maximum messages fetched and handled as one batch.")
+	f.DurationVar(&c.PinnedTTL, "nats.consumer.pinned-ttl", 10*time.Second, "How long a partition-replica stays pinned to the aggregator consuming it after that aggregator stops pulling (dies): JetStream delivers a pinned consumer's messages to one client only, so two aggregators never consume the same partition-replica at once. A clean handover unpins at once.")
 }
 
 // Validate reports every invalid field, each prefixed with its path.
@@ -133,17 +167,49 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Validate reports an unusable listen address.
+// Validate reports every invalid embedded-server option, each prefixed with
+// its path. A cluster listener needs a server name, a cluster name and at
+// least one route (nats-server refuses clustered JetStream without one);
+// routes without a cluster listener would never be dialled.
 func (c *EmbeddedConfig) Validate() error {
-	// An empty host is fine: nats-server then listens on every interface.
-	_, port, err := net.SplitHostPort(c.ListenAddress)
-	if err != nil {
-		return fmt.Errorf("nats.embedded.listen_address: must be host:port, got %q: %w", c.ListenAddress, err)
+	var errs []error
+	if err := validateListenAddress(c.ListenAddress); err != nil {
+		errs = append(errs, fmt.Errorf("nats.embedded.listen_address: %w", err))
 	}
-	if _, err := parsePort(port); err != nil {
-		return fmt.Errorf("nats.embedded.listen_address: %w", err)
+	if err := validateNodeName(c.ServerName); err != nil {
+		errs = append(errs, fmt.Errorf("nats.embedded.server_name: %w", err))
 	}
-	return nil
+	if err := validateNodeName(c.ClusterName); err != nil {
+		errs = append(errs, fmt.Errorf("nats.embedded.cluster_name: %w", err))
+	}
+	if _, _, err := parseSyncInterval(c.SyncInterval); err != nil {
+		errs = append(errs, fmt.Errorf("nats.embedded.sync_interval: %w", err))
+	}
+	for i, r := range c.Routes {
+		if _, err := parseRoute(r); err != nil {
+			errs = append(errs, fmt.Errorf("nats.embedded.routes[%d]: %w", i, err))
+		}
+	}
+	if c.ClusterListenAddress == "" {
+		if len(c.Routes) > 0 {
+			errs = append(errs, errors.New("nats.embedded.routes: set without nats.embedded.cluster_listen_address, which a cluster node needs"))
+		}
+		return errors.Join(errs...)
+	}
+	if err := validateListenAddress(c.ClusterListenAddress); err != nil {
+		errs = append(errs, fmt.Errorf("nats.embedded.cluster_listen_address: %w", err))
+	}
+	const need = "required when nats.embedded.cluster_listen_address is set"
+	if c.ServerName == "" {
+		errs = append(errs, fmt.Errorf("nats.embedded.server_name: %s (unique per node, unchanged across restarts)", need))
+	}
+	if c.ClusterName == "" {
+		errs = append(errs, fmt.Errorf("nats.embedded.cluster_name: %s", need))
+	}
+	if len(c.Routes) == 0 {
+		errs = append(errs, fmt.Errorf("nats.embedded.routes: %s: list the cluster address of every node, this one included", need))
+	}
+	return errors.Join(errs...)
 }
 
 // Validate reports every invalid stream option.
@@ -173,6 +239,9 @@ func (c *ConsumerConfig) Validate() error {
 	var errs []error
 	if c.AckWait <= 0 {
 		errs = append(errs, fmt.Errorf("nats.consumer.ack_wait: must be positive, got %s", c.AckWait))
+	}
+	if c.PinnedTTL < time.Second {
+		errs = append(errs, fmt.Errorf("nats.consumer.pinned_ttl: must be at least 1s, got %s", c.PinnedTTL))
 	}
 	if c.FetchBatch < 1 || c.FetchBatch > maxFetchBatch {
 		errs = append(errs, fmt.Errorf("nats.consumer.fetch_batch: must be between 1 and %d, got %d", maxFetchBatch, c.FetchBatch))

@@ -13,10 +13,10 @@ func TestRegisterFlagsDefaults(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 	require.Equal(t, Config{
 		URL:            "",
-		Embedded:       EmbeddedConfig{ListenAddress: "127.0.0.1:4222"},
+		Embedded:       EmbeddedConfig{ListenAddress: "127.0.0.1:4222", ClusterName: "pharos", SyncInterval: "always"},
 		Partitions:     16,
 		Stream:         StreamConfig{Replicas: 1, MaxAge: 24 * time.Hour, MaxBytes: 8 << 30, DuplicateWindow: 10 * time.Minute},
-		Consumer:       ConsumerConfig{AckWait: 30 * time.Second, MaxAckPending: 1024, FetchBatch: 64},
+		Consumer:       ConsumerConfig{AckWait: 30 * time.Second, MaxAckPending: 1024, FetchBatch: 64, PinnedTTL: 10 * time.Second},
 		PublishTimeout: 10 * time.Second,
 	}, cfg)
 }
@@ -40,10 +40,10 @@ func TestRegisterFlagsNames(t *testing.T) {
 	}))
 	require.Equal(t, Config{
 		URL:            "nats://a:4222,nats://b:4222",
-		Embedded:       EmbeddedConfig{ListenAddress: ":5222"},
+		Embedded:       EmbeddedConfig{ListenAddress: ":5222", ClusterName: "pharos", SyncInterval: "always"},
 		Partitions:     32,
 		Stream:         StreamConfig{Replicas: 3, MaxAge: 48 * time.Hour, MaxBytes: 1 << 30, DuplicateWindow: 5 * time.Minute},
-		Consumer:       ConsumerConfig{AckWait: time.Minute, MaxAckPending: 2048, FetchBatch: 128},
+		Consumer:       ConsumerConfig{AckWait: time.Minute, MaxAckPending: 2048, FetchBatch: 128, PinnedTTL: 10 * time.Second},
 		PublishTimeout: 3 * time.Second,
 	}, cfg)
 	require.NoError(t, cfg.Validate())

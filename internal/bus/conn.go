@@ -315,19 +315,22 @@ func (c *Conn) EnsureStreams(ctx context.Context, signals ...Signal) error {
 	return c.ensureStream(ctx, c.deadLetterStreamConfig())
 }
 
-// ensureConsumers creates the durable consumer of every partition (replica
-// 0) with the stream. Interest retention deletes a message that no consumer
-// is interested in, so the consumers must exist before the first publish,
-// not only once an aggregator starts.
+// ensureConsumers creates the durable consumer of every partition-replica
+// with the stream. Interest retention deletes a message once every
+// consumer interested in it has acked it, so all of them must exist before
+// the first publish, not only once an aggregator starts: otherwise replica
+// 1 would miss what replica 0 acked before it was created.
 func (c *Conn) ensureConsumers(ctx context.Context, s Signal) error {
 	st := c.state(s)
 	for p, subject := range st.subjects {
-		cfg := c.consumerConfig(subject, DurableName(s, p, 0))
-		cctx, cancel := context.WithTimeout(ctx, apiTimeout)
-		_, err := c.js.CreateOrUpdateConsumer(cctx, st.stream, cfg)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("ensure consumer %s on %s: %w", cfg.Durable, st.stream, err)
+		for r := range max(c.cfg.Consumer.Replicas, 1) {
+			cfg := c.consumerConfig(subject, DurableName(s, p, r))
+			cctx, cancel := context.WithTimeout(ctx, apiTimeout)
+			_, err := c.js.CreateOrUpdateConsumer(cctx, st.stream, cfg)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("ensure consumer %s on %s: %w", cfg.Durable, st.stream, err)
+			}
 		}
 	}
 	return nil

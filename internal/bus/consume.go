@@ -13,13 +13,25 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// An idle partition costs one pull request per pullExpiry and a heartbeat
-// from the server every pullExpiry/2 (which is how a lost pull request or
-// a dead server is noticed), instead of a subscription and a pull request
-// per poll: with 16 partitions per signal, idle polling was a tenth of the
-// aggregator's CPU at 10k samples/s. A message that arrives is handed over
-// at once whatever the expiry.
-const pullExpiry = 30 * time.Second
+// ownerGroup is the priority group every partition consumer is pinned
+// through. A consumer with the pinned priority policy hands its messages to
+// one client only — the first to pull, until it stops pulling for the
+// consumer's PinnedTTL or is unpinned — and answers anyone else's pull
+// requests with nothing. The ring decides who should own a partition-
+// replica (gossip, eventually consistent); the pin, kept by JetStream
+// (Raft-replicated in a cluster), guarantees that even while two
+// aggregators disagree only one of them consumes it.
+const ownerGroup = "owner"
+
+// pullExpiry is how long one pull request waits. The pin lasts while its
+// holder keeps pulling, so requests are renewed well within the pinned TTL;
+// an idle partition costs one request per expiry and the server's
+// heartbeats (how a lost request or a dead server is noticed), instead of a
+// subscription per poll. A message that arrives is handed over at once
+// whatever the expiry.
+func pullExpiry(pinnedTTL time.Duration) time.Duration {
+	return min(max(pinnedTTL/3, time.Second), 30*time.Second)
+}
 
 // collectWait is how long a batch waits for more messages once it has one.
 // Messages that are already buffered are taken at once; this only bounds
@@ -174,8 +186,11 @@ func (c *Conn) consumerConfig(subject, durable string) jetstream.ConsumerConfig 
 		FilterSubject: subject,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
-		AckWait:       c.cfg.Consumer.AckWait,
-		MaxAckPending: c.cfg.Consumer.MaxAckPending,
+		AckWait:        c.cfg.Consumer.AckWait,
+		MaxAckPending:  c.cfg.Consumer.MaxAckPending,
+		PriorityGroups: []string{ownerGroup},
+		PriorityPolicy: jetstream.PriorityPolicyPinned,
+		PinnedTTL:      c.cfg.Consumer.PinnedTTL,
 	}
 }
 
@@ -211,15 +226,15 @@ func (p *partitionConsumer) run(ctx context.Context) error {
 	var it jetstream.MessagesContext
 	defer func() {
 		if it != nil {
-			// Buffered, unhandled messages are redelivered after the ack wait.
-			it.Stop()
+			p.release(it)
 		}
 	}()
 	for ctx.Err() == nil {
 		if it == nil {
 			cons, err := p.bind(ctx)
 			if err == nil {
-				it, err = cons.Messages(jetstream.PullMaxMessages(p.batchSize), jetstream.PullExpiry(pullExpiry))
+				it, err = cons.Messages(jetstream.PullMaxMessages(p.batchSize),
+					jetstream.PullExpiry(pullExpiry(p.cfg.PinnedTTL)), jetstream.PullPriorityGroup(ownerGroup))
 			}
 			if err != nil {
 				if ctx.Err() != nil {
@@ -256,6 +271,31 @@ func (p *partitionConsumer) run(ctx context.Context) error {
 		_ = bo.wait(ctx)
 	}
 	return nil
+}
+
+// release hands the partition-replica over: messages fetched but not
+// handled go back for immediate redelivery (instead of after the ack wait),
+// and the pin is dropped so that the next owner is served at its next pull
+// rather than after the pinned TTL.
+func (p *partitionConsumer) release(it jetstream.MessagesContext) {
+	it.Drain()
+	for {
+		msg, err := it.Next(jetstream.NextMaxWait(collectWait))
+		if err != nil {
+			break
+		}
+		_ = msg.Nak()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+	defer cancel()
+	s, err := p.c.js.Stream(ctx, p.st.stream)
+	if err == nil {
+		err = s.UnpinConsumer(ctx, p.cfg.Durable, ownerGroup)
+	}
+	if err != nil {
+		// The pin then expires after the pinned TTL.
+		p.logger.Debug("could not unpin consumer", "err", err)
+	}
 }
 
 func (p *partitionConsumer) warn(msg string, err error) {
