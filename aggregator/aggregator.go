@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -66,7 +67,15 @@ type Consumer func(ctx context.Context, signal bus.Signal, partition int, durabl
 // bus.Conn.DeadLetter fits. On error the message is left unsettled.
 type DeadLetterFunc func(ctx context.Context, d *bus.Delivery, signal bus.Signal, reason string) error
 
-// Aggregator is the consuming service.
+// PartitionReplica names what one durable consumer reads: replica Replica
+// of partition Partition.
+type PartitionReplica struct {
+	Partition int
+	Replica   int
+}
+
+// Aggregator is the consuming service. It runs one consumer per
+// partition-replica it owns; SetOwned changes the set while it runs.
 type Aggregator struct {
 	services.Service
 
@@ -78,35 +87,118 @@ type Aggregator struct {
 	logger     *slog.Logger
 	m          *metrics
 	wg         sync.WaitGroup
+
+	mu      sync.Mutex
+	ctx     context.Context // the running context; nil before running and after stopping
+	owned   []PartitionReplica
+	running map[PartitionReplica]*partitionRun
 }
 
-// New returns an aggregator that consumes every one of partitions metrics
-// partitions (a single node owns them all until the ring assigns ownership).
+type partitionRun struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// New returns an aggregator that owns replica 0 of every one of partitions
+// metrics partitions — the single-node layout — until SetOwned says
+// otherwise.
 func New(cfg Config, partitions int, consume Consumer, deadLetter DeadLetterFunc, store MetricsStore, logger *slog.Logger, reg prometheus.Registerer) (*Aggregator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	a := &Aggregator{cfg: cfg, partitions: partitions, consume: consume, deadLetter: deadLetter, store: store, logger: logger, m: newMetrics(reg)}
-	a.Service = services.NewBasicService(nil, a.running, nil)
+	a := &Aggregator{cfg: cfg, partitions: partitions, consume: consume, deadLetter: deadLetter, store: store, logger: logger,
+		m: newMetrics(reg), running: map[PartitionReplica]*partitionRun{}}
+	for p := range partitions {
+		a.owned = append(a.owned, PartitionReplica{Partition: p})
+	}
+	a.Service = services.NewBasicService(nil, a.run, nil)
 	return a, nil
 }
 
-func (a *Aggregator) running(ctx context.Context) error {
-	for p := range a.partitions {
-		a.wg.Add(1)
-		go func() {
-			defer a.wg.Done()
-			w := &metricsWriter{a: a, partition: p, dec: codec.MetricsDecoder{MaxDecodedBytes: a.cfg.MaxDecodedBytes},
-				cache: newRefCache(a.cfg.SeriesCacheSize / max(a.partitions, 1))}
-			if err := a.consume(ctx, bus.SignalMetrics, p, bus.DurableName(bus.SignalMetrics, p, 0), w.handle); err != nil && ctx.Err() == nil {
-				a.logger.Error("partition consumer stopped", "partition", p, "err", err)
-			}
-		}()
+// SetOwned sets the partition-replicas this aggregator consumes: consumers
+// of new ones start, consumers of the others finish their current batch
+// (committed and acked) and stop, handing the partition-replica over. It
+// may be called before the service runs and from any goroutine.
+func (a *Aggregator) SetOwned(owned []PartitionReplica) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.owned = append([]PartitionReplica(nil), owned...)
+	a.reconcileLocked()
+}
+
+// Owned returns the partition-replicas being consumed now.
+func (a *Aggregator) Owned() []PartitionReplica {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]PartitionReplica, 0, len(a.running))
+	for pr := range a.running {
+		out = append(out, pr)
 	}
+	slices.SortFunc(out, func(x, y PartitionReplica) int {
+		if x.Partition != y.Partition {
+			return x.Partition - y.Partition
+		}
+		return x.Replica - y.Replica
+	})
+	return out
+}
+
+func (a *Aggregator) run(ctx context.Context) error {
+	a.mu.Lock()
+	a.ctx = ctx
+	a.reconcileLocked()
+	a.mu.Unlock()
 	<-ctx.Done()
+	a.mu.Lock()
+	a.ctx = nil
+	a.mu.Unlock()
 	// Each consumer returns after its current batch is committed and acked.
 	a.wg.Wait()
 	return nil
+}
+
+func (a *Aggregator) reconcileLocked() {
+	if a.ctx == nil || a.ctx.Err() != nil {
+		return
+	}
+	want := make(map[PartitionReplica]bool, len(a.owned))
+	for _, pr := range a.owned {
+		want[pr] = true
+	}
+	for pr, r := range a.running {
+		if !want[pr] {
+			r.cancel()
+			delete(a.running, pr)
+			a.logger.Info("partition-replica released", "partition", pr.Partition, "replica", pr.Replica)
+		}
+	}
+	for pr := range want {
+		if _, ok := a.running[pr]; ok {
+			continue
+		}
+		if pr.Partition < 0 || pr.Partition >= a.partitions || pr.Replica < 0 {
+			a.logger.Error("ignoring partition-replica out of range", "partition", pr.Partition, "replica", pr.Replica, "partitions", a.partitions)
+			continue
+		}
+		ctx, cancel := context.WithCancel(a.ctx)
+		r := &partitionRun{cancel: cancel, done: make(chan struct{})}
+		a.running[pr] = r
+		a.wg.Add(1)
+		go a.consumePartition(ctx, pr, r.done)
+		a.logger.Info("partition-replica taken", "partition", pr.Partition, "replica", pr.Replica)
+	}
+	a.m.consumers.Set(float64(len(a.running)))
+}
+
+func (a *Aggregator) consumePartition(ctx context.Context, pr PartitionReplica, done chan struct{}) {
+	defer a.wg.Done()
+	defer close(done)
+	w := &metricsWriter{a: a, partition: pr.Partition, dec: codec.MetricsDecoder{MaxDecodedBytes: a.cfg.MaxDecodedBytes},
+		cache: newRefCache(a.cfg.SeriesCacheSize / max(a.partitions, 1))}
+	durable := bus.DurableName(bus.SignalMetrics, pr.Partition, pr.Replica)
+	if err := a.consume(ctx, bus.SignalMetrics, pr.Partition, durable, w.handle); err != nil && ctx.Err() == nil {
+		a.logger.Error("partition consumer stopped", "partition", pr.Partition, "replica", pr.Replica, "err", err)
+	}
 }
 
 // metricsWriter owns the decode state of one partition's consumer goroutine.
@@ -292,6 +384,7 @@ func (w *metricsWriter) check(err error) bool {
 }
 
 type metrics struct {
+	consumers       prometheus.Gauge
 	appended        prometheus.Counter
 	rejected        *prometheus.CounterVec
 	batches         *prometheus.CounterVec
@@ -302,6 +395,8 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
 	m := &metrics{
+		consumers: f.NewGauge(prometheus.GaugeOpts{
+			Name: "pharos_aggregator_consumers", Help: "Partition-replicas this aggregator consumes now."}),
 		appended: f.NewCounter(prometheus.CounterOpts{
 			Name: "pharos_aggregator_samples_appended_total", Help: "Samples committed to the TSDB."}),
 		rejected: f.NewCounterVec(prometheus.CounterOpts{

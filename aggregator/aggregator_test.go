@@ -202,3 +202,35 @@ func value(t *testing.T, reg *prometheus.Registry, name string) float64 {
 }
 
 var _ storage.AppendableV2 = (*metrics.Store)(nil)
+
+// Ownership moves between aggregators with SetOwned: a partition-replica
+// is consumed only while owned, a released one is picked up by its new
+// owner from the durable position, and nothing is lost or stored twice.
+func TestSetOwnedHandsPartitionsOver(t *testing.T) {
+	f := newFixture(t, 2)
+	a := f.start(t, 2)
+	a.SetOwned([]aggregator.PartitionReplica{{Partition: 0}})
+	require.Eventually(t, func() bool { return len(a.Owned()) == 1 }, 5*time.Second, 10*time.Millisecond)
+
+	f.publish(t, 0, "p0-a", samples("owned", 10, 1000))
+	f.publish(t, 1, "p1-a", samples("unowned", 10, 1000))
+	require.Eventually(t, func() bool { return f.count(t, "owned") == 10 }, 30*time.Second, 20*time.Millisecond)
+	lag, err := f.conn.ConsumerLag(context.Background(), bus.SignalMetrics, bus.DurableName(bus.SignalMetrics, 1, 0))
+	require.NoError(t, err)
+	require.EqualValues(t, 1, lag, "partition 1 is not owned: its message waits in the stream")
+	require.Zero(t, f.count(t, "unowned"))
+
+	// Partition 1 moves here and partition 0 away.
+	a.SetOwned([]aggregator.PartitionReplica{{Partition: 1}})
+	require.Eventually(t, func() bool { return f.count(t, "unowned") == 10 }, 30*time.Second, 20*time.Millisecond)
+	require.Equal(t, []aggregator.PartitionReplica{{Partition: 1}}, a.Owned())
+	f.publish(t, 0, "p0-b", samples("owned", 10, 2000))
+	f.publish(t, 1, "p1-b", samples("unowned", 10, 2000))
+	require.Eventually(t, func() bool { return f.count(t, "unowned") == 20 }, 30*time.Second, 20*time.Millisecond)
+	require.Equal(t, 10, f.count(t, "owned"), "partition 0 was released")
+
+	// Out-of-range partition-replicas are ignored, not fatal.
+	a.SetOwned([]aggregator.PartitionReplica{{Partition: 0}, {Partition: 7}})
+	require.Eventually(t, func() bool { return f.count(t, "owned") == 20 }, 30*time.Second, 20*time.Millisecond)
+	require.Equal(t, []aggregator.PartitionReplica{{Partition: 0}}, a.Owned())
+}

@@ -29,6 +29,9 @@ type Config struct {
 	MaxConcurrent int                    `yaml:"max_concurrent"`
 	Aggregators   flagext.StringSliceCSV `yaml:"aggregator_addresses"`
 	ReadTimeout   time.Duration          `yaml:"read_timeout"`
+	// PartialResponse answers with what the reachable aggregators hold, and
+	// a warning naming what is missing, when some are down.
+	PartialResponse bool `yaml:"partial_response"`
 }
 
 // RegisterFlags registers the options under -query.
@@ -37,7 +40,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.MaxSamples, "query.max-samples", 50_000_000, "Most samples one query may hold in memory.")
 	f.DurationVar(&c.LookbackDelta, "query.lookback-delta", promapi.DefaultLookbackDelta, "How far back PromQL looks for the latest sample of a series.")
 	f.IntVar(&c.MaxConcurrent, "query.max-concurrent", 20, "Queries evaluated at once; more wait.")
-	f.Var(&c.Aggregators, "query.aggregator.addresses", "Comma-separated host:port HTTP addresses of the aggregators a split query role reads from (the all-in-one reads its local storage).")
+	f.Var(&c.Aggregators, "query.aggregator.addresses", "Comma-separated host:port HTTP addresses of the aggregators a split query role reads from, instead of finding them in the ring (the all-in-one reads its local storage).")
+	f.BoolVar(&c.PartialResponse, "query.partial-response", true, "When aggregators that hold data for a query are down, answer with the rest and a warning naming what is missing; false fails the query instead.")
 	f.DurationVar(&c.ReadTimeout, "query.read-timeout", time.Minute, "Timeout of one read from one aggregator.")
 }
 

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	config_util "github.com/prometheus/common/config"
@@ -34,8 +35,46 @@ const (
 // aggregators. Series are read from all of them and merged; identical
 // samples from several aggregators (replicas, former owners) collapse into
 // one.
+//
+// The set is asked for at every query, so it follows the ring. An
+// aggregator that fails is left out with a warning naming it and what it
+// holds (Prometheus's "warnings" in the response), or fails the query when
+// partial responses are off — unless the endpoint is Redundant, in which
+// case another aggregator answers for all it holds and nothing is missing.
 type Remote struct {
-	aggs []*aggregatorClient
+	endpoints EndpointsFunc
+	timeout   time.Duration
+	partial   bool
+
+	mu      sync.Mutex
+	clients map[string]*aggregatorClient
+}
+
+// Endpoint is an aggregator the fan-out reads from.
+type Endpoint struct {
+	// Name identifies it in warnings (its ring instance ID).
+	Name string
+	// Addr is the host:port of its HTTP read API.
+	Addr string
+	// Redundant means every partition-replica it may hold has another
+	// replica on an endpoint that is believed to be up: its failure loses
+	// nothing, so it is not reported.
+	Redundant bool
+	// Holds says what it may hold, for the warning when it fails (for
+	// example "partitions 1, 5"); empty when unknown.
+	Holds string
+}
+
+// EndpointsFunc returns the aggregators to read from now.
+type EndpointsFunc func() []Endpoint
+
+// StaticEndpoints reads from a fixed list of host:port addresses.
+func StaticEndpoints(addrs []string) EndpointsFunc {
+	eps := make([]Endpoint, len(addrs))
+	for i, a := range addrs {
+		eps[i] = Endpoint{Name: a, Addr: a}
+	}
+	return func() []Endpoint { return eps }
 }
 
 type aggregatorClient struct {
@@ -44,59 +83,88 @@ type aggregatorClient struct {
 	http    *http.Client
 }
 
-// NewRemote connects to aggregators at the given host:port addresses.
-func NewRemote(addrs []string, timeout time.Duration) (*Remote, error) {
-	r := &Remote{}
-	for _, a := range addrs {
-		base, err := url.Parse("http://" + a)
-		if err != nil {
-			return nil, fmt.Errorf("aggregator address %q: %w", a, err)
-		}
-		readURL := *base
-		readURL.Path = readPath
-		rc, err := remote.NewReadClient("aggregator-"+a, &remote.ClientConfig{
-			URL:              &config_util.URL{URL: &readURL},
-			Timeout:          model.Duration(timeout),
-			HTTPClientConfig: config_util.DefaultHTTPClientConfig,
-			ChunkedReadLimit: 1 << 30,
-			AcceptedResponseTypes: []prompb.ReadRequest_ResponseType{
-				prompb.ReadRequest_STREAMED_XOR_CHUNKS, prompb.ReadRequest_SAMPLES,
-			},
-		})
-		if err != nil {
-			return nil, fmt.Errorf("aggregator %q: %w", a, err)
-		}
-		r.aggs = append(r.aggs, &aggregatorClient{
-			base:    base,
-			samples: remote.NewSampleAndChunkQueryableClient(rc, labels.EmptyLabels(), nil, true, nil),
-			http:    &http.Client{Timeout: timeout},
-		})
+// NewRemote reads from the aggregators endpoints returns, each read
+// bounded by timeout. With partial set, a failing aggregator becomes a
+// warning; without, an error.
+func NewRemote(endpoints EndpointsFunc, timeout time.Duration, partial bool) *Remote {
+	return &Remote{endpoints: endpoints, timeout: timeout, partial: partial, clients: map[string]*aggregatorClient{}}
+}
+
+func (r *Remote) client(addr string) (*aggregatorClient, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c, ok := r.clients[addr]; ok {
+		return c, nil
 	}
-	return r, nil
+	base, err := url.Parse("http://" + addr)
+	if err != nil || base.Host == "" {
+		return nil, fmt.Errorf("aggregator address %q: invalid", addr)
+	}
+	readURL := *base
+	readURL.Path = readPath
+	rc, err := remote.NewReadClient("aggregator-"+addr, &remote.ClientConfig{
+		URL:              &config_util.URL{URL: &readURL},
+		Timeout:          model.Duration(r.timeout),
+		HTTPClientConfig: config_util.DefaultHTTPClientConfig,
+		ChunkedReadLimit: 1 << 30,
+		AcceptedResponseTypes: []prompb.ReadRequest_ResponseType{
+			prompb.ReadRequest_STREAMED_XOR_CHUNKS, prompb.ReadRequest_SAMPLES,
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("aggregator %q: %w", addr, err)
+	}
+	c := &aggregatorClient{
+		base:    base,
+		samples: remote.NewSampleAndChunkQueryableClient(rc, labels.EmptyLabels(), nil, true, nil),
+		http:    &http.Client{Timeout: r.timeout},
+	}
+	r.clients[addr] = c
+	return c, nil
 }
 
 // Querier implements storage.Queryable.
 func (r *Remote) Querier(mint, maxt int64) (storage.Querier, error) {
-	qs := make([]storage.Querier, 0, len(r.aggs))
-	for _, a := range r.aggs {
-		q, err := a.samples.Querier(mint, maxt)
+	var primaries, secondaries []storage.Querier
+	for _, ep := range r.endpoints() {
+		c, err := r.client(ep.Addr)
 		if err != nil {
 			return nil, err
 		}
-		qs = append(qs, &aggregatorQuerier{Querier: q, agg: a, mint: mint, maxt: maxt})
+		q, err := c.samples.Querier(mint, maxt)
+		if err != nil {
+			return nil, err
+		}
+		aq := &aggregatorQuerier{Querier: q, agg: c, ep: ep, mint: mint, maxt: maxt}
+		switch {
+		case ep.Redundant:
+			secondaries = append(secondaries, quietQuerier{aq})
+		case r.partial:
+			// A secondary's failure becomes a warning (storage.NewMergeQuerier).
+			secondaries = append(secondaries, aq)
+		default:
+			primaries = append(primaries, aq)
+		}
 	}
-	return storage.NewMergeQuerier(qs, nil, storage.ChainedSeriesMerge), nil
+	return storage.NewMergeQuerier(primaries, secondaries, storage.ChainedSeriesMerge), nil
 }
 
-// Metadata merges the metadata of every aggregator.
+// Metadata merges the metadata of every aggregator that answers.
 func (r *Remote) Metadata(ctx context.Context, metric string, limit, limitPerMetric int) (map[string][]metadata.Metadata, error) {
 	out := map[string][]metadata.Metadata{}
-	for _, a := range r.aggs {
+	for _, ep := range r.endpoints() {
+		a, err := r.client(ep.Addr)
+		if err != nil {
+			return nil, err
+		}
 		v := url.Values{}
 		v.Set("metric", metric)
 		v.Set("limit", strconv.Itoa(limit))
 		var md map[string][]metadata.Metadata
 		if err := a.getJSON(ctx, metadataPath, v, &md); err != nil {
+			if ep.Redundant || r.partial {
+				continue // metadata is advisory; the API has no warnings for it
+			}
 			return nil, err
 		}
 		for name, ms := range md {
@@ -147,8 +215,69 @@ func (a *aggregatorClient) getJSON(ctx context.Context, path string, v url.Value
 type aggregatorQuerier struct {
 	storage.Querier
 	agg        *aggregatorClient
+	ep         Endpoint
 	mint, maxt int64
 }
+
+// unavailable says which aggregator failed and what may be missing.
+func (q *aggregatorQuerier) unavailable(err error) error {
+	what := "its data"
+	if q.ep.Holds != "" {
+		what = q.ep.Holds
+	}
+	return fmt.Errorf("aggregator %s (%s) unavailable, %s may be missing from this result: %w", q.ep.Name, q.ep.Addr, what, err)
+}
+
+// Select wraps the remote read's error with what it means for the result.
+func (q *aggregatorQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	return errWrapSet{q.Querier.Select(ctx, sortSeries, hints, ms...), q.unavailable}
+}
+
+type errWrapSet struct {
+	storage.SeriesSet
+	wrap func(error) error
+}
+
+func (s errWrapSet) Err() error {
+	if err := s.SeriesSet.Err(); err != nil {
+		return s.wrap(err)
+	}
+	return nil
+}
+
+// quietQuerier drops the failures of a redundant aggregator: another one
+// answers for everything it holds.
+type quietQuerier struct{ q storage.Querier }
+
+func (q quietQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	set := q.q.Select(ctx, sortSeries, hints, ms...)
+	return quietSet{set}
+}
+
+func (q quietQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	vs, ws, err := q.q.LabelValues(ctx, name, hints, ms...)
+	if err != nil {
+		return nil, nil, nil
+	}
+	return vs, ws, nil
+}
+
+func (q quietQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	ns, ws, err := q.q.LabelNames(ctx, hints, ms...)
+	if err != nil {
+		return nil, nil, nil
+	}
+	return ns, ws, nil
+}
+
+func (q quietQuerier) Close() error { return q.q.Close() }
+
+// quietSet ends where its aggregator failed, without an error: the series
+// it could not return come from another replica.
+type quietSet struct{ storage.SeriesSet }
+
+func (s quietSet) Next() bool { return s.SeriesSet.Err() == nil && s.SeriesSet.Next() }
+func (s quietSet) Err() error { return nil }
 
 type labelsResponse struct {
 	Values   []string `json:"values"`
@@ -170,7 +299,7 @@ func (q *aggregatorQuerier) labels(ctx context.Context, path, name string, hints
 	}
 	var resp labelsResponse
 	if err := q.agg.getJSON(ctx, path, v, &resp); err != nil {
-		return nil, nil, err
+		return nil, nil, q.unavailable(err)
 	}
 	var ws annotations.Annotations
 	for _, w := range resp.Warnings {

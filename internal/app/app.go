@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -28,6 +29,7 @@ import (
 	"github.com/pharos-obs/pharos/collector/receive/promrw"
 	"github.com/pharos-obs/pharos/collector/scrape"
 	"github.com/pharos-obs/pharos/internal/bus"
+	"github.com/pharos-obs/pharos/internal/cluster"
 	"github.com/pharos-obs/pharos/query"
 	"github.com/pharos-obs/pharos/query/promapi"
 	"github.com/pharos-obs/pharos/storage/metrics"
@@ -62,7 +64,12 @@ type App struct {
 	store    *metrics.Store
 	batcher  *publish.Metrics
 	scraper  *scrape.Scraper
-	started  atomic.Bool
+	agg      *aggregator.Aggregator
+	kv       *cluster.KV
+	member   atomic.Pointer[cluster.Member]
+	watcher  *cluster.Watcher
+	ownState
+	started atomic.Bool
 }
 
 // New validates cfg and prepares the modules of its targets; nothing runs
@@ -71,6 +78,8 @@ func New(cfg *Config, logger *slog.Logger) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	// Every partition-replica needs its durable consumer from the start.
+	cfg.NATS.Consumer.Replicas = cfg.Cluster.Ring.ReplicationFactor
 	reg := prometheus.NewRegistry()
 	a := &App{
 		cfg:    cfg,
@@ -123,6 +132,9 @@ func (a *App) registerModules() error {
 	m.RegisterModule(modQuery, a.initQuery, modules.UserInvisibleModule)
 	m.RegisterModule(modPprof, a.initPprof, modules.UserInvisibleModule)
 	m.RegisterModule(modReceivers, a.initReceivers, modules.UserInvisibleModule)
+	m.RegisterModule(modClusterKV, a.initClusterKV, modules.UserInvisibleModule)
+	m.RegisterModule(modRingMember, a.initRingMember, modules.UserInvisibleModule)
+	m.RegisterModule(modRingWatcher, a.initRingWatcher, modules.UserInvisibleModule)
 	m.RegisterModule(TargetAgent, nil)
 	m.RegisterModule(TargetAggregator, nil)
 	m.RegisterModule(TargetQuery, nil)
@@ -137,8 +149,21 @@ func (a *App) registerModules() error {
 	// The all-in-one's query reads local storage; a split query role reads
 	// the aggregators over HTTP.
 	queryDeps := []string{modServer}
-	if a.cfg.has(TargetAggregator) {
+	aggDeps := []string{modBus, modMetricsStore}
+	switch {
+	case a.cfg.ringEnabled():
+		// In a cluster the local store holds only this node's partitions:
+		// queries fan out to every aggregator in the ring, this one too.
+		queryDeps = append(queryDeps, modRingWatcher)
+		if a.cfg.has(TargetAggregator) {
+			aggDeps = append(aggDeps, modRingMember)
+		}
+	case a.cfg.has(TargetAggregator):
 		queryDeps = append(queryDeps, modMetricsStore)
+	}
+	if !a.cfg.has(TargetQuery) || len(a.cfg.Query.Aggregators) > 0 {
+		// Only the query role reads from the ring.
+		queryDeps = slices.DeleteFunc(queryDeps, func(d string) bool { return d == modRingWatcher })
 	}
 	serverDeps := []string{}
 	if a.cfg.HTTP.PprofListenAddress != "" {
@@ -150,7 +175,10 @@ func (a *App) registerModules() error {
 		modMetricsStore:  {modServer},
 		modPublisher:     {modBus},
 		modScraper:       {modPublisher, modServer},
-		modAggregator:    {modBus, modMetricsStore},
+		modAggregator:    aggDeps,
+		modClusterKV:     {modServer},
+		modRingMember:    {modClusterKV, modServer},
+		modRingWatcher:   {modClusterKV},
 		modQuery:         queryDeps,
 		modReceivers:     {modPublisher, modServer},
 		TargetAgent:      {modScraper, modReceivers},
@@ -306,20 +334,30 @@ func (a *App) initAggregator() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	if a.cfg.ringEnabled() {
+		// Nothing is consumed until the ring says what this node owns.
+		a.ownMu.Lock()
+		agg.SetOwned(a.owned)
+		a.agg = agg
+		a.ownMu.Unlock()
+	}
 	return agg, nil
 }
 
 func (a *App) initQuery() (services.Service, error) {
 	start := func(context.Context) error {
 		var src query.Source
-		if a.store != nil {
-			src = query.Source{Queryable: a.store, Exemplars: a.store, Metadata: a.store}
-		} else {
-			remote, err := query.NewRemote(a.cfg.Query.Aggregators, a.cfg.Query.ReadTimeout)
-			if err != nil {
-				return fmt.Errorf("query.aggregator_addresses: %w", err)
-			}
+		switch {
+		case len(a.cfg.Query.Aggregators) > 0:
+			remote := query.NewRemote(query.StaticEndpoints(a.cfg.Query.Aggregators), a.cfg.Query.ReadTimeout, a.cfg.Query.PartialResponse)
 			src = query.Source{Queryable: remote, Metadata: remote}
+		case a.watcher != nil:
+			remote := query.NewRemote(a.ringEndpoints, a.cfg.Query.ReadTimeout, a.cfg.Query.PartialResponse)
+			src = query.Source{Queryable: remote, Metadata: remote}
+		case a.store != nil:
+			src = query.Source{Queryable: a.store, Exemplars: a.store, Metadata: a.store}
+		default:
+			return errors.New("query: no aggregators to read from (set -query.aggregator.addresses or -memberlist.join)")
 		}
 		api, err := query.New(a.cfg.Query, src, promapi.BuildInfo{
 			Version: Version, Revision: Revision, Branch: Branch, BuildUser: BuildUser, BuildDate: BuildDate, GoVersion: runtime.Version(),

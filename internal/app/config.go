@@ -22,6 +22,7 @@ import (
 	"github.com/pharos-obs/pharos/collector/scrape"
 	"github.com/pharos-obs/pharos/collector/spool"
 	"github.com/pharos-obs/pharos/internal/bus"
+	"github.com/pharos-obs/pharos/internal/cluster"
 	"github.com/pharos-obs/pharos/query"
 	"github.com/pharos-obs/pharos/storage/metrics"
 )
@@ -50,6 +51,7 @@ type Config struct {
 	Aggregator aggregator.Config      `yaml:"aggregator"`
 	Storage    StorageConfig          `yaml:"storage"`
 	Query      query.Config           `yaml:"query"`
+	Cluster    cluster.Config         `yaml:"cluster"`
 }
 
 // AgentConfig groups the agent's options.
@@ -91,6 +93,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Aggregator.RegisterFlags(f)
 	c.Storage.Metrics.RegisterFlags(f)
 	c.Query.RegisterFlags(f)
+	c.Cluster.RegisterFlags(f)
 }
 
 // Validate checks the whole configuration and reports every problem, each
@@ -117,9 +120,6 @@ func (c *Config) Validate() error {
 	if !c.has(TargetAll) && c.NATS.URL == "" && (c.has(TargetAgent) || c.has(TargetAggregator)) {
 		errs = append(errs, errors.New("nats.url: required unless the target includes all (which embeds a NATS server)"))
 	}
-	if c.has(TargetQuery) && !c.has(TargetAll) && !c.has(TargetAggregator) && len(c.Query.Aggregators) == 0 {
-		errs = append(errs, errors.New("query.aggregator_addresses: required for a query role without a local aggregator"))
-	}
 	errs = append(errs,
 		c.Agent.Publish.Validate(),
 		c.Agent.Spool.Validate(),
@@ -131,8 +131,21 @@ func (c *Config) Validate() error {
 		c.Aggregator.Validate(),
 		c.Storage.Metrics.Validate(),
 		c.Query.Validate(),
+		c.Cluster.Validate(),
 	)
 	return errors.Join(errs...)
+}
+
+// ringEnabled reports whether this process takes part in the ring:
+// aggregators join it and queriers read the aggregators they find in it.
+// A lone all-in-one (no -memberlist.join, gossip store) owns every
+// partition itself and opens no gossip port; a querier given
+// -query.aggregator.addresses reads those instead.
+func (c *Config) ringEnabled() bool {
+	if c.has(TargetAll) && len(c.Cluster.Memberlist.Join) == 0 && c.Cluster.Ring.Store == cluster.StoreMemberlist {
+		return false
+	}
+	return c.has(TargetAggregator) || c.has(TargetQuery) && len(c.Query.Aggregators) == 0
 }
 
 // has reports whether the process runs role t (directly or through all).

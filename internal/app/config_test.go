@@ -68,7 +68,7 @@ func TestValidateNamesTheField(t *testing.T) {
 	}{
 		"unknown target":         {args: []string{"-target=bogus"}, want: "target"},
 		"agent without nats":     {args: []string{"-target=agent"}, want: "nats.url"},
-		"query without sources":  {args: []string{"-target=query"}, want: "query.aggregator_addresses"},
+		"bad replication factor": {args: []string{"-ring.replication-factor=0"}, want: "ring.replication_factor"},
 		"zero partitions":        {args: []string{"-nats.partitions=0"}, want: "nats.partitions"},
 		"empty data dir":         {args: []string{"-data.dir="}, want: "data_dir"},
 		"bad compression":        {args: []string{"-agent.publish.compression=lz4"}, want: "agent.publish.compression"},

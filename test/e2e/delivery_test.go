@@ -125,7 +125,9 @@ func TestAggregatorKilledDuringIngest(t *testing.T) {
 	nats := testutil.StartNATS(t)
 	target := startCountingTarget(t, series)
 	aggDir := t.TempDir()
-	common := []string{"-nats.partitions", fmt.Sprint(partitions), "-nats.url", nats.ClientURL()}
+	// A killed aggregator's pins expire after the pinned TTL, which its
+	// restarted self waits out: keep it short.
+	common := []string{"-nats.partitions", fmt.Sprint(partitions), "-nats.url", nats.ClientURL(), "-nats.consumer.pinned-ttl=2s"}
 	aggArgs := func(target string) []string {
 		return append([]string{"-target=" + target, "-data.dir", aggDir}, common...)
 	}

@@ -228,36 +228,43 @@ type apiResponse struct {
 	Data      json.RawMessage `json:"data"`
 	ErrorType string          `json:"errorType"`
 	Error     string          `json:"error"`
+	Warnings  []string        `json:"warnings"`
 }
 
 // getAPI GETs path with params from the HTTP API at addr and decodes the
 // response's data into data; any failure (transport, status, envelope,
 // JSON) is returned, so it can be polled.
 func getAPI(addr, path string, params url.Values, data any) error {
+	_, err := getAPIWarnings(addr, path, params, data)
+	return err
+}
+
+// getAPIWarnings is getAPI that also returns the response's warnings.
+func getAPIWarnings(addr, path string, params url.Values, data any) ([]string, error) {
 	u := url.URL{Scheme: "http", Host: addr, Path: path, RawQuery: params.Encode()}
 	resp, err := httpClient.Get(u.String())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return fmt.Errorf("GET %s: read body: %w", u.String(), err)
+		return nil, fmt.Errorf("GET %s: read body: %w", u.String(), err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s: %s", u.String(), resp.Status, bytes.TrimSpace(body))
+		return nil, fmt.Errorf("GET %s: %s: %s", u.String(), resp.Status, bytes.TrimSpace(body))
 	}
 	var env apiResponse
 	if err := json.Unmarshal(body, &env); err != nil {
-		return fmt.Errorf("GET %s: %w: %s", u.String(), err, body)
+		return nil, fmt.Errorf("GET %s: %w: %s", u.String(), err, body)
 	}
 	if env.Status != "success" {
-		return fmt.Errorf("GET %s: status %q, %s: %s", u.String(), env.Status, env.ErrorType, env.Error)
+		return nil, fmt.Errorf("GET %s: status %q, %s: %s", u.String(), env.Status, env.ErrorType, env.Error)
 	}
 	if err := json.Unmarshal(env.Data, data); err != nil {
-		return fmt.Errorf("GET %s: data: %w: %s", u.String(), err, env.Data)
+		return nil, fmt.Errorf("GET %s: data: %w: %s", u.String(), err, env.Data)
 	}
-	return nil
+	return env.Warnings, nil
 }
 
 // metricMetadata is one entry of /api/v1/metadata.

@@ -105,6 +105,7 @@ var ephemeralFlags = []string{
 	"nats.embedded.listen-address",
 	"otlp.grpc.listen-address",
 	"otlp.http.listen-address",
+	"memberlist.bind-address",
 }
 
 // pharosHelp is the -help output of the binary under test.

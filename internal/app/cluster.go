@@ -1,0 +1,195 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/grafana/dskit/services"
+
+	"github.com/pharos-obs/pharos/aggregator"
+	"github.com/pharos-obs/pharos/internal/cluster"
+	"github.com/pharos-obs/pharos/query"
+)
+
+// Modules of the ring.
+const (
+	modClusterKV   = "cluster-kv"
+	modRingMember  = "ring-member"
+	modRingWatcher = "ring-watcher"
+)
+
+func (a *App) initClusterKV() (services.Service, error) {
+	kv, err := cluster.NewKV(a.cfg.Cluster, a.logger.With("component", "cluster"), a.reg)
+	if err != nil {
+		return nil, err
+	}
+	a.kv = kv
+	a.server.mux.Handle("/memberlist", kv.MemberlistHandler())
+	if a.cfg.Cluster.Ring.Store == cluster.StoreMemberlist {
+		kv.AddListener(services.NewListener(nil, func() {
+			a.logger.Info("gossip listening", "component", "cluster", "address", kv.GossipAddress())
+		}, nil, nil, nil))
+	}
+	return kv, nil
+}
+
+// initRingMember joins the ring as an aggregator. The member is created
+// when the module starts, after the HTTP server: with
+// -http.listen-address on port 0 only then is the address known that
+// queriers must be told (-ring.instance-addr defaults to it).
+func (a *App) initRingMember() (services.Service, error) {
+	var member *cluster.Member
+	start := func(ctx context.Context) error {
+		cfg := a.cfg.Cluster
+		if cfg.Ring.InstanceAddr == "" {
+			addr, err := advertisedHTTPAddr(a.server.Addr())
+			if err != nil {
+				return fmt.Errorf("ring.instance_addr: not set, and %w", err)
+			}
+			cfg.Ring.InstanceAddr = addr
+		}
+		m, err := cluster.NewMember(cfg, a.cfg.NATS.Partitions, a.kv, a.ownershipChanged, a.logger.With("component", "ring"), a.reg)
+		if err != nil {
+			return err
+		}
+		member = m
+		a.member.Store(m)
+		return services.StartAndAwaitRunning(ctx, m)
+	}
+	run := func(ctx context.Context) error {
+		_ = member.AwaitTerminated(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err := member.FailureCase(); err != nil {
+			return fmt.Errorf("ring member: %w", err)
+		}
+		return errors.New("ring member stopped")
+	}
+	stop := func(error) error {
+		if member == nil {
+			return nil
+		}
+		return services.StopAndAwaitTerminated(context.Background(), member)
+	}
+	a.server.addReadyCheck("ring", func() error {
+		if m := a.member.Load(); m == nil || m.State() != services.Running {
+			return errors.New("not in the ring yet")
+		}
+		return nil
+	})
+	return services.NewBasicService(start, run, stop), nil
+}
+
+// ownershipChanged hands the partition-replicas the ring gives this
+// aggregator to its consumers.
+func (a *App) ownershipChanged(c cluster.OwnershipChange) {
+	owned := make([]aggregator.PartitionReplica, len(c.Owned))
+	for i, pr := range c.Owned {
+		owned[i] = aggregator.PartitionReplica{Partition: pr.Partition, Replica: pr.Replica}
+	}
+	a.logger.Info("ownership changed", "owned", len(owned), "added", len(c.Added), "removed", len(c.Removed), "members", strings.Join(c.Members, ","))
+	a.ownMu.Lock()
+	defer a.ownMu.Unlock()
+	a.owned = owned
+	if a.agg != nil {
+		a.agg.SetOwned(owned)
+	}
+}
+
+func (a *App) initRingWatcher() (services.Service, error) {
+	w, err := cluster.NewWatcher(a.cfg.Cluster, a.kv, a.logger.With("component", "ring-watcher"), a.reg)
+	if err != nil {
+		return nil, err
+	}
+	a.watcher = w
+	return w, nil
+}
+
+// ringEndpoints lists the aggregators a query reads from: every member of
+// the ring, healthy or not, and those that left recently (they still hold
+// what they consumed before). An aggregator is redundant when every
+// partition-replica it owns — computed as if every member were up, which
+// is what it consumed until it failed — has another replica whose owner is
+// healthy: its failure then loses nothing.
+func (a *App) ringEndpoints() []query.Endpoint {
+	all := a.watcher.All()
+	var present []string
+	healthy := map[string]bool{}
+	for _, in := range all {
+		if in.State != cluster.StateLeft {
+			present = append(present, in.ID)
+		}
+		healthy[in.ID] = in.Healthy
+	}
+	rf := max(a.cfg.Cluster.Ring.ReplicationFactor, 1)
+	full := cluster.Assign(a.cfg.NATS.Partitions, rf, present)
+	eps := make([]query.Endpoint, 0, len(all))
+	for _, in := range all {
+		if in.Addr == "" {
+			continue
+		}
+		ep := query.Endpoint{Name: in.ID, Addr: in.Addr}
+		if in.State == cluster.StateLeft {
+			// Its partitions moved on; what it consumed before is on
+			// another replica only with RF ≥ 2.
+			ep.Holds = "data it consumed before leaving the ring"
+			ep.Redundant = rf > 1
+			eps = append(eps, ep)
+			continue
+		}
+		owned := cluster.Owned(in.ID, full)
+		redundant := len(owned) > 0
+		var parts []int
+		for _, pr := range owned {
+			if !slices.Contains(parts, pr.Partition) {
+				parts = append(parts, pr.Partition)
+			}
+			covered := false
+			for _, o := range cluster.Owners(pr.Partition, full) {
+				if o != in.ID && healthy[o] {
+					covered = true
+				}
+			}
+			redundant = redundant && covered
+		}
+		ep.Redundant = redundant
+		ep.Holds = "partitions " + joinInts(parts)
+		eps = append(eps, ep)
+	}
+	return eps
+}
+
+func joinInts(xs []int) string {
+	slices.Sort(xs)
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = strconv.Itoa(x)
+	}
+	return strings.Join(s, ", ")
+}
+
+// advertisedHTTPAddr is the address queriers can reach this process's HTTP
+// listener at, when it is bound to a specific host.
+func advertisedHTTPAddr(listen string) (string, error) {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", fmt.Errorf("http listen address %q: %w", listen, err)
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		return "", fmt.Errorf("the HTTP listener %s is bound to every interface: set the address queriers reach this aggregator at", listen)
+	}
+	return listen, nil
+}
+
+// ownState is the ownership the ring gave before the aggregator existed.
+type ownState struct {
+	ownMu sync.Mutex
+	owned []aggregator.PartitionReplica
+}
