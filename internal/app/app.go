@@ -138,6 +138,7 @@ func (a *App) registerModules() error {
 	m.RegisterModule(TargetAgent, nil)
 	m.RegisterModule(TargetAggregator, nil)
 	m.RegisterModule(TargetQuery, nil)
+	m.RegisterModule(TargetNATS, nil)
 	m.RegisterModule(TargetAll, nil)
 
 	// The embedded server belongs to the all-in-one only; split roles reach
@@ -185,6 +186,8 @@ func (a *App) registerModules() error {
 		TargetAggregator: {modAggregator},
 		TargetQuery:      {modQuery},
 		TargetAll:        {TargetAgent, TargetAggregator, TargetQuery},
+		modEmbeddedNATS:  {modServer},
+		TargetNATS:       {modEmbeddedNATS},
 	}
 	for mod, d := range deps {
 		if err := m.AddDependency(mod, d...); err != nil {
@@ -213,6 +216,12 @@ func (a *App) initPprof() (services.Service, error) {
 }
 
 func (a *App) initEmbeddedNATS() (services.Service, error) {
+	a.server.addReadyCheck("jetstream", func() error {
+		if a.embedded == nil || !a.embedded.JetStreamReady() {
+			return errors.New("JetStream not ready (in a cluster: no meta leader yet)")
+		}
+		return nil
+	})
 	start := func(context.Context) error {
 		srv, err := bus.StartEmbedded(a.cfg.NATS.Embedded, filepath.Join(a.cfg.DataDir, "nats"), a.logger.With("component", "nats-server"))
 		if err != nil {

@@ -2,17 +2,21 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/grafana/dskit/services"
 
 	"github.com/pharos-obs/pharos/aggregator"
+	"github.com/pharos-obs/pharos/internal/bus"
 	"github.com/pharos-obs/pharos/internal/cluster"
 	"github.com/pharos-obs/pharos/query"
 )
@@ -31,6 +35,7 @@ func (a *App) initClusterKV() (services.Service, error) {
 	}
 	a.kv = kv
 	a.server.mux.Handle("/memberlist", kv.MemberlistHandler())
+	a.server.mux.HandleFunc("GET /cluster/status", a.handleClusterStatus)
 	if a.cfg.Cluster.Ring.Store == cluster.StoreMemberlist {
 		kv.AddListener(services.NewListener(nil, func() {
 			a.logger.Info("gossip listening", "component", "cluster", "address", kv.GossipAddress())
@@ -192,4 +197,78 @@ func advertisedHTTPAddr(listen string) (string, error) {
 type ownState struct {
 	ownMu sync.Mutex
 	owned []aggregator.PartitionReplica
+}
+
+// clusterStatus is the JSON of GET /cluster/status: the ring as this
+// process sees it and, on an aggregator, what it consumes and how far
+// behind each of its consumers is. deploy/local/cluster.sh status and the
+// dashboard read it.
+type clusterStatus struct {
+	Instance   string              `json:"instance,omitempty"`
+	Members    []memberStatus      `json:"members"`
+	Owners     map[string][]string `json:"owners"` // partition → owners of its replicas, in replica order
+	Consumers  []consumerStatus    `json:"consumers,omitempty"`
+	Partitions int                 `json:"partitions"`
+	Replicas   int                 `json:"replication_factor"`
+}
+
+type memberStatus struct {
+	ID            string `json:"id"`
+	Addr          string `json:"addr"`
+	State         string `json:"state"`
+	Healthy       bool   `json:"healthy"`
+	LastHeartbeat string `json:"last_heartbeat"`
+}
+
+type consumerStatus struct {
+	Partition int    `json:"partition"`
+	Replica   int    `json:"replica"`
+	Lag       uint64 `json:"lag"`
+	Error     string `json:"error,omitempty"`
+}
+
+func (a *App) handleClusterStatus(w http.ResponseWriter, r *http.Request) {
+	var instances []cluster.Instance
+	st := clusterStatus{Partitions: a.cfg.NATS.Partitions, Replicas: max(a.cfg.Cluster.Ring.ReplicationFactor, 1), Owners: map[string][]string{}}
+	switch m := a.member.Load(); {
+	case m != nil:
+		st.Instance = m.ID()
+		instances = m.Members()
+	case a.watcher != nil:
+		instances = a.watcher.All()
+	default:
+		http.Error(w, "this process is not in a ring", http.StatusNotFound)
+		return
+	}
+	var healthy []string
+	for _, in := range instances {
+		st.Members = append(st.Members, memberStatus{ID: in.ID, Addr: in.Addr, State: in.State, Healthy: in.Healthy,
+			LastHeartbeat: in.LastHeartbeat.UTC().Format(time.RFC3339)})
+		if in.Healthy {
+			healthy = append(healthy, in.ID)
+		}
+	}
+	assignment := cluster.Assign(st.Partitions, st.Replicas, healthy)
+	for p := range st.Partitions {
+		owners := make([]string, st.Replicas)
+		for pr, id := range assignment {
+			if pr.Partition == p && pr.Replica < len(owners) {
+				owners[pr.Replica] = id
+			}
+		}
+		st.Owners[strconv.Itoa(p)] = owners
+	}
+	if a.agg != nil && a.conn != nil {
+		for _, pr := range a.agg.Owned() {
+			cs := consumerStatus{Partition: pr.Partition, Replica: pr.Replica}
+			lag, err := a.conn.ConsumerLag(r.Context(), bus.SignalMetrics, bus.DurableName(bus.SignalMetrics, pr.Partition, pr.Replica))
+			if err != nil {
+				cs.Error = err.Error()
+			}
+			cs.Lag = lag
+			st.Consumers = append(st.Consumers, cs)
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(st)
 }

@@ -33,6 +33,10 @@ const (
 	TargetAgent      = "agent"
 	TargetAggregator = "aggregator"
 	TargetQuery      = "query"
+	// TargetNATS runs only the embedded NATS server, as one node of a NATS
+	// JetStream cluster (-nats.embedded.cluster-listen-address, -routes):
+	// a cluster needs no separate NATS installation.
+	TargetNATS = "nats"
 )
 
 // EnvPrefix starts the environment variable of every flag.
@@ -77,7 +81,7 @@ type ServerConfig struct {
 // RegisterFlags registers every option of the process.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Target = flagext.StringSliceCSV{TargetAll}
-	f.Var(&c.Target, "target", "Roles to run, comma-separated: all, agent, aggregator, query.")
+	f.Var(&c.Target, "target", "Roles to run, comma-separated: all, agent, aggregator, query, nats (an embedded NATS server alone, e.g. one node of a NATS cluster).")
 	f.StringVar(&c.DataDir, "data.dir", "./data", "Directory for storage, spool, positions and the embedded NATS store.")
 	f.StringVar(&c.HTTP.ListenAddress, "http.listen-address", "127.0.0.1:9400", "The one HTTP listener of the process (APIs, /metrics, dashboard).")
 	f.StringVar(&c.HTTP.PprofListenAddress, "http.pprof-listen-address", "", "Serve Go's /debug/pprof/ profiling endpoints on this separate address (off when empty).")
@@ -104,8 +108,8 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("target: at least one target is required"))
 	}
 	for _, t := range c.Target {
-		if !slices.Contains([]string{TargetAll, TargetAgent, TargetAggregator, TargetQuery}, t) {
-			errs = append(errs, fmt.Errorf("target: unknown target %q (want all, agent, aggregator or query)", t))
+		if !slices.Contains([]string{TargetAll, TargetAgent, TargetAggregator, TargetQuery, TargetNATS}, t) {
+			errs = append(errs, fmt.Errorf("target: unknown target %q (want all, agent, aggregator, query or nats)", t))
 		}
 	}
 	if c.DataDir == "" {
