@@ -253,6 +253,11 @@ func (w *metricsWriter) handle(ctx context.Context, batch []*bus.Delivery) {
 		_ = d.Ack()
 	}
 	a.m.appended.Add(float64(appended))
+	pred, idx, prev, miss := w.cache.takeStats()
+	a.m.cacheLookups[0].Add(float64(pred))
+	a.m.cacheLookups[1].Add(float64(idx))
+	a.m.cacheLookups[2].Add(float64(prev))
+	a.m.cacheLookups[3].Add(float64(miss))
 	a.m.batches.WithLabelValues("ok").Inc()
 	a.m.commitDuration.Observe(time.Since(start).Seconds())
 }
@@ -384,6 +389,7 @@ func (w *metricsWriter) check(err error) bool {
 }
 
 type metrics struct {
+	cacheLookups    [4]prometheus.Counter // predicted, index, previous, miss
 	consumers       prometheus.Gauge
 	appended        prometheus.Counter
 	rejected        *prometheus.CounterVec
@@ -408,6 +414,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		commitDuration: f.NewHistogram(prometheus.HistogramOpts{
 			Name: "pharos_aggregator_batch_duration_seconds", Help: "Time to decode, append and commit one fetched batch.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9)}),
+	}
+	lookups := f.NewCounterVec(prometheus.CounterOpts{
+		Name: "pharos_aggregator_series_cache_lookups_total",
+		Help: "Series looked up in the aggregator's series cache, by how they were found: predicted (next in arrival order), index, previous (older generation) or miss (new to the cache)."}, []string{"result"})
+	for i, r := range []string{"predicted", "index", "previous", "miss"} {
+		m.cacheLookups[i] = lookups.WithLabelValues(r)
 	}
 	for _, r := range []string{"too_old", "out_of_order", "duplicate_timestamp", "invalid", "exemplar"} {
 		m.rejected.WithLabelValues(r)

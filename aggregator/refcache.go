@@ -32,6 +32,16 @@ type refCache struct {
 	cur, prev *refGen
 	maxSize   int
 	next      int // index in cur of the entry predicted to come next
+
+	// Look-ups by how they were answered, since the last takeStats.
+	hitsPredicted, hitsIndex, hitsPrev, misses int
+}
+
+// takeStats returns and resets the look-up counts.
+func (c *refCache) takeStats() (predicted, index, prev, misses int) {
+	predicted, index, prev, misses = c.hitsPredicted, c.hitsIndex, c.hitsPrev, c.misses
+	c.hitsPredicted, c.hitsIndex, c.hitsPrev, c.misses = 0, 0, 0, 0
+	return
 }
 
 type refGen struct {
@@ -83,6 +93,7 @@ func (c *refCache) predicted(refs []uint32, symbols []string) (int, bool) {
 		return 0, false
 	}
 	c.next = i + 1
+	c.hitsPredicted++
 	return i, true
 }
 
@@ -92,16 +103,20 @@ func (c *refCache) get(key []byte) (int, bool) {
 	g := c.cur
 	if i := c.next; i < len(g.entries) && g.entries[i].key == string(key) {
 		c.next = i + 1
+		c.hitsPredicted++
 		return i, true
 	}
 	if i, ok := g.index[string(key)]; ok {
 		c.next = int(i) + 1
+		c.hitsIndex++
 		return int(i), true
 	}
 	if i, ok := c.prev.index[string(key)]; ok {
 		e := &c.prev.entries[i]
+		c.hitsPrev++
 		return c.add(key, e.ls, e.ref), true
 	}
+	c.misses++
 	return 0, false
 }
 
