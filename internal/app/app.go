@@ -78,8 +78,12 @@ func New(cfg *Config, logger *slog.Logger) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	// Every partition-replica needs its durable consumer from the start.
+	// Every partition-replica needs its durable consumer from the start;
+	// in a ring, consumers are pinned to one aggregator at a time, and
+	// aggregators own the consumers' settings.
 	cfg.NATS.Consumer.Replicas = cfg.Cluster.Ring.ReplicationFactor
+	cfg.NATS.Consumer.Exclusive = cfg.ringEnabled()
+	cfg.NATS.Consumer.Manage = cfg.has(TargetAggregator)
 	reg := prometheus.NewRegistry()
 	a := &App{
 		cfg:    cfg,

@@ -102,6 +102,17 @@ type ConsumerConfig struct {
 	// partition has. It is the ring's replication factor, set by the app
 	// (not a flag of its own); 0 means 1.
 	Replicas int `yaml:"-"`
+	// Exclusive pins each partition consumer to one client at a time
+	// (aggregators in a ring, which may briefly disagree on owners). A lone
+	// all-in-one has one client per consumer and saves the pin's
+	// keep-alive pulls. Set by the app.
+	Exclusive bool `yaml:"-"`
+	// Manage makes EnsureStreams update existing partition consumers to
+	// this configuration; without it, they are only created when missing.
+	// Aggregators manage them; agents, which create streams too (interest
+	// retention needs the consumers before the first publish), must not
+	// undo an aggregator's settings. Set by the app.
+	Manage bool `yaml:"-"`
 }
 
 // RegisterFlags registers every option under -nats. with its default.

@@ -326,7 +326,12 @@ func (c *Conn) ensureConsumers(ctx context.Context, s Signal) error {
 		for r := range max(c.cfg.Consumer.Replicas, 1) {
 			cfg := c.consumerConfig(subject, DurableName(s, p, r))
 			cctx, cancel := context.WithTimeout(ctx, apiTimeout)
-			_, err := c.js.CreateOrUpdateConsumer(cctx, st.stream, cfg)
+			var err error
+			if c.cfg.Consumer.Manage {
+				_, err = c.js.CreateOrUpdateConsumer(cctx, st.stream, cfg)
+			} else if _, err = c.js.CreateConsumer(cctx, st.stream, cfg); errors.Is(err, jetstream.ErrConsumerExists) {
+				err = nil // an aggregator's settings win
+			}
 			cancel()
 			if err != nil {
 				return fmt.Errorf("ensure consumer %s on %s: %w", cfg.Durable, st.stream, err)

@@ -29,8 +29,11 @@ const ownerGroup = "owner"
 // heartbeats (how a lost request or a dead server is noticed), instead of a
 // subscription per poll. A message that arrives is handed over at once
 // whatever the expiry.
-func pullExpiry(pinnedTTL time.Duration) time.Duration {
-	return min(max(pinnedTTL/3, time.Second), 30*time.Second)
+func pullExpiry(cfg jetstream.ConsumerConfig) time.Duration {
+	if cfg.PriorityPolicy != jetstream.PriorityPolicyPinned {
+		return 30 * time.Second
+	}
+	return min(max(cfg.PinnedTTL/3, time.Second), 30*time.Second)
 }
 
 // collectWait is how long a batch waits for more messages once it has one.
@@ -180,7 +183,7 @@ func DurableName(signal Signal, partition, replica int) string {
 }
 
 func (c *Conn) consumerConfig(subject, durable string) jetstream.ConsumerConfig {
-	return jetstream.ConsumerConfig{
+	cc := jetstream.ConsumerConfig{
 		Durable:       durable,
 		Description:   "Pharos consumer of " + subject,
 		FilterSubject: subject,
@@ -188,10 +191,13 @@ func (c *Conn) consumerConfig(subject, durable string) jetstream.ConsumerConfig 
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckWait:        c.cfg.Consumer.AckWait,
 		MaxAckPending:  c.cfg.Consumer.MaxAckPending,
-		PriorityGroups: []string{ownerGroup},
-		PriorityPolicy: jetstream.PriorityPolicyPinned,
-		PinnedTTL:      c.cfg.Consumer.PinnedTTL,
 	}
+	if c.cfg.Consumer.Exclusive {
+		cc.PriorityGroups = []string{ownerGroup}
+		cc.PriorityPolicy = jetstream.PriorityPolicyPinned
+		cc.PinnedTTL = c.cfg.Consumer.PinnedTTL
+	}
+	return cc
 }
 
 // validateDurable rejects names JetStream would refuse, so a typo fails at
@@ -233,8 +239,11 @@ func (p *partitionConsumer) run(ctx context.Context) error {
 		if it == nil {
 			cons, err := p.bind(ctx)
 			if err == nil {
-				it, err = cons.Messages(jetstream.PullMaxMessages(p.batchSize),
-					jetstream.PullExpiry(pullExpiry(p.cfg.PinnedTTL)), jetstream.PullPriorityGroup(ownerGroup))
+				opts := []jetstream.PullMessagesOpt{jetstream.PullMaxMessages(p.batchSize), jetstream.PullExpiry(pullExpiry(p.cfg))}
+				if p.cfg.PriorityPolicy == jetstream.PriorityPolicyPinned {
+					opts = append(opts, jetstream.PullPriorityGroup(ownerGroup))
+				}
+				it, err = cons.Messages(opts...)
 			}
 			if err != nil {
 				if ctx.Err() != nil {
@@ -285,6 +294,9 @@ func (p *partitionConsumer) release(it jetstream.MessagesContext) {
 			break
 		}
 		_ = msg.Nak()
+	}
+	if p.cfg.PriorityPolicy != jetstream.PriorityPolicyPinned {
+		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
 	defer cancel()

@@ -16,10 +16,21 @@ import (
 // once.
 func TestPinnedConsumerIsExclusive(t *testing.T) {
 	srv := startServer(t)
+	// An agent creates the stream and its consumers first, with its own
+	// (non-exclusive) settings ...
+	agent := connect(t, testConfig(), srv, nil)
+	require.NoError(t, agent.EnsureStreams(context.Background(), SignalMetrics))
+	// ... the aggregators' settings then win ...
 	cfg := testConfig()
+	cfg.Consumer.Exclusive, cfg.Consumer.Manage = true, true
 	cfg.Consumer.PinnedTTL = time.Minute // a handover must not wait for it
 	c := connect(t, cfg, srv, nil)
 	require.NoError(t, c.EnsureStreams(context.Background(), SignalMetrics))
+	// ... and an agent starting later does not undo them.
+	require.NoError(t, agent.EnsureStreams(context.Background(), SignalMetrics))
+	info, err := c.js.Consumer(context.Background(), StreamName(SignalMetrics), DurableName(SignalMetrics, 1, 0))
+	require.NoError(t, err)
+	require.Equal(t, []string{ownerGroup}, info.CachedInfo().Config.PriorityGroups)
 	durable := DurableName(SignalMetrics, 1, 0)
 
 	a := startConsumer(t, c, SignalMetrics, 1, durable)
