@@ -160,6 +160,8 @@ func TestClusterScaleOutAndIn(t *testing.T) {
 	f.startAggregator("agg-2")
 	agent := f.startAgent()
 	query := f.startQuery()
+	strict := startPharos(t, "query-strict", append(append([]string{"-target=query", "-data.dir", t.TempDir(),
+		"-query.partial-response=false"}, f.common()...), f.join()...))
 	t.Logf("balanced over 2 in %s", f.requireBalanced("agg-1", "agg-2"))
 
 	seen := f.target.scrapes.Load()
@@ -186,14 +188,24 @@ func TestClusterScaleOutAndIn(t *testing.T) {
 
 	// agg-2 holds what it consumed while it was a member: with RF=1 the
 	// querier says so while it is away.
-	_, warnings := queryWarnings(t, query.addr, `count(delivery_series)`, time.Now())
+	_, warnings := queryWarnings(t, query.addr, `count(count_over_time(delivery_series[1h]))`, time.Now())
 	require.NotEmpty(t, warnings, "a departed aggregator's data is missing and the response must say so")
 	require.Contains(t, strings.Join(warnings, "\n"), "agg-2")
+	// A querier that must not answer partially fails instead.
+	testutil.Poll(t, 30*time.Second, 200*time.Millisecond, func() (bool, string) {
+		var data json.RawMessage
+		err := getAPI(strict.addr, "/api/v1/query", url.Values{"query": {"count(count_over_time(delivery_series[1h]))"}}, &data)
+		if err == nil {
+			return false, "strict querier answered while agg-2 is away: " + string(data)
+		}
+		return strings.Contains(err.Error(), "agg-2"), "error does not name agg-2: " + err.Error()
+	})
+	strict.Stop()
 
 	f.startAggregator("agg-2")
 	f.requireBalanced("agg-1", "agg-2", "agg-3")
 	testutil.Poll(t, 30*time.Second, 200*time.Millisecond, func() (bool, string) {
-		_, ws := queryWarnings(t, query.addr, `count(delivery_series)`, time.Now())
+		_, ws := queryWarnings(t, query.addr, `count(count_over_time(delivery_series[1h]))`, time.Now())
 		return len(ws) == 0, fmt.Sprintf("warnings: %v", ws)
 	})
 	requireEverySample(t, query.addr, "delivery", series, scrapes)
