@@ -1,0 +1,49 @@
+// Package rules evaluates alerting and recording rules in Prometheus's
+// rule-file format with Prometheus's own rules manager, against the
+// cluster-wide view of the data, and sends the alerts to Alertmanager (v2
+// API, Prometheus's notifier) and to the built-in webhook receivers.
+//
+// Collaborators come in as interfaces and function types (Deps): the
+// Queryable to evaluate against, the Appendable that takes recording-rule
+// results and the ALERTS and ALERTS_FOR_STATE series, the OwnsFunc that
+// says which groups this node evaluates, and the SendFunc of the webhook
+// notifier. The package imports none of Pharos's other packages.
+//
+// # Ownership
+//
+// Each group is evaluated by one node, chosen by OwnsFunc on the group's
+// key (GroupKey). Ownership is applied in two places:
+//
+//   - at load: the rules manager's GroupLoader (ownedLoader) hands it the
+//     owned groups only, and OwnershipChanged applies the filter again
+//     (rules.Manager.Update with the files already parsed). A group lost
+//     stops; a group gained is new to the rules manager, which restores the
+//     `for` state of its alerts from ALERTS_FOR_STATE after its second
+//     evaluation, exactly as after a restart (RestoreNewRuleGroups).
+//     Unchanged groups keep running. This is Prometheus's own restore
+//     path, so restores behave as Prometheus documents them
+//     (-rules.outage-tolerance, -rules.for-grace-period).
+//   - before each evaluation: the GroupEvalIterationFunc asks OwnsFunc and
+//     skips the evaluation of a group lost, for the moment between the
+//     ring changing and OwnershipChanged being applied.
+//
+// Filtering per evaluation alone would keep the stale in-memory state of
+// groups owned long ago and never restore on takeover, and the rules
+// package offers no hook to reset a running group; filtering at load alone
+// would leave a lost group evaluating until the update is applied. The
+// rules manager marks the series of a stopped group stale two intervals
+// later; for a group that moved, those markers would cut the series the
+// new owner writes and hide the alert state it restores from, so writes
+// for groups this node does not own are dropped (ownedAppendable).
+//
+// # Goroutines
+//
+// The rules manager runs one goroutine per owned group; the notifier one
+// per Alertmanager. The service's running goroutine applies ownership
+// changes. All of them stop with the service: evaluations first (their
+// last notifications are queued), then the notifier, which sends what is
+// queued.
+//
+// Lock order: Manager.mu, then the rules manager's own lock (taken inside
+// rules.Manager.Update).
+package rules

@@ -1,0 +1,124 @@
+package rules
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/alertmanager/types"
+	"github.com/prometheus/client_golang/prometheus"
+	commoncfg "github.com/prometheus/common/config"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/discovery/targetgroup"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/notifier"
+	promrules "github.com/prometheus/prometheus/rules"
+	"github.com/prometheus/prometheus/util/strutil"
+)
+
+// Destinations of notifications (pharos_rules_alerts_sent_total).
+const (
+	destAlertmanager = "alertmanager"
+	destHook         = "hook"
+)
+
+// newAlertmanagers builds the Prometheus notifier for the Alertmanager
+// URLs, one Alertmanager set per URL so that each keeps its scheme, path
+// prefix and credentials, and the static target groups that Run must be
+// given (Prometheus feeds them from service discovery; here the URLs are
+// the targets).
+func newAlertmanagers(cfg AlertmanagerConfig, logger *slog.Logger, reg prometheus.Registerer) (*notifier.Manager, map[string][]*targetgroup.Group, error) {
+	n := notifier.NewManager(&notifier.Options{
+		QueueCapacity:   cfg.QueueCapacity,
+		DrainOnShutdown: true,
+		Registerer:      reg,
+	}, nameValidation, logger.With("component", "notifier"))
+
+	conf := &config.Config{}
+	targets := make(map[string][]*targetgroup.Group, len(cfg.URLs))
+	for i, raw := range cfg.URLs {
+		u, err := parseAlertmanagerURL(raw)
+		if err != nil {
+			return nil, nil, fmt.Errorf("rules.alertmanager.url[%d]: %w", i, err)
+		}
+		amc := config.DefaultAlertmanagerConfig
+		amc.Scheme = u.Scheme
+		amc.PathPrefix = u.Path
+		amc.Timeout = model.Duration(cfg.Timeout)
+		if u.User != nil {
+			pw, _ := u.User.Password()
+			amc.HTTPClientConfig.BasicAuth = &commoncfg.BasicAuth{
+				Username: u.User.Username(),
+				Password: commoncfg.Secret(pw),
+			}
+		}
+		conf.AlertingConfig.AlertmanagerConfigs = append(conf.AlertingConfig.AlertmanagerConfigs, &amc)
+		// The key is the one AlertmanagerConfigs.ToMap gives this config.
+		targets[fmt.Sprintf("config-%d", i)] = []*targetgroup.Group{{
+			Source:  fmt.Sprintf("alertmanager.url[%d]", i),
+			Targets: []model.LabelSet{{model.AddressLabel: model.LabelValue(u.Host)}},
+		}}
+	}
+	if err := n.ApplyConfig(conf); err != nil {
+		return nil, nil, fmt.Errorf("rules.alertmanager: %w", err)
+	}
+	return n, targets, nil
+}
+
+// notify is the rules manager's NotifyFunc. It converts the alerts as
+// Prometheus does (rules.SendAlerts: StartsAt is when the alert fired,
+// EndsAt when it resolved or, while it fires, when it expires unless
+// sent again) and hands them to the Alertmanagers and to Deps.Send.
+func (m *Manager) notify(_ context.Context, expr string, alerts ...*promrules.Alert) {
+	if len(alerts) == 0 {
+		return
+	}
+	generatorURL := m.externalURL + strutil.TableLinkForExpression(expr)
+	if m.am != nil {
+		out := make([]*notifier.Alert, len(alerts))
+		for i, a := range alerts {
+			out[i] = &notifier.Alert{
+				Labels:       a.Labels,
+				Annotations:  a.Annotations,
+				StartsAt:     a.FiredAt,
+				EndsAt:       endsAt(a),
+				GeneratorURL: generatorURL,
+			}
+		}
+		m.am.Send(out...)
+		m.m.sent.WithLabelValues(destAlertmanager).Add(float64(len(out)))
+	}
+	if m.deps.Send != nil {
+		now := time.Now()
+		out := make([]*types.Alert, len(alerts))
+		for i, a := range alerts {
+			out[i] = &types.Alert{
+				Alert: model.Alert{
+					Labels:       labelSet(a.Labels),
+					Annotations:  labelSet(a.Annotations),
+					StartsAt:     a.FiredAt,
+					EndsAt:       endsAt(a),
+					GeneratorURL: generatorURL,
+				},
+				UpdatedAt: now,
+			}
+		}
+		m.deps.Send(out...)
+		m.m.sent.WithLabelValues(destHook).Add(float64(len(out)))
+	}
+}
+
+func endsAt(a *promrules.Alert) time.Time {
+	if !a.ResolvedAt.IsZero() {
+		return a.ResolvedAt
+	}
+	return a.ValidUntil
+}
+
+func labelSet(ls labels.Labels) model.LabelSet {
+	s := make(model.LabelSet, ls.Len())
+	ls.Range(func(l labels.Label) { s[model.LabelName(l.Name)] = model.LabelValue(l.Value) })
+	return s
+}
