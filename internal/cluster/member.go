@@ -30,7 +30,8 @@ type OwnershipChange struct {
 	Members []string
 }
 
-// OwnershipFunc receives a Member's ownership changes. A Member calls it
+// OwnershipFunc receives a Member's view after every change of the
+// healthy member set (Added and Removed may be empty). A Member calls it
 // from its own goroutine, one call at a time and in order, first when it
 // starts owning anything; a slow call delays the next update but never
 // loses one (each carries the full owned set). It must not call the
@@ -227,12 +228,14 @@ func (m *Member) update(now time.Time) {
 	m.mu.Unlock()
 
 	m.logger.Info("healthy ring members changed", "members", healthy)
-	if len(added) == 0 && len(removed) == 0 {
-		return
-	}
 	m.metrics.owned.Set(float64(len(owned)))
-	m.metrics.changes.Inc()
-	m.logger.Info("partition ownership changed", "owned", len(owned), "added", fmtOwned(added), "removed", fmtOwned(removed))
+	if len(added) > 0 || len(removed) > 0 {
+		m.metrics.changes.Inc()
+		m.logger.Info("partition ownership changed", "owned", len(owned), "added", fmtOwned(added), "removed", fmtOwned(removed))
+	}
+	// Called on every change of the healthy set, even when this member's
+	// partitions stay: other things owned through the ring (rule groups)
+	// may move.
 	m.onChange(OwnershipChange{
 		Owned:   slices.Clone(owned),
 		Added:   added,
