@@ -1,6 +1,6 @@
 // Command pharos runs the Pharos observability pipeline: with no flags, every
 // role in one process with an embedded NATS server; with -target, one role
-// of a cluster.
+// of a cluster. `pharos rules check FILE…` checks rule files and exits.
 package main
 
 import (
@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/pharos-obs/pharos/alerting/rules"
 	"github.com/pharos-obs/pharos/internal/app"
 )
 
@@ -18,6 +19,10 @@ func main() {
 }
 
 func run(args []string) int {
+	if len(args) >= 2 && args[0] == "rules" && args[1] == "check" {
+		// Like promtool check rules: every error with file and line.
+		return rules.RunCheck(args[2:], os.Stdout, os.Stderr)
+	}
 	var usage bytes.Buffer
 	cfg, printVersion, err := app.Load(args, os.LookupEnv, &usage)
 	if errors.Is(err, app.ErrHelp) {

@@ -23,6 +23,8 @@ import (
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/pharos-obs/pharos/aggregator"
+	"github.com/pharos-obs/pharos/alerting/notify"
+	"github.com/pharos-obs/pharos/alerting/rules"
 	"github.com/pharos-obs/pharos/collector/publish"
 	"github.com/pharos-obs/pharos/collector/receive"
 	"github.com/pharos-obs/pharos/collector/receive/otlp"
@@ -68,6 +70,8 @@ type App struct {
 	kv       *cluster.KV
 	member   atomic.Pointer[cluster.Member]
 	watcher  *cluster.Watcher
+	notifier *notify.Notifier
+	rules    atomic.Pointer[rules.Manager]
 	ownState
 	started atomic.Bool
 }
@@ -139,6 +143,8 @@ func (a *App) registerModules() error {
 	m.RegisterModule(modClusterKV, a.initClusterKV, modules.UserInvisibleModule)
 	m.RegisterModule(modRingMember, a.initRingMember, modules.UserInvisibleModule)
 	m.RegisterModule(modRingWatcher, a.initRingWatcher, modules.UserInvisibleModule)
+	m.RegisterModule(modNotifier, a.initNotifier, modules.UserInvisibleModule)
+	m.RegisterModule(modRules, a.initRules, modules.UserInvisibleModule)
 	m.RegisterModule(TargetAgent, nil)
 	m.RegisterModule(TargetAggregator, nil)
 	m.RegisterModule(TargetQuery, nil)
@@ -170,6 +176,12 @@ func (a *App) registerModules() error {
 		// Only the query role reads from the ring.
 		queryDeps = slices.DeleteFunc(queryDeps, func(d string) bool { return d == modRingWatcher })
 	}
+	// Rules read the cluster (or the local store) and write through the
+	// publisher; their ownership follows the ring.
+	rulesDeps := []string{modServer, modPublisher, modMetricsStore}
+	if a.cfg.ringEnabled() {
+		rulesDeps = append(rulesDeps, modRingMember)
+	}
 	serverDeps := []string{}
 	if a.cfg.HTTP.PprofListenAddress != "" {
 		serverDeps = append(serverDeps, modPprof)
@@ -192,6 +204,14 @@ func (a *App) registerModules() error {
 		TargetAll:        {TargetAgent, TargetAggregator, TargetQuery},
 		modEmbeddedNATS:  {modServer},
 		TargetNATS:       {modEmbeddedNATS},
+		modNotifier:      {modServer},
+		modRules:         rulesDeps,
+	}
+	if a.cfg.rulesEnabled() {
+		deps[TargetAggregator] = append(deps[TargetAggregator], modRules)
+		if a.cfg.Notify.Enabled() {
+			deps[modRules] = append(deps[modRules], modNotifier)
+		}
 	}
 	for mod, d := range deps {
 		if err := m.AddDependency(mod, d...); err != nil {
@@ -384,12 +404,17 @@ func (a *App) initQuery() (services.Service, error) {
 	return services.NewIdleService(start, nil), nil
 }
 
-// Reload re-reads what can change at run time (the scrape configuration).
+// Reload re-reads what can change at run time: the scrape configuration
+// and the rule files. A broken file keeps the old configuration running.
 func (a *App) Reload() error {
-	if a.scraper == nil {
-		return nil
+	var errs []error
+	if a.scraper != nil {
+		errs = append(errs, a.scraper.Reload())
 	}
-	return a.scraper.Reload()
+	if m := a.rules.Load(); m != nil {
+		errs = append(errs, m.Reload())
+	}
+	return errors.Join(errs...)
 }
 
 func (a *App) handleReload(w http.ResponseWriter, _ *http.Request) {

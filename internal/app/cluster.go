@@ -101,10 +101,13 @@ func (a *App) ownershipChanged(c cluster.OwnershipChange) {
 	}
 	a.logger.Info("ownership changed", "owned", len(owned), "added", len(c.Added), "removed", len(c.Removed), "members", strings.Join(c.Members, ","))
 	a.ownMu.Lock()
-	defer a.ownMu.Unlock()
 	a.owned = owned
 	if a.agg != nil {
 		a.agg.SetOwned(owned)
+	}
+	a.ownMu.Unlock()
+	if m := a.rules.Load(); m != nil {
+		m.OwnershipChanged()
 	}
 }
 

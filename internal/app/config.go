@@ -16,6 +16,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/pharos-obs/pharos/aggregator"
+	"github.com/pharos-obs/pharos/alerting/notify"
+	"github.com/pharos-obs/pharos/alerting/rules"
 	"github.com/pharos-obs/pharos/collector/publish"
 	"github.com/pharos-obs/pharos/collector/receive"
 	"github.com/pharos-obs/pharos/collector/receive/otlp"
@@ -56,6 +58,8 @@ type Config struct {
 	Storage    StorageConfig          `yaml:"storage"`
 	Query      query.Config           `yaml:"query"`
 	Cluster    cluster.Config         `yaml:"cluster"`
+	Rules      rules.Config           `yaml:"rules"`
+	Notify     notify.Config          `yaml:"notify"`
 }
 
 // AgentConfig groups the agent's options.
@@ -98,6 +102,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Storage.Metrics.RegisterFlags(f)
 	c.Query.RegisterFlags(f)
 	c.Cluster.RegisterFlags(f)
+	c.Rules.RegisterFlags(f)
+	c.Notify.RegisterFlags(f)
 }
 
 // Validate checks the whole configuration and reports every problem, each
@@ -136,6 +142,8 @@ func (c *Config) Validate() error {
 		c.Storage.Metrics.Validate(),
 		c.Query.Validate(),
 		c.Cluster.Validate(),
+		c.Rules.Validate(),
+		c.Notify.Validate(),
 	)
 	return errors.Join(errs...)
 }

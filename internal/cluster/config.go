@@ -107,7 +107,7 @@ func (c *RingConfig) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.AutoForgetUnhealthyPeriods, "ring.auto-forget-unhealthy-periods", 10, "Remove an aggregator from the ring once it has been unhealthy for this many heartbeat timeouts (it died without leaving). 0 keeps it until removed by hand.")
 	f.BoolVar(&c.LeaveOnShutdown, "ring.leave-on-shutdown", true, "Leave the ring on a clean shutdown, so partitions move at once. false keeps the entry, so an aggregator restarted within -ring.heartbeat-timeout with the same instance ID gets its partitions back without any move.")
 	f.StringVar(&c.InstanceID, "ring.instance-id", hostname, "This aggregator's unique, stable ID in the ring (default: the hostname, which is stable for a Kubernetes StatefulSet pod).")
-	f.StringVar(&c.InstanceAddr, "ring.instance-addr", "", "host:port at which queriers reach this aggregator's internal read API over HTTP. Required for aggregators.")
+	f.StringVar(&c.InstanceAddr, "ring.instance-addr", "", "host:port at which queriers reach this aggregator's internal read API over HTTP (default: -http.listen-address, when it names a host).")
 	f.IntVar(&c.ReplicationFactor, "ring.replication-factor", 1, "How many aggregators consume each partition, each into its own storage (2 for high availability); queries de-duplicate.")
 }
 

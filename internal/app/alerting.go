@@ -1,0 +1,123 @@
+package app
+
+import (
+	"context"
+	"hash/fnv"
+
+	"github.com/grafana/dskit/services"
+	promrules "github.com/prometheus/prometheus/rules"
+
+	"github.com/pharos-obs/pharos/alerting/notify"
+	"github.com/pharos-obs/pharos/alerting/rules"
+	"github.com/pharos-obs/pharos/internal/cluster"
+	"github.com/pharos-obs/pharos/query"
+)
+
+// Modules of alerting.
+const (
+	modNotifier = "notifier"
+	modRules    = "rules"
+)
+
+// rulesEnabled: rule groups are evaluated by aggregators, when rule files
+// are configured.
+func (c *Config) rulesEnabled() bool {
+	return c.has(TargetAggregator) && len(c.Rules.Files) > 0
+}
+
+func (a *App) initNotifier() (services.Service, error) {
+	n, err := notify.New(a.cfg.Notify, a.logger.With("component", "notify"), a.reg)
+	if err != nil {
+		return nil, err
+	}
+	a.notifier = n
+	return n, nil
+}
+
+// initRules evaluates the rule groups this aggregator owns against the
+// whole cluster's data; recording-rule results and the ALERTS series go
+// back through the pipeline (the agent's publisher), so that they are
+// stored like any series and reach the group's next owner.
+func (a *App) initRules() (services.Service, error) {
+	var m *rules.Manager
+	start := func(ctx context.Context) error {
+		deps := rules.Deps{Appendable: a.batcher}
+		if a.cfg.ringEnabled() {
+			deps.Queryable = query.NewRemote(a.memberEndpoints, a.cfg.Query.ReadTimeout, true)
+			deps.Owns = a.ownsGroup
+		} else {
+			deps.Queryable = a.store
+		}
+		if a.notifier != nil {
+			deps.Send = a.notifier.Send
+		}
+		var err error
+		m, err = rules.New(a.cfg.Rules, deps, a.logger.With("component", "rules"), a.reg)
+		if err != nil {
+			return err
+		}
+		a.rules.Store(m)
+		return services.StartAndAwaitRunning(ctx, m)
+	}
+	run := func(ctx context.Context) error {
+		<-ctx.Done()
+		return nil
+	}
+	stop := func(error) error {
+		if m == nil {
+			return nil
+		}
+		return services.StopAndAwaitTerminated(context.Background(), m)
+	}
+	a.server.mux.Handle("GET /api/v1/rules", rules.RulesHandler(rulesSource{a}))
+	a.server.mux.Handle("GET /api/v1/alerts", rules.AlertsHandler(rulesSource{a}))
+	return services.NewBasicService(start, run, stop), nil
+}
+
+// ownsGroup: each rule group belongs to one healthy aggregator, the
+// highest of rendezvous hashes of the group key with each member's ID, so
+// that a member joining or leaving moves only its share of groups.
+func (a *App) ownsGroup(key string) bool {
+	m := a.member.Load()
+	if m == nil {
+		return false
+	}
+	best, bestHash := "", uint64(0)
+	for _, id := range cluster.IDs(m.Healthy()) {
+		h := fnv.New64a()
+		_, _ = h.Write([]byte(key))
+		_, _ = h.Write([]byte{0})
+		_, _ = h.Write([]byte(id))
+		if v := h.Sum64(); best == "" || v > bestHash {
+			best, bestHash = id, v
+		}
+	}
+	return best == m.ID()
+}
+
+// memberEndpoints are the aggregators a rule evaluation reads: every
+// member of the ring as this aggregator sees it.
+func (a *App) memberEndpoints() []query.Endpoint {
+	m := a.member.Load()
+	if m == nil {
+		return nil
+	}
+	var eps []query.Endpoint
+	for _, in := range m.Members() {
+		if in.Addr != "" && in.State != cluster.StateLeft {
+			eps = append(eps, query.Endpoint{Name: in.ID, Addr: in.Addr})
+		}
+	}
+	return eps
+}
+
+// rulesSource serves the API from the rules manager once it runs.
+type rulesSource struct{ a *App }
+
+// Groups implements rules.GroupSource.
+func (s rulesSource) Groups() []*promrules.Group {
+	if m := s.a.rules.Load(); m != nil {
+		return m.Groups()
+	}
+	return nil
+}
