@@ -269,7 +269,13 @@ func (a *App) initBus() (services.Service, error) {
 		return nil
 	})
 	start := func(ctx context.Context) error {
-		conn, err := bus.Connect(a.cfg.NATS, a.embedded, "pharos-"+a.cfg.Agent.ID, a.logger.With("component", "bus"), a.reg)
+		// The client name shows in NATS's monitoring: an aggregator's ring ID
+		// tells apart the processes of one host.
+		name := "pharos-" + a.cfg.Agent.ID
+		if a.cfg.ringEnabled() && a.cfg.has(TargetAggregator) {
+			name = "pharos-" + a.cfg.Cluster.Ring.InstanceID
+		}
+		conn, err := bus.Connect(a.cfg.NATS, a.embedded, name, a.logger.With("component", "bus"), a.reg)
 		if err != nil {
 			return err
 		}
