@@ -6,8 +6,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -207,4 +211,106 @@ func TestRulesCheck(t *testing.T) {
 	stdout, stderr, code := runPharos(t, []string{"rules", "check", good, bad})
 	require.Equal(t, 1, code)
 	require.Contains(t, stdout+stderr, bad+": 5:")
+}
+
+// startAlertmanager runs Debian's Alertmanager on a free loopback port,
+// clustering off, and stops it (SIGTERM, by PID) at cleanup.
+func startAlertmanager(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("prometheus-alertmanager")
+	require.NoError(t, err, "Debian's prometheus-alertmanager is required (make test installs it)")
+	addr := freeAddr(t)
+	cfg := writeFile(t, "alertmanager.yml", `route:
+  receiver: blackhole
+  group_wait: 1s
+receivers:
+  - name: blackhole
+`)
+	logPath := filepath.Join(t.TempDir(), "alertmanager.log")
+	logf, err := os.Create(logPath)
+	require.NoError(t, err)
+	defer logf.Close()
+	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.path="+t.TempDir(),
+		"--web.listen-address="+addr, "--cluster.listen-address=", "--log.level=warn")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	require.NoError(t, cmd.Start())
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			raw, _ := os.ReadFile(logPath)
+			t.Logf("alertmanager log:\n%s", raw)
+		}
+	})
+	testutil.Poll(t, 60*time.Second, 100*time.Millisecond, func() (bool, string) {
+		select {
+		case <-exited:
+			raw, _ := os.ReadFile(logPath)
+			t.Fatalf("alertmanager exited: %s", raw)
+		default:
+		}
+		resp, err := httpClient.Get("http://" + addr + "/-/ready")
+		if err != nil {
+			return false, err.Error()
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, "alertmanager not ready: " + resp.Status
+	})
+	return addr
+}
+
+// amtoolAlerts lists the alerts Alertmanager holds, as amtool sees them
+// (active ones by default; with all, the resolved ones too).
+func amtoolAlerts(t *testing.T, amAddr string, args ...string) []map[string]any {
+	t.Helper()
+	cmdArgs := append([]string{"alert", "query", "--alertmanager.url=http://" + amAddr, "-o", "json"}, args...)
+	out, err := exec.Command("amtool", cmdArgs...).CombinedOutput()
+	require.NoError(t, err, "amtool: %s", out)
+	var alerts []map[string]any
+	require.NoError(t, json.Unmarshal(out, &alerts), "amtool output: %s", out)
+	return alerts
+}
+
+// TestAlertToAlertmanager sends a firing alert to Debian's Alertmanager
+// through its v2 API, checked with amtool, and later its resolution.
+func TestAlertToAlertmanager(t *testing.T) {
+	t.Parallel()
+	am := startAlertmanager(t)
+	target := startCountingTarget(t, 1)
+	rulesFile := writeFile(t, "alerts.yml", `groups:
+  - name: am
+    interval: 1s
+    rules:
+      - alert: TargetUpAM
+        expr: up{job="am"} == 1
+        labels:
+          team: e2e
+`)
+	p := startPharos(t, "all", []string{"-data.dir", t.TempDir(),
+		"-scrape.config-file", writeFastScrapeConfig(t, "am", target.addr),
+		"-rules.files", rulesFile, "-rules.evaluation-interval", "1s", "-rules.resend-delay", "1s",
+		"-alertmanager.url", "http://" + am, "-agent.publish.flush-interval", "1s"})
+
+	testutil.Poll(t, 60*time.Second, 200*time.Millisecond, func() (bool, string) {
+		for _, a := range amtoolAlerts(t, am, "alertname=TargetUpAM") {
+			if labels, ok := a["labels"].(map[string]any); ok && labels["team"] == "e2e" && labels["job"] == "am" {
+				return true, ""
+			}
+		}
+		return false, "amtool does not show TargetUpAM yet"
+	})
+
+	target.freeze(t)
+	testutil.Poll(t, 60*time.Second, 200*time.Millisecond, func() (bool, string) {
+		active := amtoolAlerts(t, am, "alertname=TargetUpAM")
+		return len(active) == 0, fmt.Sprintf("still active in Alertmanager: %v", active)
+	})
+	p.Stop()
 }
