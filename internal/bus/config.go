@@ -149,7 +149,7 @@ func (c *ConsumerConfig) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.AckWait, "nats.consumer.ack-wait", 30*time.Second, "Time a delivered message may stay unacknowledged before it is redelivered.")
 	f.IntVar(&c.MaxAckPending, "nats.consumer.max-ack-pending", 1024, "Maximum delivered but unacknowledged messages per consumer.")
 	f.IntVar(&c.FetchBatch, "nats.consumer.fetch-batch", 64, "Maximum messages fetched and handled as one batch.")
-	f.DurationVar(&c.PinnedTTL, "nats.consumer.pinned-ttl", 10*time.Second, "How long a partition-replica stays pinned to the aggregator consuming it after that aggregator stops pulling (dies): JetStream delivers a pinned consumer's messages to one client only, so two aggregators never consume the same partition-replica at once. A clean handover unpins at once.")
+	f.DurationVar(&c.PinnedTTL, "nats.consumer.pinned-ttl", 30*time.Second, "How long a partition-replica stays pinned to the aggregator consuming it after that aggregator stops pulling (dies): JetStream delivers a pinned consumer's messages to one client only, so two aggregators never consume the same partition-replica at once. A clean handover unpins at once. The pin is kept alive by a pull request every third of it, so shorter costs more idle traffic; the ring moves a dead aggregator's partitions after -ring.heartbeat-timeout, so keep it at most that.")
 }
 
 // Validate reports every invalid field, each prefixed with its path.

@@ -16,7 +16,7 @@ func TestRegisterFlagsDefaults(t *testing.T) {
 		Embedded:       EmbeddedConfig{ListenAddress: "127.0.0.1:4222", ClusterName: "pharos", SyncInterval: "always"},
 		Partitions:     16,
 		Stream:         StreamConfig{Replicas: 1, MaxAge: 24 * time.Hour, MaxBytes: 8 << 30, DuplicateWindow: 10 * time.Minute},
-		Consumer:       ConsumerConfig{AckWait: 30 * time.Second, MaxAckPending: 1024, FetchBatch: 64, PinnedTTL: 10 * time.Second},
+		Consumer:       ConsumerConfig{AckWait: 30 * time.Second, MaxAckPending: 1024, FetchBatch: 64, PinnedTTL: 30 * time.Second},
 		PublishTimeout: 10 * time.Second,
 	}, cfg)
 }
@@ -43,7 +43,7 @@ func TestRegisterFlagsNames(t *testing.T) {
 		Embedded:       EmbeddedConfig{ListenAddress: ":5222", ClusterName: "pharos", SyncInterval: "always"},
 		Partitions:     32,
 		Stream:         StreamConfig{Replicas: 3, MaxAge: 48 * time.Hour, MaxBytes: 1 << 30, DuplicateWindow: 5 * time.Minute},
-		Consumer:       ConsumerConfig{AckWait: time.Minute, MaxAckPending: 2048, FetchBatch: 128, PinnedTTL: 10 * time.Second},
+		Consumer:       ConsumerConfig{AckWait: time.Minute, MaxAckPending: 2048, FetchBatch: 128, PinnedTTL: 30 * time.Second},
 		PublishTimeout: 3 * time.Second,
 	}, cfg)
 	require.NoError(t, cfg.Validate())
