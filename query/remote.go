@@ -228,17 +228,43 @@ func (q *aggregatorQuerier) unavailable(err error) error {
 	return fmt.Errorf("aggregator %s (%s) unavailable, %s may be missing from this result: %w", q.ep.Name, q.ep.Addr, what, err)
 }
 
-// Select wraps the remote read's error with what it means for the result.
+// Select wraps the remote read's error with what it means for the result,
+// and builds each series' labels once.
 func (q *aggregatorQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
-	return errWrapSet{q.Querier.Select(ctx, sortSeries, hints, ms...), q.unavailable}
+	return &remoteSet{SeriesSet: q.Querier.Select(ctx, sortSeries, hints, ms...), wrap: q.unavailable}
 }
 
-type errWrapSet struct {
+// remoteSet is a remote read's series set as the merge needs it. A
+// remote-read series converts its protobuf labels on every Labels call,
+// allocating, and merging several aggregators' sets compares labels
+// O(log n) times per series: without the cache that was a third of a
+// querier's CPU, and most of the fan-out's latency.
+type remoteSet struct {
 	storage.SeriesSet
 	wrap func(error) error
+	cur  labelledSeries
 }
 
-func (s errWrapSet) Err() error {
+type labelledSeries struct {
+	storage.Series
+	ls labels.Labels
+}
+
+func (s labelledSeries) Labels() labels.Labels { return s.ls }
+
+func (s *remoteSet) Next() bool {
+	if !s.SeriesSet.Next() {
+		s.cur = labelledSeries{}
+		return false
+	}
+	at := s.SeriesSet.At()
+	s.cur = labelledSeries{Series: at, ls: at.Labels()}
+	return true
+}
+
+func (s *remoteSet) At() storage.Series { return s.cur }
+
+func (s *remoteSet) Err() error {
 	if err := s.SeriesSet.Err(); err != nil {
 		return s.wrap(err)
 	}
