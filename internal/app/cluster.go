@@ -262,9 +262,14 @@ func (a *App) handleClusterStatus(w http.ResponseWriter, r *http.Request) {
 		st.Owners[strconv.Itoa(p)] = owners
 	}
 	if a.agg != nil && a.conn != nil {
+		// One bound for all look-ups: while NATS is failing over each would
+		// otherwise wait for the reconnect, and status is for people in a
+		// hurry.
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
 		for _, pr := range a.agg.Owned() {
 			cs := consumerStatus{Partition: pr.Partition, Replica: pr.Replica}
-			lag, err := a.conn.ConsumerLag(r.Context(), bus.SignalMetrics, bus.DurableName(bus.SignalMetrics, pr.Partition, pr.Replica))
+			lag, err := a.conn.ConsumerLag(ctx, bus.SignalMetrics, bus.DurableName(bus.SignalMetrics, pr.Partition, pr.Replica))
 			if err != nil {
 				cs.Error = err.Error()
 			}
