@@ -189,8 +189,8 @@ func (c *Conn) consumerConfig(subject, durable string) jetstream.ConsumerConfig 
 		FilterSubject: subject,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
-		AckWait:        c.cfg.Consumer.AckWait,
-		MaxAckPending:  c.cfg.Consumer.MaxAckPending,
+		AckWait:       c.cfg.Consumer.AckWait,
+		MaxAckPending: c.cfg.Consumer.MaxAckPending,
 	}
 	if c.cfg.Consumer.Exclusive {
 		cc.PriorityGroups = []string{ownerGroup}
