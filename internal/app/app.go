@@ -32,6 +32,7 @@ import (
 	"github.com/pharos-obs/pharos/collector/scrape"
 	"github.com/pharos-obs/pharos/internal/bus"
 	"github.com/pharos-obs/pharos/internal/cluster"
+	"github.com/pharos-obs/pharos/internal/kitlog"
 	"github.com/pharos-obs/pharos/query"
 	"github.com/pharos-obs/pharos/query/promapi"
 	"github.com/pharos-obs/pharos/storage/metrics"
@@ -102,7 +103,7 @@ func New(cfg *Config, logger *slog.Logger) (*App, error) {
 		Name: "pharos_build_info", Help: "A constant 1 labelled with the build of this process.",
 		ConstLabels: prometheus.Labels{"version": Version, "revision": Revision, "goversion": runtime.Version()},
 	}, func() float64 { return 1 })
-	a.mm = modules.NewManager(gokitLogger{logger})
+	a.mm = modules.NewManager(kitlog.New(logger))
 	if err := a.registerModules(); err != nil {
 		return nil, err
 	}

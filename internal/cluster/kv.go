@@ -9,12 +9,15 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/go-kit/log"
 	"github.com/grafana/dskit/dns"
 	"github.com/grafana/dskit/kv"
 	"github.com/grafana/dskit/kv/memberlist"
 	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pharos-obs/pharos/internal/kitlog"
 )
 
 // ringKey is the key of the aggregator ring in the store, below
@@ -33,7 +36,7 @@ type KV struct {
 	services.Service
 
 	cfg    Config
-	logger gokitLogger
+	logger log.Logger
 	reg    prometheus.Registerer // dskit's metrics, under pharos_
 	mlCfg  *memberlist.KVConfig
 	mlInit *memberlist.KVInitService // nil unless the store is memberlist
@@ -51,7 +54,7 @@ func NewKV(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*KV, err
 	}
 	k := &KV{
 		cfg:    cfg,
-		logger: gokitLogger{logger},
+		logger: kitlog.New(logger),
 		reg:    prometheus.WrapRegistererWithPrefix("pharos_", reg),
 	}
 	if cfg.Ring.Store == StoreMemberlist {

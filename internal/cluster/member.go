@@ -14,6 +14,8 @@ import (
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/pharos-obs/pharos/internal/kitlog"
 )
 
 // OwnershipChange tells a Member's owner what it owns after the healthy
@@ -129,7 +131,7 @@ func NewMember(cfg Config, partitions int, kv *KV, onChange OwnershipFunc, logge
 		},
 	}
 
-	gk := gokitLogger{logger}
+	gk := kitlog.New(logger)
 	var delegate ring.BasicLifecyclerDelegate = ring.NewInstanceRegisterDelegate(ring.ACTIVE, numTokens)
 	if n := cfg.Ring.AutoForgetUnhealthyPeriods; n > 0 {
 		delegate = ring.NewAutoForgetDelegate(time.Duration(n)*cfg.Ring.HeartbeatTimeout, delegate, gk)

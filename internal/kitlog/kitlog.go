@@ -1,15 +1,22 @@
-package app
+// Package kitlog adapts log/slog to the go-kit logger that dskit and
+// memberlist log through, so their events join the process's JSON log with
+// their level and structured keys.
+package kitlog
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
+
+	"github.com/go-kit/log"
 )
 
-// gokitLogger adapts slog to the go-kit logger dskit expects.
-type gokitLogger struct{ l *slog.Logger }
+// New returns a go-kit logger writing to l.
+func New(l *slog.Logger) log.Logger { return logger{l} }
 
-func (g gokitLogger) Log(keyvals ...any) error {
+type logger struct{ l *slog.Logger }
+
+func (g logger) Log(keyvals ...any) error {
 	level := slog.LevelInfo
 	msg := ""
 	attrs := make([]any, 0, len(keyvals))
@@ -30,6 +37,9 @@ func (g gokitLogger) Log(keyvals ...any) error {
 		default:
 			attrs = append(attrs, k, keyvals[i+1])
 		}
+	}
+	if !g.l.Enabled(context.Background(), level) {
+		return nil
 	}
 	g.l.Log(context.Background(), level, msg, attrs...)
 	return nil
