@@ -6,12 +6,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -217,8 +214,6 @@ func TestRulesCheck(t *testing.T) {
 // clustering off, and stops it (SIGTERM, by PID) at cleanup.
 func startAlertmanager(t *testing.T) string {
 	t.Helper()
-	bin, err := exec.LookPath("prometheus-alertmanager")
-	require.NoError(t, err, "Debian's prometheus-alertmanager is required (make test installs it)")
 	addr := freeAddr(t)
 	cfg := writeFile(t, "alertmanager.yml", `route:
   receiver: blackhole
@@ -226,43 +221,8 @@ func startAlertmanager(t *testing.T) string {
 receivers:
   - name: blackhole
 `)
-	logPath := filepath.Join(t.TempDir(), "alertmanager.log")
-	logf, err := os.Create(logPath)
-	require.NoError(t, err)
-	defer logf.Close()
-	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.path="+t.TempDir(),
+	startPeer(t, "prometheus-alertmanager", addr, "--config.file="+cfg, "--storage.path="+t.TempDir(),
 		"--web.listen-address="+addr, "--cluster.listen-address=", "--log.level=warn")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	require.NoError(t, cmd.Start())
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			raw, _ := os.ReadFile(logPath)
-			t.Logf("alertmanager log:\n%s", raw)
-		}
-	})
-	testutil.Poll(t, 60*time.Second, 100*time.Millisecond, func() (bool, string) {
-		select {
-		case <-exited:
-			raw, _ := os.ReadFile(logPath)
-			t.Fatalf("alertmanager exited: %s", raw)
-		default:
-		}
-		resp, err := httpClient.Get("http://" + addr + "/-/ready")
-		if err != nil {
-			return false, err.Error()
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, "alertmanager not ready: " + resp.Status
-	})
 	return addr
 }
 

@@ -37,15 +37,24 @@ func freeAddr(t *testing.T) string {
 // by PID) at cleanup.
 func startPrometheus(t *testing.T, cfg string) string {
 	t.Helper()
-	bin, err := exec.LookPath("prometheus")
-	require.NoError(t, err, "Debian's prometheus is required (make test installs it)")
 	addr := freeAddr(t)
-	logPath := filepath.Join(t.TempDir(), "prometheus.log")
+	startPeer(t, "prometheus", addr, "--config.file="+cfg, "--storage.tsdb.path="+t.TempDir(),
+		"--web.listen-address="+addr, "--log.level=warn")
+	return addr
+}
+
+// startPeer runs one of Debian's Prometheus-project daemons (bin, on PATH)
+// with args until its /-/ready at addr answers 200, and stops it (SIGTERM,
+// by PID, SIGKILL after 10 s) at cleanup, showing its log if the test failed.
+func startPeer(t *testing.T, bin, addr string, args ...string) {
+	t.Helper()
+	path, err := exec.LookPath(bin)
+	require.NoError(t, err, "Debian's %s is required (make test installs it)", bin)
+	logPath := filepath.Join(t.TempDir(), bin+".log")
 	logf, err := os.Create(logPath)
 	require.NoError(t, err)
 	defer logf.Close()
-	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+t.TempDir(),
-		"--web.listen-address="+addr, "--log.level=warn")
+	cmd := exec.Command(path, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	require.NoError(t, cmd.Start())
 	exited := make(chan struct{})
@@ -60,14 +69,14 @@ func startPrometheus(t *testing.T, cfg string) string {
 		}
 		if t.Failed() {
 			raw, _ := os.ReadFile(logPath)
-			t.Logf("prometheus log:\n%s", raw)
+			t.Logf("%s log:\n%s", bin, raw)
 		}
 	})
 	testutil.Poll(t, 60*time.Second, 100*time.Millisecond, func() (bool, string) {
 		select {
 		case <-exited:
 			raw, _ := os.ReadFile(logPath)
-			t.Fatalf("prometheus exited: %s", raw)
+			t.Fatalf("%s exited: %s", bin, raw)
 		default:
 		}
 		resp, err := httpClient.Get("http://" + addr + "/-/ready")
@@ -75,9 +84,8 @@ func startPrometheus(t *testing.T, cfg string) string {
 			return false, err.Error()
 		}
 		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, "prometheus not ready: " + resp.Status
+		return resp.StatusCode == http.StatusOK, bin + " not ready: " + resp.Status
 	})
-	return addr
 }
 
 type vectorResult struct {
