@@ -30,6 +30,8 @@ type Config struct {
 	// BodyReadTimeout bounds the time to receive a request body once the
 	// request holds an in-flight slot, so slow senders cannot hold slots.
 	BodyReadTimeout time.Duration `yaml:"body_read_timeout"`
+	// Logs holds the rules for pushed log entries.
+	Logs LogsConfig `yaml:"logs"`
 }
 
 // RegisterFlags registers the options under -agent.receive.
@@ -39,6 +41,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.MaxInflightRequests, "agent.receive.max-inflight-requests", 32, "Push requests (remote write and OTLP, HTTP and gRPC) handled at once; more are refused at once with 429 / RESOURCE_EXHAUSTED.")
 	f.DurationVar(&c.RetryAfter, "agent.receive.retry-after", 2*time.Second, "Delay suggested to senders refused for overload (Retry-After, gRPC RetryInfo).")
 	f.DurationVar(&c.BodyReadTimeout, "agent.receive.body-read-timeout", 30*time.Second, "Longest time to receive a push request body once admitted; 0 means no limit.")
+	c.Logs.RegisterFlags(f)
 }
 
 // Validate reports every invalid field.
@@ -59,6 +62,7 @@ func (c *Config) Validate() error {
 	if c.BodyReadTimeout < 0 {
 		errs = append(errs, fmt.Errorf("agent.receive.body_read_timeout: must not be negative, got %s", c.BodyReadTimeout))
 	}
+	errs = append(errs, c.Logs.Validate())
 	return errors.Join(errs...)
 }
 

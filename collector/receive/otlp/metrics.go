@@ -2,23 +2,17 @@ package otlp
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"mime"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/prometheus/prometheus/storage/remote/otlptranslator/prometheusremotewrite"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/pharos-obs/pharos/collector/receive"
@@ -65,68 +59,27 @@ func (m *Metrics) RegisterGRPC(s *grpc.Server) {
 	pmetricotlp.RegisterGRPCServer(s, &grpcMetrics{m: m})
 }
 
-// Content types of OTLP/HTTP.
-const (
-	contentTypeProtobuf = "application/x-protobuf"
-	contentTypeJSON     = "application/json"
-)
-
 // ServeHTTP implements http.Handler for POST /v1/metrics, protobuf or
 // JSON, uncompressed, gzip or zstd.
 func (m *Metrics) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	proto := receive.ProtocolOTLPHTTP
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		m.in.ObserveRequest(proto, strconv.Itoa(http.StatusMethodNotAllowed), time.Time{})
-		http.Error(w, "OTLP takes POST requests", http.StatusMethodNotAllowed)
+	req, ok := readHTTP(m.in, w, r)
+	if !ok {
 		return
 	}
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || (mt != contentTypeProtobuf && mt != contentTypeJSON) {
-		m.in.ObserveRequest(proto, strconv.Itoa(http.StatusUnsupportedMediaType), time.Time{})
-		http.Error(w, fmt.Sprintf("unsupported content type %q: OTLP/HTTP takes %s or %s", r.Header.Get("Content-Type"), contentTypeProtobuf, contentTypeJSON), http.StatusUnsupportedMediaType)
-		return
-	}
-	enc, err := receive.ParseEncoding(r.Header.Get("Content-Encoding"))
-	if err == nil && enc == receive.EncodingSnappy {
-		err = fmt.Errorf("%w %q: OTLP/HTTP takes gzip or zstd", receive.ErrUnsupportedEncoding, "snappy")
-	}
-	if err != nil {
-		m.fail(w, mt, http.StatusUnsupportedMediaType, err.Error(), time.Time{})
-		return
-	}
-	if !m.in.TryAcquire() {
-		// Refused unread: closing the connection spares the server reading
-		// (discarding) the body.
-		w.Header().Set("Connection", "close")
-		w.Header().Set("Retry-After", m.in.RetryAfterHeader())
-		m.fail(w, mt, http.StatusTooManyRequests, errOverloaded, time.Time{})
-		return
-	}
-	defer m.in.Release()
-	start := time.Now()
-	bodyRead := m.in.StartBodyDeadline(w)
-	body, err := m.in.ReadBody(r, enc, proto)
-	if err != nil {
-		// The deadline stays: the server must not wait for the rest of a
-		// body it will not read.
-		w.Header().Set("Connection", "close")
-		m.fail(w, mt, receive.HTTPStatus(err), err.Error(), start)
-		return
-	}
-	bodyRead()
-	defer body.Release()
-	req := pmetricotlp.NewExportRequest()
+	defer req.done()
+	proto, mt, start := receive.ProtocolOTLPHTTP, req.mt, req.start
+	er := pmetricotlp.NewExportRequest()
+	var err error
 	if mt == contentTypeJSON {
-		err = req.UnmarshalJSON(body.Bytes())
+		err = er.UnmarshalJSON(req.body.Bytes())
 	} else {
-		err = req.UnmarshalProto(body.Bytes())
+		err = er.UnmarshalProto(req.body.Bytes())
 	}
 	if err != nil {
 		m.fail(w, mt, http.StatusBadRequest, "decode OTLP metrics: "+err.Error(), start)
 		return
 	}
-	out, err := m.consume(r.Context(), req.Metrics(), proto)
+	out, err := m.consume(r.Context(), er.Metrics(), proto)
 	if err != nil {
 		m.logger.Warn("OTLP metrics not stored; the sender will retry", "protocol", proto, "err", err)
 		w.Header().Set("Retry-After", m.in.RetryAfterHeader())
@@ -152,13 +105,8 @@ func (m *Metrics) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		m.fail(w, mt, http.StatusInternalServerError, "encode response: "+err.Error(), start)
 		return
 	}
-	w.Header().Set("Content-Type", mt)
-	m.in.ObserveRequest(proto, strconv.Itoa(http.StatusOK), start)
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(b)
+	writeOK(m.in, w, mt, b, start)
 }
-
-const errOverloaded = "too many push requests in flight (agent.receive.max_inflight_requests); retry later"
 
 func exportResponse(out outcome) pmetricotlp.ExportResponse {
 	resp := pmetricotlp.NewExportResponse()
@@ -170,27 +118,9 @@ func exportResponse(out outcome) pmetricotlp.ExportResponse {
 	return resp
 }
 
-// fail answers an OTLP/HTTP error: a google.rpc.Status in the request's
-// content type, as the spec asks.
+// fail answers an OTLP/HTTP error (see writeStatus).
 func (m *Metrics) fail(w http.ResponseWriter, mt string, code int, msg string, start time.Time) {
-	m.in.ObserveRequest(receive.ProtocolOTLPHTTP, strconv.Itoa(code), start)
-	st := &spb.Status{Code: int32(grpcCode(code)), Message: msg}
-	var (
-		b   []byte
-		err error
-	)
-	if mt == contentTypeJSON {
-		b, err = protojson.Marshal(st)
-	} else {
-		b, err = proto.Marshal(st)
-	}
-	if err != nil {
-		http.Error(w, msg, code)
-		return
-	}
-	w.Header().Set("Content-Type", mt)
-	w.WriteHeader(code)
-	_, _ = w.Write(b)
+	writeStatus(m.in, w, mt, code, msg, start)
 }
 
 // grpcCode is the gRPC code matching an HTTP status in OTLP's sense:
