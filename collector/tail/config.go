@@ -61,6 +61,8 @@ const (
 // Config tunes the log-file tailer. The flags' help texts (RegisterFlags)
 // say more about each field.
 type Config struct {
+	// Enabled runs the tailer in the agent.
+	Enabled bool `yaml:"enabled"`
 	// Include and Exclude are filepath.Match globs on absolute paths; a
 	// file is tailed when it matches an Include and no Exclude.
 	Include StringList `yaml:"include"`
@@ -145,6 +147,7 @@ func DefaultConfig() Config {
 // RegisterFlags registers the options under -agent.tail.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Include = StringList{"/var/log/pods/*/*/*.log"}
+	f.BoolVar(&c.Enabled, "agent.tail.enabled", true, "Tail the log files the include globs match (a missing directory is fine: it is watched for).")
 	f.Var(&c.Include, "agent.tail.include", "Comma-separated globs of the log files to tail (absolute paths).")
 	f.Var(&c.Exclude, "agent.tail.exclude", "Comma-separated globs of files not to tail, even when included.")
 	f.BoolVar(&c.UseFSNotify, "agent.tail.use-fsnotify", true, "Watch directories with inotify to notice new and growing files at once; polling still runs as the safety net.")
@@ -175,6 +178,9 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 func (c *Config) Validate() error {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if !c.Enabled {
+		return nil
+	}
 	if len(c.Include) == 0 {
 		add("agent.tail.include: at least one glob is required")
 	}

@@ -41,12 +41,16 @@ const maxKeptBuffer = 64 << 10
 // the same file on disk gets a new tailedFile (a new incarnation), so that
 // offsets before and after never mix. Owned by the loop goroutine.
 type tailedFile struct {
-	path  string
-	id    fileID
-	fp    uint64 // FNV-1a of the first fpLen bytes
-	fpLen int
-	fd    *os.File
-	state fileState
+	path string
+	// source is the path the file's labels come from: where it was first
+	// found. It stays when the file is renamed or goes on in a copy, and is
+	// saved with the position, so a restart keeps the file in its stream.
+	source string
+	id     fileID
+	fp     uint64 // FNV-1a of the first fpLen bytes
+	fpLen  int
+	fd     *os.File
+	state  fileState
 
 	// Offsets. Bytes before readOff have been read; lineOff is where the
 	// line being read (in carry) starts; bytes before acked are in entries
@@ -353,7 +357,7 @@ func (t *Tailer) replaced(f *tailedFile) {
 // newIncarnation starts tracking the file at path (open as fd, which it
 // takes over) from its beginning, with old's labels.
 func (t *Tailer) newIncarnation(old *tailedFile, path string, id fileID, fd *os.File) *tailedFile {
-	nf := &tailedFile{path: path, id: id, fp: fnvOffset, fd: fd, labels: old.labels, seen: old.seen, lastRead: t.now}
+	nf := &tailedFile{path: path, source: old.source, id: id, fp: fnvOffset, fd: fd, labels: old.labels, seen: old.seen, lastRead: t.now}
 	t.track(nf)
 	t.enqueue(nf)
 	return nf

@@ -36,9 +36,19 @@ type posEntry struct {
 	// Size is the largest size seen, so that what a file held past Offset
 	// can be reported as lost if it is gone at the next start.
 	Size int64 `json:"size"`
+	// Source is the path the file's labels come from, when not Path (a
+	// file renamed, or read on in a copy, since it was first found).
+	Source string `json:"source,omitempty"`
 }
 
 func (e posEntry) id() fileID { return fileID{dev: e.Dev, ino: e.Ino} }
+
+func (e posEntry) source() string {
+	if e.Source != "" {
+		return e.Source
+	}
+	return e.Path
+}
 
 func (e posEntry) fingerprint() uint64 {
 	h, _ := strconv.ParseUint(e.FP, 16, 64) // checked by loadPositions

@@ -102,7 +102,7 @@ func (t *Tailer) excluded(path string) bool {
 // addFile starts tracking a file found at path, resuming from its saved
 // position if it has one.
 func (t *Tailer) addFile(path string, id fileID, size int64, initial bool) *tailedFile {
-	f := &tailedFile{path: path, id: id, fp: fnvOffset, labels: t.fileLabels(path), lastRead: t.now}
+	f := &tailedFile{path: path, source: path, id: id, fp: fnvOffset, labels: t.fileLabels(path), lastRead: t.now}
 	switch {
 	case len(t.restore[id]) > 0:
 		t.matchRestore(f)
@@ -136,6 +136,10 @@ func (t *Tailer) matchRestore(f *tailedFile) {
 		}
 		f.fp, f.fpLen = e.fingerprint(), e.FPLen
 		f.readOff, f.lineOff, f.acked, f.size = e.Offset, e.Offset, e.Offset, max(e.Size, e.Offset)
+		if src := e.source(); src != f.source {
+			// Renamed since it was first found: it stays in its stream.
+			f.source, f.labels = src, t.fileLabels(src)
+		}
 		t.restore[f.id] = slices.Delete(cands, i, i+1)
 		return
 	}
@@ -163,7 +167,7 @@ func (t *Tailer) restoreLeftovers() {
 				path: s.path, id: s.id, fp: e.fingerprint(), fpLen: e.FPLen, fd: s.fd,
 				state: stateDraining, rotatedAt: t.now, lastRead: t.now,
 				readOff: e.Offset, lineOff: e.Offset, acked: e.Offset, size: max(e.Size, s.size),
-				labels: t.fileLabels(e.Path),
+				source: e.source(), labels: t.fileLabels(e.source()),
 			}
 			t.open++
 			t.initTail(f)

@@ -444,10 +444,14 @@ func (t *Tailer) tick() {
 func (t *Tailer) savePositions() error {
 	es := t.posEntries[:0]
 	for _, f := range t.files {
-		es = append(es, posEntry{
+		e := posEntry{
 			Path: f.path, Dev: f.id.dev, Ino: f.id.ino, FP: fpString(f.fp), FPLen: f.fpLen,
 			Offset: f.acked, Size: max(f.size, f.acked),
-		})
+		}
+		if f.source != f.path {
+			e.Source = f.source
+		}
+		es = append(es, e)
 	}
 	slices.SortFunc(es, func(a, b posEntry) int {
 		return cmp.Or(cmp.Compare(a.Path, b.Path), cmp.Compare(a.Offset, b.Offset))
