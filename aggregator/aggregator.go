@@ -87,6 +87,7 @@ type Aggregator struct {
 	logger     *slog.Logger
 	m          *metrics
 	wg         sync.WaitGroup
+	logs       *logsAcker // nil: metrics only
 
 	mu      sync.Mutex
 	ctx     context.Context // the running context; nil before running and after stopping
@@ -144,6 +145,12 @@ func (a *Aggregator) Owned() []PartitionReplica {
 }
 
 func (a *Aggregator) run(ctx context.Context) error {
+	// The acker outlives the consumers: it settles what they stored last.
+	ackCtx, stopAcker := context.WithCancel(context.Background())
+	defer stopAcker()
+	if a.logs != nil {
+		go a.logs.run(ackCtx)
+	}
 	a.mu.Lock()
 	a.ctx = ctx
 	a.reconcileLocked()
@@ -154,6 +161,10 @@ func (a *Aggregator) run(ctx context.Context) error {
 	a.mu.Unlock()
 	// Each consumer returns after its current batch is committed and acked.
 	a.wg.Wait()
+	if a.logs != nil {
+		stopAcker()
+		<-a.logs.done
+	}
 	return nil
 }
 
@@ -193,11 +204,25 @@ func (a *Aggregator) reconcileLocked() {
 func (a *Aggregator) consumePartition(ctx context.Context, pr PartitionReplica, done chan struct{}) {
 	defer a.wg.Done()
 	defer close(done)
-	w := &metricsWriter{a: a, partition: pr.Partition, dec: codec.MetricsDecoder{MaxDecodedBytes: a.cfg.MaxDecodedBytes},
-		cache: newRefCache(a.cfg.SeriesCacheSize / max(a.partitions, 1))}
-	durable := bus.DurableName(bus.SignalMetrics, pr.Partition, pr.Replica)
-	if err := a.consume(ctx, bus.SignalMetrics, pr.Partition, durable, w.handle); err != nil && ctx.Err() == nil {
-		a.logger.Error("partition consumer stopped", "partition", pr.Partition, "replica", pr.Replica, "err", err)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		w := &metricsWriter{a: a, partition: pr.Partition, dec: codec.MetricsDecoder{MaxDecodedBytes: a.cfg.MaxDecodedBytes},
+			cache: newRefCache(a.cfg.SeriesCacheSize / max(a.partitions, 1))}
+		a.consumeSignal(ctx, pr, bus.SignalMetrics, w.handle)
+	})
+	if a.logs != nil {
+		wg.Go(func() {
+			w := &logsWriter{a: a, partition: pr.Partition, dec: codec.NewLogsDecoder(a.cfg.MaxDecodedBytes)}
+			a.consumeSignal(ctx, pr, bus.SignalLogs, w.handle)
+		})
+	}
+	wg.Wait()
+}
+
+func (a *Aggregator) consumeSignal(ctx context.Context, pr PartitionReplica, signal bus.Signal, h bus.BatchHandler) {
+	durable := bus.DurableName(signal, pr.Partition, pr.Replica)
+	if err := a.consume(ctx, signal, pr.Partition, durable, h); err != nil && ctx.Err() == nil {
+		a.logger.Error("partition consumer stopped", "signal", signal, "partition", pr.Partition, "replica", pr.Replica, "err", err)
 	}
 }
 
