@@ -27,14 +27,20 @@ import (
 	"github.com/pharos-obs/pharos/alerting/rules"
 	"github.com/pharos-obs/pharos/collector/publish"
 	"github.com/pharos-obs/pharos/collector/receive"
+	"github.com/pharos-obs/pharos/collector/receive/loki"
 	"github.com/pharos-obs/pharos/collector/receive/otlp"
 	"github.com/pharos-obs/pharos/collector/receive/promrw"
 	"github.com/pharos-obs/pharos/collector/scrape"
+	"github.com/pharos-obs/pharos/collector/tail"
 	"github.com/pharos-obs/pharos/internal/bus"
 	"github.com/pharos-obs/pharos/internal/cluster"
 	"github.com/pharos-obs/pharos/internal/kitlog"
 	"github.com/pharos-obs/pharos/query"
+	"github.com/pharos-obs/pharos/query/logql"
+	"github.com/pharos-obs/pharos/query/lokiapi"
 	"github.com/pharos-obs/pharos/query/promapi"
+	"github.com/pharos-obs/pharos/storage/logs"
+	"github.com/pharos-obs/pharos/storage/logs/vlogs"
 	"github.com/pharos-obs/pharos/storage/metrics"
 )
 
@@ -65,7 +71,10 @@ type App struct {
 	embedded *bus.EmbeddedServer
 	conn     *bus.Conn
 	store    *metrics.Store
+	logStore *vlogs.Store
 	batcher  *publish.Metrics
+	logsPub  *publish.Logs
+	tailer   *tail.Tailer
 	scraper  *scrape.Scraper
 	agg      *aggregator.Aggregator
 	kv       *cluster.KV
@@ -127,6 +136,8 @@ const (
 	modQuery        = "query-api"
 	modPprof        = "pprof"
 	modReceivers    = "receivers"
+	modLogsStore    = "logs-store"
+	modTailer       = "tailer"
 )
 
 func (a *App) registerModules() error {
@@ -141,6 +152,8 @@ func (a *App) registerModules() error {
 	m.RegisterModule(modQuery, a.initQuery, modules.UserInvisibleModule)
 	m.RegisterModule(modPprof, a.initPprof, modules.UserInvisibleModule)
 	m.RegisterModule(modReceivers, a.initReceivers, modules.UserInvisibleModule)
+	m.RegisterModule(modLogsStore, a.initLogsStore, modules.UserInvisibleModule)
+	m.RegisterModule(modTailer, a.initTailer, modules.UserInvisibleModule)
 	m.RegisterModule(modClusterKV, a.initClusterKV, modules.UserInvisibleModule)
 	m.RegisterModule(modRingMember, a.initRingMember, modules.UserInvisibleModule)
 	m.RegisterModule(modRingWatcher, a.initRingWatcher, modules.UserInvisibleModule)
@@ -161,7 +174,7 @@ func (a *App) registerModules() error {
 	// The all-in-one's query reads local storage; a split query role reads
 	// the aggregators over HTTP.
 	queryDeps := []string{modServer}
-	aggDeps := []string{modBus, modMetricsStore}
+	aggDeps := []string{modBus, modMetricsStore, modLogsStore}
 	switch {
 	case a.cfg.ringEnabled():
 		// In a cluster the local store holds only this node's partitions:
@@ -171,7 +184,7 @@ func (a *App) registerModules() error {
 			aggDeps = append(aggDeps, modRingMember)
 		}
 	case a.cfg.has(TargetAggregator):
-		queryDeps = append(queryDeps, modMetricsStore)
+		queryDeps = append(queryDeps, modMetricsStore, modLogsStore)
 	}
 	if !a.cfg.has(TargetQuery) || len(a.cfg.Query.Aggregators) > 0 {
 		// Only the query role reads from the ring.
@@ -199,6 +212,8 @@ func (a *App) registerModules() error {
 		modRingWatcher:   {modClusterKV},
 		modQuery:         queryDeps,
 		modReceivers:     {modPublisher, modServer},
+		modLogsStore:     {modServer},
+		modTailer:        {modPublisher},
 		TargetAgent:      {modScraper, modReceivers},
 		TargetAggregator: {modAggregator},
 		TargetQuery:      {modQuery},
@@ -207,6 +222,9 @@ func (a *App) registerModules() error {
 		TargetNATS:       {modEmbeddedNATS},
 		modNotifier:      {modServer},
 		modRules:         rulesDeps,
+	}
+	if a.cfg.Agent.Tail.Enabled {
+		deps[TargetAgent] = append(deps[TargetAgent], modTailer)
 	}
 	if a.cfg.rulesEnabled() {
 		deps[TargetAggregator] = append(deps[TargetAggregator], modRules)
@@ -287,7 +305,7 @@ func (a *App) initBus() (services.Service, error) {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 			defer cancel()
-			if err := conn.EnsureStreams(ctx, bus.SignalMetrics); err != nil {
+			if err := conn.EnsureStreams(ctx, bus.SignalMetrics, bus.SignalLogs); err != nil {
 				a.logger.Error("could not create streams", "err", err)
 			}
 		}()
@@ -330,8 +348,49 @@ func (a *App) initPublisher() (services.Service, error) {
 		return nil, err
 	}
 	a.batcher = b
+	a.logsPub, err = publish.NewLogs(a.cfg.Agent.Publish, a.cfg.NATS.Partitions, a.cfg.Agent.ID, a.publishToBus, a.logger.With("component", "log-publisher"), a.reg)
+	if err != nil {
+		return nil, err
+	}
 	return b, nil
 }
+
+// initTailer follows the log files the agent is configured for; its read
+// positions live under the data directory.
+func (a *App) initTailer() (services.Service, error) {
+	t, err := tail.New(a.cfg.Agent.Tail, a.logsPub, filepath.Join(a.cfg.DataDir, "tail", "positions.json"), a.logger.With("component", "tail"), a.reg)
+	if err != nil {
+		return nil, err
+	}
+	a.tailer = t
+	return t, nil
+}
+
+func (a *App) initLogsStore() (services.Service, error) {
+	a.server.addReadyCheck("log-storage", func() error {
+		if a.logStore == nil {
+			return errors.New("log storage not open")
+		}
+		return nil
+	})
+	start := func(context.Context) error {
+		cfg := a.cfg.Storage.Logs
+		cfg.Path = filepath.Join(a.cfg.DataDir, "logs")
+		st, err := vlogs.Open(cfg, a.logger.With("component", "log-store"), a.reg)
+		if err != nil {
+			return err
+		}
+		a.logStore = st
+		aggregator.RegisterLogsReadAPI(a.server.mux, a.localLogs(), a.logger.With("component", "logs-read-api"))
+		return nil
+	}
+	stop := func(error) error { return a.logStore.Close() }
+	return services.NewIdleService(start, stop), nil
+}
+
+// localLogs is the local log store as queries see it: redelivered batches
+// may have stored an entry twice, and a query shows it once.
+func (a *App) localLogs() logs.Querier { return query.DedupLogs(a.logStore) }
 
 func (a *App) initScraper() (services.Service, error) {
 	s, err := scrape.New(a.cfg.Scrape, a.batcher, func() string { return a.server.Addr() }, a.logger.With("component", "scrape"), a.reg)
@@ -358,6 +417,17 @@ func (a *App) initReceivers() (services.Service, error) {
 		return nil, err
 	}
 	a.server.mux.Handle(otlp.MetricsPath, r.MetricsHandler())
+	// Logs: the Loki push API on the main port, OTLP logs beside metrics.
+	li, err := receive.NewLogsIntake(a.cfg.Agent.Receive.Logs, in, a.logsPub, a.logger.With("component", "receive-logs"), a.reg)
+	if err != nil {
+		return nil, err
+	}
+	loki.NewHandler(li, a.logger.With("component", "loki-push")).Register(a.server.mux)
+	logsSig := otlp.NewLogs(li, a.logger.With("component", "otlp-logs"))
+	if err := r.Register(logsSig); err != nil {
+		return nil, err
+	}
+	a.server.mux.Handle(otlp.LogsPath, logsSig)
 	return r, nil
 }
 
@@ -374,6 +444,7 @@ func (a *App) initAggregator() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	agg.WithLogs(logStoreRef{a}, a.reg)
 	if a.cfg.ringEnabled() {
 		// Nothing is consumed until the ring says what this node owns.
 		a.ownMu.Lock()
@@ -385,30 +456,52 @@ func (a *App) initAggregator() (services.Service, error) {
 }
 
 func (a *App) initQuery() (services.Service, error) {
+	var loki *lokiapi.API
 	start := func(context.Context) error {
-		var src query.Source
+		var (
+			src  query.Source
+			logQ logs.Querier
+		)
+		logsClient := &http.Client{Timeout: a.cfg.Query.ReadTimeout}
+		logsLogger := a.logger.With("component", "logs-fan-out")
 		switch {
 		case len(a.cfg.Query.Aggregators) > 0:
-			remote := query.NewRemote(query.StaticEndpoints(a.cfg.Query.Aggregators), a.cfg.Query.ReadTimeout, a.cfg.Query.PartialResponse)
+			eps := query.StaticEndpoints(a.cfg.Query.Aggregators)
+			remote := query.NewRemote(eps, a.cfg.Query.ReadTimeout, a.cfg.Query.PartialResponse)
 			src = query.Source{Queryable: remote, Metadata: remote}
+			logQ = query.NewRemoteLogs(eps, logsClient, a.cfg.Query.PartialResponse, logsLogger)
 		case a.watcher != nil:
 			remote := query.NewRemote(a.ringEndpoints, a.cfg.Query.ReadTimeout, a.cfg.Query.PartialResponse)
 			src = query.Source{Queryable: remote, Metadata: remote}
+			logQ = query.NewRemoteLogs(a.ringEndpoints, logsClient, a.cfg.Query.PartialResponse, logsLogger)
 		case a.store != nil:
 			src = query.Source{Queryable: a.store, Exemplars: a.store, Metadata: a.store}
+			logQ = a.localLogs()
 		default:
 			return errors.New("query: no aggregators to read from (set -query.aggregator.addresses or -memberlist.join)")
 		}
-		api, err := query.New(a.cfg.Query, src, promapi.BuildInfo{
+		build := promapi.BuildInfo{
 			Version: Version, Revision: Revision, Branch: Branch, BuildUser: BuildUser, BuildDate: BuildDate, GoVersion: runtime.Version(),
-		}, a.logger.With("component", "query"), a.reg)
+		}
+		api, err := query.New(a.cfg.Query, src, build, a.logger.With("component", "query"), a.reg)
 		if err != nil {
 			return err
 		}
 		a.server.mux.Handle("/api/v1/", api.PrometheusHandler())
+		loki, err = lokiapi.New(a.cfg.Loki, logQ, logql.NewEngine(a.cfg.LogQL), lokiapi.BuildInfo(build), a.logger.With("component", "loki-api"), a.reg)
+		if err != nil {
+			return err
+		}
+		loki.Register(a.server.mux)
 		return nil
 	}
-	return services.NewIdleService(start, nil), nil
+	stop := func(error) error {
+		if loki != nil {
+			loki.Stop() // open tails end; the HTTP server does not wait for websockets
+		}
+		return nil
+	}
+	return services.NewIdleService(start, stop), nil
 }
 
 // Reload re-reads what can change at run time: the scrape configuration
@@ -520,3 +613,11 @@ func (r storeRef) AppenderV2(ctx context.Context) storage.AppenderV2 {
 	return r.a.store.AppenderV2(ctx)
 }
 func (r storeRef) SetMetadata(name string, m metadata.Metadata) { r.a.store.SetMetadata(name, m) }
+
+// logStoreRef defers to the log store opened by its module.
+type logStoreRef struct{ a *App }
+
+func (r logStoreRef) Append(tenant string, streams []logs.Stream) error {
+	return r.a.logStore.Append(tenant, streams)
+}
+func (r logStoreRef) WaitDurable(ctx context.Context) error { return r.a.logStore.WaitDurable(ctx) }

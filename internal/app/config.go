@@ -23,9 +23,13 @@ import (
 	"github.com/pharos-obs/pharos/collector/receive/otlp"
 	"github.com/pharos-obs/pharos/collector/scrape"
 	"github.com/pharos-obs/pharos/collector/spool"
+	"github.com/pharos-obs/pharos/collector/tail"
 	"github.com/pharos-obs/pharos/internal/bus"
 	"github.com/pharos-obs/pharos/internal/cluster"
 	"github.com/pharos-obs/pharos/query"
+	"github.com/pharos-obs/pharos/query/logql"
+	"github.com/pharos-obs/pharos/query/lokiapi"
+	"github.com/pharos-obs/pharos/storage/logs/vlogs"
 	"github.com/pharos-obs/pharos/storage/metrics"
 )
 
@@ -57,6 +61,8 @@ type Config struct {
 	Aggregator aggregator.Config      `yaml:"aggregator"`
 	Storage    StorageConfig          `yaml:"storage"`
 	Query      query.Config           `yaml:"query"`
+	Loki       lokiapi.Config         `yaml:"loki"`
+	LogQL      logql.EngineOpts       `yaml:"logql"`
 	Cluster    cluster.Config         `yaml:"cluster"`
 	Rules      rules.Config           `yaml:"rules"`
 	Notify     notify.Config          `yaml:"notify"`
@@ -69,11 +75,13 @@ type AgentConfig struct {
 	Spool   spool.Config   `yaml:"spool"`
 	Receive receive.Config `yaml:"receive"`
 	Limits  receive.Limits `yaml:"limits"`
+	Tail    tail.Config    `yaml:"tail"`
 }
 
 // StorageConfig groups the storage engines' options.
 type StorageConfig struct {
 	Metrics metrics.Config `yaml:"metrics"`
+	Logs    vlogs.Config   `yaml:"logs"`
 }
 
 // ServerConfig is the one HTTP listener of the process.
@@ -95,12 +103,16 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Agent.Spool.RegisterFlags(f)
 	c.Agent.Receive.RegisterFlags(f)
 	c.Agent.Limits.RegisterFlags(f)
+	c.Agent.Tail.RegisterFlags(f)
 	c.OTLP.RegisterFlags(f)
 	c.NATS.RegisterFlags(f)
 	c.Scrape.RegisterFlags(f)
 	c.Aggregator.RegisterFlags(f)
 	c.Storage.Metrics.RegisterFlags(f)
+	c.Storage.Logs.RegisterFlags(f)
 	c.Query.RegisterFlags(f)
+	c.Loki.RegisterFlags(f)
+	c.LogQL.RegisterFlags(f)
 	c.Cluster.RegisterFlags(f)
 	c.Rules.RegisterFlags(f)
 	c.Notify.RegisterFlags(f)
@@ -135,12 +147,16 @@ func (c *Config) Validate() error {
 		c.Agent.Spool.Validate(),
 		c.Agent.Receive.Validate(),
 		c.Agent.Limits.Validate(),
+		c.Agent.Tail.Validate(),
 		c.OTLP.Validate(),
 		c.NATS.Validate(),
 		c.Scrape.Validate(),
 		c.Aggregator.Validate(),
 		c.Storage.Metrics.Validate(),
+		c.Storage.Logs.Validate(),
 		c.Query.Validate(),
+		c.Loki.Validate(),
+		c.LogQL.Validate(),
 		c.Cluster.Validate(),
 		c.Rules.Validate(),
 		c.Notify.Validate(),
