@@ -164,6 +164,7 @@ func TestLogsRotationTorture(t *testing.T) {
 	nats := testutil.StartNATS(t)
 	hub := startPharos(t, "aggregator", []string{
 		"-target=aggregator,query", "-data.dir", t.TempDir(), "-nats.url", nats.ClientURL(), "-nats.partitions", "4",
+		"-query.logql.max-entries-limit-per-query", "1000000",
 	})
 	w := newRotatingWriter(t)
 	agentDir := t.TempDir()
