@@ -53,7 +53,7 @@ const maxLogsRequestBytes = 1 << 20
 func RegisterLogsReadAPI(mux *http.ServeMux, q logs.Querier, logger *slog.Logger) {
 	mux.HandleFunc("POST "+LogsSelectPath, func(w http.ResponseWriter, r *http.Request) {
 		var req LogsSelectRequest
-		if !decodeLogsRequest(w, r, &req) {
+		if !decodeJSONRequest(w, r, &req) {
 			return
 		}
 		ms, err := parseSelector(req.Selector)
@@ -91,7 +91,7 @@ func RegisterLogsReadAPI(mux *http.ServeMux, q logs.Querier, logger *slog.Logger
 	})
 	lookup := func(w http.ResponseWriter, r *http.Request, fn func(req LogsLookupRequest, p logs.LabelParams) (any, error)) {
 		var req LogsLookupRequest
-		if !decodeLogsRequest(w, r, &req) {
+		if !decodeJSONRequest(w, r, &req) {
 			return
 		}
 		p := logs.LabelParams{Tenant: req.Tenant, Start: req.Start, End: req.End}
@@ -140,7 +140,7 @@ func RegisterLogsReadAPI(mux *http.ServeMux, q logs.Querier, logger *slog.Logger
 	})
 }
 
-func decodeLogsRequest(w http.ResponseWriter, r *http.Request, v any) bool {
+func decodeJSONRequest(w http.ResponseWriter, r *http.Request, v any) bool {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxLogsRequestBytes+1))
 	if err != nil {
 		http.Error(w, "read body: "+err.Error(), http.StatusBadRequest)

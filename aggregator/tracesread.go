@@ -1,0 +1,105 @@
+package aggregator
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/pharos-obs/pharos/storage/traces"
+)
+
+// Internal trace read API paths, served by every aggregator to queriers.
+// A trace travels back as OTLP protobuf; searches and look-ups as JSON.
+const (
+	TracesTracePath     = "/internal/v1/traces/trace"
+	TracesSearchPath    = "/internal/v1/traces/search"
+	TracesTagNamesPath  = "/internal/v1/traces/tags"
+	TracesTagValuesPath = "/internal/v1/traces/tag_values"
+)
+
+// TraceRequest asks for one trace.
+type TraceRequest struct {
+	Tenant  string         `json:"tenant"`
+	TraceID traces.TraceID `json:"trace_id"`
+	Start   time.Time      `json:"start"`
+	End     time.Time      `json:"end"`
+}
+
+// TagRequest asks for tag names, or a tag's values when Tag is set.
+type TagRequest struct {
+	Tag    string           `json:"tag,omitempty"`
+	Params traces.TagParams `json:"params"`
+}
+
+// RegisterTracesReadAPI mounts the internal trace read API on mux.
+func RegisterTracesReadAPI(mux *http.ServeMux, q traces.Querier, logger *slog.Logger) {
+	fail := func(w http.ResponseWriter, r *http.Request, err error) {
+		logger.Warn("trace read failed", "path", r.URL.Path, "err", err)
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+	}
+	mux.HandleFunc("POST "+TracesTracePath, func(w http.ResponseWriter, r *http.Request) {
+		var req TraceRequest
+		if !decodeJSONRequest(w, r, &req) {
+			return
+		}
+		td, err := q.Trace(r.Context(), req.Tenant, req.TraceID, req.Start, req.End)
+		if err != nil {
+			fail(w, r, err)
+			return
+		}
+		body, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
+		if err != nil {
+			fail(w, r, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		_, _ = w.Write(body)
+	})
+	writeJSON := func(w http.ResponseWriter, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(v)
+	}
+	mux.HandleFunc("POST "+TracesSearchPath, func(w http.ResponseWriter, r *http.Request) {
+		var p traces.SearchParams
+		if !decodeJSONRequest(w, r, &p) {
+			return
+		}
+		res, err := q.Search(r.Context(), p)
+		if err != nil {
+			fail(w, r, err)
+			return
+		}
+		writeJSON(w, res)
+	})
+	mux.HandleFunc("POST "+TracesTagNamesPath, func(w http.ResponseWriter, r *http.Request) {
+		var req TagRequest
+		if !decodeJSONRequest(w, r, &req) {
+			return
+		}
+		res, err := q.TagNames(r.Context(), req.Params)
+		if err != nil {
+			fail(w, r, err)
+			return
+		}
+		writeJSON(w, res)
+	})
+	mux.HandleFunc("POST "+TracesTagValuesPath, func(w http.ResponseWriter, r *http.Request) {
+		var req TagRequest
+		if !decodeJSONRequest(w, r, &req) {
+			return
+		}
+		if req.Tag == "" {
+			http.Error(w, "missing tag", http.StatusBadRequest)
+			return
+		}
+		res, err := q.TagValues(r.Context(), req.Tag, req.Params)
+		if err != nil {
+			fail(w, r, err)
+			return
+		}
+		writeJSON(w, res)
+	})
+}

@@ -1,0 +1,247 @@
+package query
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/pharos-obs/pharos/storage/traces"
+)
+
+// Internal trace read API of the aggregators (see aggregator/tracesread.go).
+const (
+	tracesTracePath     = "/internal/v1/traces/trace"
+	tracesSearchPath    = "/internal/v1/traces/search"
+	tracesTagNamesPath  = "/internal/v1/traces/tags"
+	tracesTagValuesPath = "/internal/v1/traces/tag_values"
+)
+
+// RemoteTraces is a traces.Querier over the internal trace read API of a
+// set of aggregators. A trace's spans are written by its partition's owner
+// — by more than one during a hand-over or with replicas — so answers are
+// merged and a span stored twice comes back once.
+type RemoteTraces struct {
+	logs *RemoteLogs // the fan-out and its partial-response policy
+}
+
+// NewRemoteTraces reads from the aggregators endpoints returns, with the
+// same partial-response policy as NewRemoteLogs.
+func NewRemoteTraces(endpoints EndpointsFunc, client *http.Client, partial bool, logger *slog.Logger) *RemoteTraces {
+	return &RemoteTraces{logs: NewRemoteLogs(endpoints, client, partial, logger)}
+}
+
+type traceRequest struct {
+	Tenant  string         `json:"tenant"`
+	TraceID traces.TraceID `json:"trace_id"`
+	Start   time.Time      `json:"start"`
+	End     time.Time      `json:"end"`
+}
+
+type tagRequest struct {
+	Tag    string           `json:"tag,omitempty"`
+	Params traces.TagParams `json:"params"`
+}
+
+// Trace implements traces.Querier.
+func (r *RemoteTraces) Trace(ctx context.Context, tenant string, id traces.TraceID, start, end time.Time) (ptrace.Traces, error) {
+	var (
+		mu      sync.Mutex
+		answers []ptrace.Traces
+	)
+	err := r.logs.fanOut(ctx, func(ctx context.Context, ep Endpoint) error {
+		resp, err := r.logs.post(ctx, ep, tracesTracePath, traceRequest{Tenant: tenant, TraceID: id, Start: start, End: end})
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(io.LimitReader(resp.Body, maxLogsResponseBytes+1))
+		if err != nil {
+			return err
+		}
+		if len(body) > maxLogsResponseBytes {
+			return fmt.Errorf("trace larger than %d bytes", maxLogsResponseBytes)
+		}
+		td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(body)
+		if err != nil {
+			return fmt.Errorf("decode trace: %w", err)
+		}
+		mu.Lock()
+		answers = append(answers, td)
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return ptrace.NewTraces(), err
+	}
+	return MergeTraces(answers), nil
+}
+
+// MergeTraces merges answers for one trace, keeping the first copy of each
+// span ID.
+func MergeTraces(answers []ptrace.Traces) ptrace.Traces {
+	out := ptrace.NewTraces()
+	seen := map[pcommon.SpanID]bool{}
+	for _, td := range answers {
+		rss := td.ResourceSpans()
+		for i := range rss.Len() {
+			rs := rss.At(i)
+			rs.ScopeSpans().RemoveIf(func(ss ptrace.ScopeSpans) bool {
+				ss.Spans().RemoveIf(func(s ptrace.Span) bool {
+					if seen[s.SpanID()] {
+						return true
+					}
+					seen[s.SpanID()] = true
+					return false
+				})
+				return ss.Spans().Len() == 0
+			})
+			if rs.ScopeSpans().Len() > 0 {
+				rs.MoveTo(out.ResourceSpans().AppendEmpty())
+			}
+		}
+	}
+	return out
+}
+
+// Search implements traces.Querier: each aggregator's hits, a trace found
+// on several merged (its earliest start, longest duration, matched spans
+// united), most recent first, up to the limit.
+func (r *RemoteTraces) Search(ctx context.Context, p traces.SearchParams) ([]traces.TraceSummary, error) {
+	var mu sync.Mutex
+	byID := map[traces.TraceID]*traces.TraceSummary{}
+	err := r.logs.fanOut(ctx, func(ctx context.Context, ep Endpoint) error {
+		resp, err := r.logs.post(ctx, ep, tracesSearchPath, p)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var hits []traces.TraceSummary
+		if err := json.NewDecoder(io.LimitReader(resp.Body, maxLogsResponseBytes)).Decode(&hits); err != nil {
+			return fmt.Errorf("decode search response: %w", err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, h := range hits {
+			cur, ok := byID[h.TraceID]
+			if !ok {
+				byID[h.TraceID] = &h
+				continue
+			}
+			mergeSummary(cur, &h, p.SpansPerSpanSet)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]traces.TraceSummary, 0, len(byID))
+	for _, h := range byID {
+		out = append(out, *h)
+	}
+	slices.SortFunc(out, func(a, b traces.TraceSummary) int {
+		return cmp.Or(cmp.Compare(b.StartTimeUnixNano, a.StartTimeUnixNano), slices.Compare(a.TraceID[:], b.TraceID[:]))
+	})
+	if p.Limit > 0 && len(out) > p.Limit {
+		out = out[:p.Limit]
+	}
+	return out, nil
+}
+
+func mergeSummary(cur, h *traces.TraceSummary, spss int) {
+	end := max(cur.StartTimeUnixNano+cur.DurationMs*1e6, h.StartTimeUnixNano+h.DurationMs*1e6)
+	cur.StartTimeUnixNano = min(cur.StartTimeUnixNano, h.StartTimeUnixNano)
+	cur.DurationMs = (end - cur.StartTimeUnixNano) / 1e6
+	if cur.RootServiceName == "" {
+		cur.RootServiceName, cur.RootTraceName = h.RootServiceName, h.RootTraceName
+	}
+	have := map[[8]byte]bool{}
+	for _, s := range cur.Matched {
+		have[s.SpanID] = true
+	}
+	for _, s := range h.Matched {
+		if !have[s.SpanID] {
+			cur.MatchedAll++
+			if spss <= 0 || len(cur.Matched) < spss {
+				cur.Matched = append(cur.Matched, s)
+			}
+		}
+	}
+}
+
+// TagNames implements traces.Querier.
+func (r *RemoteTraces) TagNames(ctx context.Context, p traces.TagParams) (map[string][]string, error) {
+	var mu sync.Mutex
+	sets := map[string]map[string]bool{}
+	err := r.logs.fanOut(ctx, func(ctx context.Context, ep Endpoint) error {
+		resp, err := r.logs.post(ctx, ep, tracesTagNamesPath, tagRequest{Params: p})
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var names map[string][]string
+		if err := json.NewDecoder(io.LimitReader(resp.Body, maxLogsResponseBytes)).Decode(&names); err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for scope, ns := range names {
+			if sets[scope] == nil {
+				sets[scope] = map[string]bool{}
+			}
+			for _, n := range ns {
+				sets[scope][n] = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string][]string, len(sets))
+	for scope, set := range sets {
+		out[scope] = slices.Sorted(maps.Keys(set))
+	}
+	return out, nil
+}
+
+// TagValues implements traces.Querier.
+func (r *RemoteTraces) TagValues(ctx context.Context, tag string, p traces.TagParams) ([]string, error) {
+	var mu sync.Mutex
+	set := map[string]bool{}
+	err := r.logs.fanOut(ctx, func(ctx context.Context, ep Endpoint) error {
+		resp, err := r.logs.post(ctx, ep, tracesTagValuesPath, tagRequest{Tag: tag, Params: p})
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var vs []string
+		if err := json.NewDecoder(io.LimitReader(resp.Body, maxLogsResponseBytes)).Decode(&vs); err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, v := range vs {
+			set[v] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := slices.Sorted(maps.Keys(set))
+	if p.Limit > 0 && len(out) > p.Limit {
+		out = out[:p.Limit]
+	}
+	return out, nil
+}
