@@ -315,7 +315,7 @@ func (t *Tailer) onTruncate(f *tailedFile) {
 		t.finish(f)
 		return
 	}
-	path, id, fd := f.path, f.id, f.fd
+	path, id, fd, seen := f.path, f.id, f.fd, f.size
 	if cp := t.findCopy(f); cp != nil {
 		// f goes on in the copy, whose bytes up to f's offset are the
 		// same; the truncated file starts over as a new incarnation.
@@ -332,7 +332,7 @@ func (t *Tailer) onTruncate(f *tailedFile) {
 		nf := t.newIncarnation(f, path, id, fd)
 		nf.pred, f.succ = f, nf
 		t.enqueue(f)
-		t.logger.Info("log file truncated in place; reading the rest from its copy", "path", path, "copy", cp.path, "offset", f.readOff)
+		t.logger.Info("log file truncated in place; reading the rest from its copy", "path", path, "copy", cp.path, "offset", f.readOff, "copy_size", cp.size, "size_seen", seen)
 		return
 	}
 	t.reportLost(path, f.readOff, f.size, reasonTruncated)
