@@ -2,6 +2,7 @@ package rules
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -42,9 +43,15 @@ var discardLogger = slog.New(slog.DiscardHandler)
 // It returns every error found; each names its file and, when it concerns
 // a place in the file, the line and column. Check reads only the files
 // named: it does not expand globs.
-func Check(files ...string) []error {
+func Check(files ...string) []error { return checkFiles(newParser(), files) }
+
+// CheckLogQL is Check for log rule files (Config.LogFiles): every
+// expression must be a LogQL metric query that Pharos evaluates; a valid
+// LogQL feature it does not evaluate is an error that names the feature.
+func CheckLogQL(files ...string) []error { return checkFiles(newLogParser(), files) }
+
+func checkFiles(p parser.Parser, files []string) []error {
 	var errs []error
-	p := newParser()
 	for _, f := range files {
 		_, _, fileErrs := checkFile(f, p)
 		errs = append(errs, fileErrs...)
@@ -345,18 +352,39 @@ func unquote(s string) string {
 	return s
 }
 
-// RunCheck is `pharos rules check FILE…`: it checks each file and prints,
-// as promtool check rules does, "Checking FILE" and "  SUCCESS: N rules
-// found" on stdout, or "  FAILED:" and the errors on stderr. It returns the
-// process's exit code: CheckOK, CheckFailed or CheckUsage.
+// RunCheck is `pharos rules check [-logql] FILE…`: it checks each file
+// and prints, as promtool check rules does, "Checking FILE" and
+// "  SUCCESS: N rules found" on stdout, or "  FAILED:" and the errors on
+// stderr. With -logql (or --logql), the files are log rule files
+// (-rules.log-files) and their expressions LogQL. It returns the process's
+// exit code: CheckOK, CheckFailed or CheckUsage (no file, an unknown
+// flag).
 func RunCheck(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
+	fs := flag.NewFlagSet("pharos rules check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	logQL := fs.Bool("logql", false, "")
+	usage := func() {
 		fmt.Fprintln(stderr, "usage: pharos rules check FILE...")
 		fmt.Fprintln(stderr, "Checks rule files in Prometheus's format; exits 1 if any has errors.")
+		fmt.Fprintln(stderr, "With -logql (before the files), they are log rule files (-rules.log-files): expressions are LogQL metric queries.")
+	}
+	fs.Usage = usage
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return CheckOK
+		}
+		return CheckUsage
+	}
+	args = fs.Args()
+	if len(args) == 0 {
+		usage()
 		return CheckUsage
 	}
 	code := CheckOK
 	p := newParser()
+	if *logQL {
+		p = newLogParser()
+	}
 	for _, f := range args {
 		fmt.Fprintln(stdout, "Checking", f)
 		_, n, errs := checkFile(f, p)
@@ -374,17 +402,17 @@ func RunCheck(args []string, stdout, stderr io.Writer) int {
 	return code
 }
 
-// expandGlobs returns the files the globs match, each once, in the order
-// of the globs and, within one, sorted (filepath.Glob sorts). The paths
-// are kept as matched: they are part of each group's key, which every
-// aggregator must compute alike from the same configuration.
-func expandGlobs(globs []string) ([]string, error) {
+// expandGlobs returns the files the globs of field match, each once, in
+// the order of the globs and, within one, sorted (filepath.Glob sorts).
+// The paths are kept as matched: they are part of each group's key, which
+// every aggregator must compute alike from the same configuration.
+func expandGlobs(field string, globs []string) ([]string, error) {
 	var files []string
 	seen := map[string]struct{}{}
 	for _, pat := range globs {
 		fs, err := filepath.Glob(pat)
 		if err != nil {
-			return nil, fmt.Errorf("rules.files: %q: %w", pat, err)
+			return nil, fmt.Errorf("%s: %q: %w", field, pat, err)
 		}
 		for _, f := range fs {
 			if _, dup := seen[f]; !dup {

@@ -16,6 +16,17 @@ import (
 type Config struct {
 	// Files are globs of rule files in Prometheus's format.
 	Files flagext.StringSliceCSV `yaml:"files"`
+	// LogFiles are globs of rule files in the same format whose
+	// expressions are LogQL metric queries over the logs. They are listed
+	// apart because an expression such as sum(rate({app="x"}[5m])) is
+	// valid PromQL and valid LogQL, as Loki's ruler and Mimir keep them.
+	LogFiles flagext.StringSliceCSV `yaml:"log_files"`
+	// LogTenant is the tenant whose logs the log rules read ("" is the
+	// default tenant, that of pushes without X-Scope-OrgID).
+	LogTenant string `yaml:"log_tenant"`
+	// LogSampleTimeout bounds the look-up of the sample lines added to the
+	// notifications of log alerting rules; 0 adds none.
+	LogSampleTimeout time.Duration `yaml:"log_sample_timeout"`
 	// EvaluationInterval applies to groups that set no interval.
 	EvaluationInterval time.Duration `yaml:"evaluation_interval"`
 	// OutageTolerance bounds how old an ALERTS_FOR_STATE sample may be and
@@ -53,9 +64,19 @@ type AlertmanagerConfig struct {
 	QueueCapacity int `yaml:"notification_queue_capacity"`
 }
 
+// The configuration fields of the two lists of rule files, as errors name
+// them.
+const (
+	fieldFiles    = "rules.files"
+	fieldLogFiles = "rules.log_files"
+)
+
 // RegisterFlags registers the options under -rules and -alertmanager.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.Var(&c.Files, "rules.files", "Comma-separated globs of rule files in Prometheus's format (groups of alerting and recording rules). Reloaded on SIGHUP and POST /-/reload.")
+	f.Var(&c.LogFiles, "rules.log-files", "Comma-separated globs of rule files in Prometheus's format whose expressions are LogQL metric queries (log rules). Kept apart from -rules.files: some expressions are valid in both languages. Reloaded with them.")
+	f.StringVar(&c.LogTenant, "rules.log-tenant", "", "Tenant (X-Scope-OrgID) whose logs the log rules read; empty is the default tenant.")
+	f.DurationVar(&c.LogSampleTimeout, "rules.log-sample-timeout", 2*time.Second, "Longest look-up of the sample log lines added to the notifications of firing log alerts (annotation sample_lines); a notification never waits longer. 0 adds no sample.")
 	f.DurationVar(&c.EvaluationInterval, "rules.evaluation-interval", time.Minute, "How often rule groups are evaluated, for groups that set no interval.")
 	f.DurationVar(&c.OutageTolerance, "rules.outage-tolerance", time.Hour, "Longest outage (or ownership handover) after which the `for` state of alerts is still restored from ALERTS_FOR_STATE.")
 	f.DurationVar(&c.ForGracePeriod, "rules.for-grace-period", 10*time.Minute, "Least time a restored alert waits before firing, when its `for` is at least this long.")
@@ -73,13 +94,18 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 // line.
 func (c *Config) Validate() error {
 	var errs []error
-	for i, pat := range c.Files {
-		if pat == "" {
-			errs = append(errs, fmt.Errorf("rules.files[%d]: empty glob", i))
-			continue
-		}
-		if _, err := filepath.Match(pat, ""); err != nil {
-			errs = append(errs, fmt.Errorf("rules.files[%d]: %q: %w", i, pat, err))
+	for _, globs := range []struct {
+		field string
+		pats  []string
+	}{{fieldFiles, c.Files}, {fieldLogFiles, c.LogFiles}} {
+		for i, pat := range globs.pats {
+			if pat == "" {
+				errs = append(errs, fmt.Errorf("%s[%d]: empty glob", globs.field, i))
+				continue
+			}
+			if _, err := filepath.Match(pat, ""); err != nil {
+				errs = append(errs, fmt.Errorf("%s[%d]: %q: %w", globs.field, i, pat, err))
+			}
 		}
 	}
 	for _, d := range []struct {
@@ -91,6 +117,7 @@ func (c *Config) Validate() error {
 		{"rules.outage_tolerance", c.OutageTolerance, false},
 		{"rules.for_grace_period", c.ForGracePeriod, true},
 		{"rules.resend_delay", c.ResendDelay, true},
+		{"rules.log_sample_timeout", c.LogSampleTimeout, true},
 		{"rules.query_timeout", c.QueryTimeout, false},
 		{"rules.alertmanager.timeout", c.Alertmanager.Timeout, false},
 	} {

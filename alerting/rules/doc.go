@@ -7,7 +7,24 @@
 // Queryable to evaluate against, the Appendable that takes recording-rule
 // results and the ALERTS and ALERTS_FOR_STATE series, the OwnsFunc that
 // says which groups this node evaluates, and the SendFunc of the webhook
-// notifier. The package imports none of Pharos's other packages.
+// notifier. Of Pharos's other packages it imports only the LogQL engine
+// (query/logql) and the logs.Querier interface (storage/logs), for log
+// rules.
+//
+// # Log rules
+//
+// Rule files listed by -rules.log-files are in the same format, but their
+// expressions are LogQL metric queries, evaluated over Deps.Logs; they
+// are kept apart from -rules.files because some expressions, such as
+// sum(rate({app="x"}[5m])), are valid in both languages. They go through
+// a second Prometheus rules manager whose parser validates LogQL
+// (logParser: rulefmt's validation, templates and line numbers stay) and
+// whose QueryFunc is the LogQL engine, with everything else shared:
+// ownership by group key, the Appendable for recording-rule results and
+// ALERTS, the `for`-state restore from ALERTS_FOR_STATE in the metrics
+// Queryable, the notification path and the rules API. The notifications
+// of firing log alerts carry a few of the lines behind them
+// (SampleLinesAnnotation), looked up for at most -rules.log-sample-timeout.
 //
 // # Ownership
 //
@@ -38,12 +55,15 @@
 //
 // # Goroutines
 //
-// The rules manager runs one goroutine per owned group; the notifier one
-// per Alertmanager. The service's running goroutine applies ownership
-// changes. All of them stop with the service: evaluations first (their
-// last notifications are queued), then the notifier, which sends what is
-// queued.
+// Each rules manager runs one goroutine per owned group; the notifier one
+// per Alertmanager; the notification of a log alert runs up to four
+// sample look-ups, which it waits for or, past the timeout, cancels (the
+// service waits for those when it stops). The service's running goroutine
+// applies ownership changes. All of them stop with the service:
+// evaluations first (their last notifications are queued), then the
+// notifier, which sends what is queued.
 //
-// Lock order: Manager.mu, then the rules manager's own lock (taken inside
-// rules.Manager.Update).
+// Lock order: Manager.mu, then the rules managers' own locks (taken inside
+// rules.Manager.Update). Notifications take neither: the rules manager
+// waits for its groups with its lock held.
 package rules

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -19,8 +20,12 @@ import (
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/notifier"
 	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
 	promrules "github.com/prometheus/prometheus/rules"
 	"github.com/prometheus/prometheus/storage"
+
+	"github.com/pharos-obs/pharos/query/logql"
+	"github.com/pharos-obs/pharos/storage/logs"
 )
 
 // Errors of New and Reload.
@@ -68,19 +73,27 @@ type Deps struct {
 	// Send, when set, gets every alert notification as well as the
 	// Alertmanagers of Config.Alertmanager: the built-in webhook receivers.
 	Send SendFunc
+	// Logs is what log rules (Config.LogFiles) are evaluated against and
+	// where the sample lines of their notifications are read: the
+	// cluster-wide view of the logs. Required when Config.LogFiles is set.
+	Logs logs.Querier
+	// LogEngine evaluates log rules. Nil builds one with LogQL's default
+	// limits and Config.QueryTimeout.
+	LogEngine *logql.Engine
 }
 
 // GroupKey is the key of a rule group that OwnsFunc gets: the file, as
-// matched by the -rules.files globs, and the group's name. Files are named
-// as the globs match them, not made absolute, so that every node computes
-// the same keys from the same configuration.
+// matched by the -rules.files or -rules.log-files globs, and the group's
+// name. Files are named as the globs match them, not made absolute, so
+// that every node computes the same keys from the same configuration.
 func GroupKey(file, group string) string { return promrules.GroupKey(file, group) }
 
 // Manager evaluates the rule groups this node owns with the Prometheus
-// rules manager and sends their alerts to Alertmanager and to Deps.Send.
-// It is a dskit service: groups are evaluated while it runs. Reload,
-// OwnershipChanged, Groups and Alerts may be called from any goroutine at
-// any time.
+// rules manager and sends their alerts to Alertmanager and to Deps.Send:
+// PromQL rules (Config.Files) with one rules manager, LogQL rules
+// (Config.LogFiles) with another. It is a dskit service: groups are
+// evaluated while it runs. Reload, OwnershipChanged, Groups and Alerts may
+// be called from any goroutine at any time.
 type Manager struct {
 	services.Service
 
@@ -90,10 +103,10 @@ type Manager struct {
 	m           *metrics
 	externalURL string
 
-	rm      *promrules.Manager
-	loader  *ownedLoader
+	// sets are the PromQL rules, then, when configured, the log rules.
+	sets    []*ruleSet
+	sampler *sampler // of log rules; nil without
 	cancel  context.CancelFunc
-	runDone chan struct{}
 
 	// am sends to -alertmanager.url; nil when none is set.
 	am        *notifier.Manager
@@ -103,12 +116,29 @@ type Manager struct {
 	// ownership is signalled by OwnershipChanged and drained by running.
 	ownership chan struct{}
 
-	// mu serialises the changes of the rule set (Reload, ownership,
-	// start, stop) and guards what they change. It is held across
-	// rules.Manager.Update, which calls loader.Load.
+	// mu serialises the changes of the rule sets (Reload, ownership,
+	// start, stop) and guards what they change (the sets' files and
+	// loaders' files). It is held across rules.Manager.Update, which calls
+	// the loaders' Load.
 	mu     sync.Mutex
-	files  []string // rule files matched by the globs at the last load
-	active bool     // rm runs: Update may be called
+	active bool // the rules managers run: Update may be called
+}
+
+// ruleSet is the rule files of one language and the Prometheus rules
+// manager that evaluates them.
+type ruleSet struct {
+	field   string // the configuration field of globs, for errors
+	globs   []string
+	loader  *ownedLoader
+	rm      *promrules.Manager
+	runDone chan struct{}
+	files   []string // matched by the globs at the last load; Manager.mu
+}
+
+// loadedSet is what a load read for one ruleSet.
+type loadedSet struct {
+	files  []string
+	groups map[string]*rulefmt.RuleGroups
 }
 
 // New returns a Manager for cfg, which it validates. It loads the rule
@@ -125,6 +155,9 @@ func New(cfg Config, deps Deps, logger *slog.Logger, reg prometheus.Registerer) 
 	}
 	if deps.Appendable == nil {
 		return nil, fmt.Errorf("%w: Appendable", ErrMissingDependency)
+	}
+	if len(cfg.LogFiles) > 0 && deps.Logs == nil {
+		return nil, fmt.Errorf("%w: Logs (for %s)", ErrMissingDependency, fieldLogFiles)
 	}
 	if deps.Owns == nil {
 		deps.Owns = func(string) bool { return true }
@@ -143,17 +176,37 @@ func New(cfg Config, deps Deps, logger *slog.Logger, reg prometheus.Registerer) 
 		deps:        deps,
 		logger:      logger,
 		externalURL: strings.TrimSuffix(extURL.String(), "/"),
-		loader:      &ownedLoader{parser: p, owns: deps.Owns},
 		ownership:   make(chan struct{}, 1),
 	}
+	m.sets = []*ruleSet{{field: fieldFiles, globs: cfg.Files, loader: &ownedLoader{parser: p, owns: deps.Owns}}}
+	var logSet *ruleSet
+	if len(cfg.LogFiles) > 0 {
+		logSet = &ruleSet{field: fieldLogFiles, globs: cfg.LogFiles, loader: &ownedLoader{parser: newLogParser(), owns: deps.Owns}}
+		m.sets = append(m.sets, logSet)
+	}
 	// The files first: a New that fails on them has registered nothing.
-	files, loaded, err := m.load()
+	loaded, err := m.load()
 	if err != nil {
 		return nil, err
 	}
-	m.files, m.loader.files = files, loaded
 	m.m = newMetrics(reg)
-	m.m.reloaded(true, len(files), loaded)
+	logEngine := deps.LogEngine
+	if logSet != nil {
+		if logEngine == nil {
+			logEngine = logql.NewEngine(logql.EngineOpts{Timeout: cfg.QueryTimeout})
+		}
+		m.sampler = &sampler{
+			engine:  logEngine,
+			q:       deps.Logs,
+			tenant:  cfg.LogTenant,
+			timeout: cfg.LogSampleTimeout,
+			logger:  logger,
+			results: m.m.logSamples,
+		}
+	}
+	m.apply(loaded)
+	files, groups := countLoaded(loaded)
+	m.m.reloaded(true, files, groups)
 
 	if len(cfg.Alertmanager.URLs) > 0 {
 		if m.am, m.amTargets, err = newAlertmanagers(cfg.Alertmanager, logger, reg); err != nil {
@@ -178,48 +231,108 @@ func New(cfg Config, deps Deps, logger *slog.Logger, reg prometheus.Registerer) 
 
 	ctx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
-	m.rm = promrules.NewManager(&promrules.ManagerOptions{
-		NameValidationScheme: nameValidation,
-		ExternalURL:          extURL,
-		QueryFunc:            promrules.EngineQueryFunc(engine, deps.Queryable),
-		NotifyFunc:           m.notify,
-		Context:              ctx,
-		AppendableV2:         &ownedAppendable{next: deps.Appendable, owns: deps.Owns, dropped: m.m.unownedDropped},
-		Queryable:            deps.Queryable,
-		Logger:               logger,
-		Registerer:           reg,
-		OutageTolerance:      cfg.OutageTolerance,
-		ForGracePeriod:       cfg.ForGracePeriod,
-		ResendDelay:          cfg.ResendDelay,
-		GroupLoader:          m.loader,
-		// A group this node takes over is new to its rules manager: with
-		// this, it restores the `for` state of its alerts from
-		// ALERTS_FOR_STATE as on a restart, instead of starting them over.
-		RestoreNewRuleGroups: true,
-		Parser:               p,
-	})
+	// Both rules managers share the prometheus_rule_* metrics, which are
+	// by group and registered once.
+	groupMetrics := promrules.NewGroupMetrics(reg)
+	opts := func(s *ruleSet, query promrules.QueryFunc, notify promrules.NotifyFunc, p parser.Parser, logger *slog.Logger) *promrules.ManagerOptions {
+		return &promrules.ManagerOptions{
+			NameValidationScheme: nameValidation,
+			ExternalURL:          extURL,
+			QueryFunc:            query,
+			NotifyFunc:           notify,
+			Context:              ctx,
+			AppendableV2:         &ownedAppendable{next: deps.Appendable, owns: deps.Owns, dropped: m.m.unownedDropped},
+			Queryable:            deps.Queryable,
+			Logger:               logger,
+			Metrics:              groupMetrics,
+			OutageTolerance:      cfg.OutageTolerance,
+			ForGracePeriod:       cfg.ForGracePeriod,
+			ResendDelay:          cfg.ResendDelay,
+			GroupLoader:          s.loader,
+			// A group this node takes over is new to its rules manager:
+			// with this, it restores the `for` state of its alerts from
+			// ALERTS_FOR_STATE as on a restart, instead of starting them
+			// over.
+			RestoreNewRuleGroups: true,
+			Parser:               p,
+		}
+	}
+	m.sets[0].rm = promrules.NewManager(opts(m.sets[0], promrules.EngineQueryFunc(engine, deps.Queryable), m.notify, p, logger))
+	if logSet != nil {
+		// Log rules write and restore series like PromQL rules (the
+		// same Appendable and Queryable); only their queries read logs.
+		o := opts(logSet, logQueryFunc(logEngine, deps.Logs, cfg.LogTenant), m.notifyLogs, logSet.loader.parser, logger.With("rules", "logql"))
+		o.RuleDependencyController = noRuleDependencies{}
+		logSet.rm = promrules.NewManager(o)
+	}
 	m.Service = services.NewBasicService(m.starting, m.running, m.stopping).WithName("rules")
 	return m, nil
 }
 
-// load expands the globs and parses every file matched. It returns every
-// error, wrapped in ErrInvalidRules.
-func (m *Manager) load() ([]string, map[string]*rulefmt.RuleGroups, error) {
-	files, err := expandGlobs(m.cfg.Files)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", ErrInvalidRules, err)
-	}
-	loaded := make(map[string]*rulefmt.RuleGroups, len(files))
+// load expands the globs of every set and parses every file matched. It
+// returns every error, wrapped in ErrInvalidRules. A file matched by the
+// globs of both sets is an error: its expressions are in one language.
+func (m *Manager) load() ([]loadedSet, error) {
+	out := make([]loadedSet, len(m.sets))
+	matchedBy := map[string]string{} // file → field
 	var errs []error
-	for _, f := range files {
-		rgs, _, fileErrs := checkFile(f, m.loader.parser)
-		errs = append(errs, fileErrs...)
-		loaded[f] = rgs
+	for i, s := range m.sets {
+		files, err := expandGlobs(s.field, s.globs)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		groups := make(map[string]*rulefmt.RuleGroups, len(files))
+		for _, f := range files {
+			if other, dup := matchedBy[f]; dup {
+				errs = append(errs, fmt.Errorf("%s: matched by both %s and %s; a rule file is either PromQL or LogQL", f, other, s.field))
+				continue
+			}
+			matchedBy[f] = s.field
+			rgs, _, fileErrs := checkFile(f, s.loader.parser)
+			errs = append(errs, fileErrs...)
+			groups[f] = rgs
+		}
+		out[i] = loadedSet{files: files, groups: groups}
 	}
 	if len(errs) > 0 {
-		return nil, nil, fmt.Errorf("%w: %w", ErrInvalidRules, errors.Join(errs...))
+		return nil, fmt.Errorf("%w: %w", ErrInvalidRules, errors.Join(errs...))
 	}
-	return files, loaded, nil
+	return out, nil
+}
+
+// apply makes loaded the files the sets evaluate (at their next update)
+// and the sampler's index. m.mu must be held, or m not yet shared.
+func (m *Manager) apply(loaded []loadedSet) {
+	for i, s := range m.sets {
+		s.files, s.loader.files = loaded[i].files, loaded[i].groups
+	}
+	if m.sampler != nil { // there are log rules, the last set
+		idx := buildSampleIndex(loaded[len(loaded)-1].groups)
+		m.sampler.index.Store(&idx)
+	}
+}
+
+// current returns what the sets evaluate. m.mu must be held.
+func (m *Manager) current() []loadedSet {
+	out := make([]loadedSet, len(m.sets))
+	for i, s := range m.sets {
+		out[i] = loadedSet{files: s.files, groups: s.loader.files}
+	}
+	return out
+}
+
+// countLoaded returns the number of files and of groups loaded.
+func countLoaded(loaded []loadedSet) (files, groups int) {
+	for _, l := range loaded {
+		files += len(l.files)
+		for _, rgs := range l.groups {
+			if rgs != nil {
+				groups += len(rgs.Groups)
+			}
+		}
+	}
+	return files, groups
 }
 
 // Reload reads the rule files the globs match again and applies them.
@@ -229,21 +342,22 @@ func (m *Manager) load() ([]string, map[string]*rulefmt.RuleGroups, error) {
 func (m *Manager) Reload() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	files, loaded, err := m.load()
+	loaded, err := m.load()
 	if err != nil {
-		m.m.reloaded(false, 0, nil)
+		m.m.reloaded(false, 0, 0)
 		m.logger.Error("rule files not reloaded; the previous rules stay in use", "err", err)
 		return err
 	}
-	oldFiles, oldLoaded := m.files, m.loader.files
-	m.files, m.loader.files = files, loaded
+	old := m.current()
+	m.apply(loaded)
 	if err := m.update(); err != nil {
-		m.files, m.loader.files = oldFiles, oldLoaded
-		m.m.reloaded(false, 0, nil)
+		m.apply(old)
+		m.m.reloaded(false, 0, 0)
 		return err
 	}
-	m.m.reloaded(true, len(files), loaded)
-	m.logger.Info("rule files reloaded", "files", len(files), "owned_groups", len(m.rm.RuleGroups()))
+	files, groups := countLoaded(loaded)
+	m.m.reloaded(true, files, groups)
+	m.logger.Info("rule files reloaded", "files", files, "owned_groups", m.ownedGroups())
 	return nil
 }
 
@@ -260,20 +374,31 @@ func (m *Manager) OwnershipChanged() {
 	}
 }
 
-// update hands the loaded files to the rules manager, which asks the
-// loader, which keeps the owned groups only. m.mu must be held. Outside
+// update hands the loaded files to the rules managers, which ask their
+// loaders, which keep the owned groups only. m.mu must be held. Outside
 // the running state, it does nothing: starting applies the rules.
 func (m *Manager) update() error {
 	if !m.active {
 		return nil
 	}
-	// Update returns a generic error and logs the causes; the files were
-	// checked by load, so this is not expected to fail.
-	if err := m.rm.Update(m.cfg.EvaluationInterval, m.files, labels.EmptyLabels(), m.externalURL, m.evalIteration); err != nil {
-		return fmt.Errorf("rules: apply rule groups: %w", err)
+	for _, s := range m.sets {
+		// Update returns a generic error and logs the causes; the files
+		// were checked by load, so this is not expected to fail.
+		if err := s.rm.Update(m.cfg.EvaluationInterval, s.files, labels.EmptyLabels(), m.externalURL, m.evalIteration); err != nil {
+			return fmt.Errorf("rules: apply rule groups of %s: %w", s.field, err)
+		}
 	}
-	m.m.owned.Set(float64(len(m.rm.RuleGroups())))
+	m.m.owned.Set(float64(m.ownedGroups()))
 	return nil
+}
+
+// ownedGroups counts the groups the rules managers evaluate.
+func (m *Manager) ownedGroups() int {
+	n := 0
+	for _, s := range m.sets {
+		n += len(s.rm.RuleGroups())
+	}
+	return n
 }
 
 // evalIteration evaluates a group if this node still owns it. Ownership is
@@ -308,24 +433,26 @@ func (m *Manager) starting(ctx context.Context) error {
 			}
 		}
 	}
-	// Run before Update: the rules manager starts the groups' goroutines
+	// Run before Update: a rules manager starts the groups' goroutines
 	// in Update, and they wait for Run; a manager stopped before Run would
 	// wait for them forever.
-	m.runDone = make(chan struct{})
-	go func() {
-		defer close(m.runDone)
-		m.rm.Run()
-	}()
+	for _, s := range m.sets {
+		s.runDone = make(chan struct{})
+		go func() {
+			defer close(s.runDone)
+			s.rm.Run()
+		}()
+	}
 	m.mu.Lock()
 	m.active = true
 	err := m.update()
-	files := len(m.files)
+	files, _ := countLoaded(m.current())
 	m.mu.Unlock()
 	if err != nil {
 		_ = m.stopping(err)
 		return err
 	}
-	m.logger.Info("evaluating rules", "files", files, "owned_groups", len(m.rm.RuleGroups()), "alertmanagers", len(m.cfg.Alertmanager.URLs))
+	m.logger.Info("evaluating rules", "files", files, "owned_groups", m.ownedGroups(), "alertmanagers", len(m.cfg.Alertmanager.URLs))
 	return nil
 }
 
@@ -352,8 +479,13 @@ func (m *Manager) stopping(error) error {
 	m.active = false
 	m.mu.Unlock()
 	m.cancel() // in-flight queries
-	m.rm.Stop()
-	<-m.runDone
+	for _, s := range m.sets {
+		s.rm.Stop()
+		<-s.runDone
+	}
+	if m.sampler != nil {
+		m.sampler.wg.Wait() // look-ups that outlived their notification
+	}
 	if m.am != nil {
 		m.am.Stop()
 		<-m.amDone
@@ -361,10 +493,22 @@ func (m *Manager) stopping(error) error {
 	return nil
 }
 
-// Groups returns the rule groups this node evaluates, sorted by file and
-// name. In a cluster every group appears on exactly one node (for a
-// moment on two, while ownership moves).
-func (m *Manager) Groups() []*promrules.Group { return m.rm.RuleGroups() }
+// Groups returns the rule groups this node evaluates, PromQL and LogQL,
+// sorted by file and name. In a cluster every group appears on exactly one
+// node (for a moment on two, while ownership moves).
+func (m *Manager) Groups() []*promrules.Group {
+	if len(m.sets) == 1 {
+		return m.sets[0].rm.RuleGroups()
+	}
+	var gs []*promrules.Group
+	for _, s := range m.sets {
+		gs = append(gs, s.rm.RuleGroups()...)
+	}
+	slices.SortFunc(gs, func(a, b *promrules.Group) int {
+		return cmp.Or(strings.Compare(a.File(), b.File()), strings.Compare(a.Name(), b.Name()))
+	})
+	return gs
+}
 
 // Alerts returns the active (pending and firing) alerts of the groups this
 // node evaluates, in the order of their groups and rules, and by labels

@@ -5,7 +5,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
-	"github.com/prometheus/prometheus/model/rulefmt"
 )
 
 // metrics are Pharos's own; the rules package adds prometheus_rule_* (per
@@ -22,6 +21,7 @@ type metrics struct {
 	skipped        prometheus.Counter
 	unownedDropped prometheus.Counter
 	sent           *prometheus.CounterVec
+	logSamples     *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -34,7 +34,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		reloadOKTime: f.NewGauge(prometheus.GaugeOpts{
 			Name: "pharos_rules_last_reload_success_timestamp_seconds", Help: "When the rule files last loaded successfully."}),
 		files: f.NewGauge(prometheus.GaugeOpts{
-			Name: "pharos_rules_files", Help: "Rule files matched by -rules.files at the last successful load."}),
+			Name: "pharos_rules_files", Help: "Rule files matched by -rules.files and -rules.log-files at the last successful load."}),
 		groups: f.NewGauge(prometheus.GaugeOpts{
 			Name: "pharos_rules_groups", Help: "Rule groups in the rule files, owned by this node or not."}),
 		owned: f.NewGauge(prometheus.GaugeOpts{
@@ -45,6 +45,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "pharos_rules_unowned_samples_dropped_total", Help: "Samples (mostly staleness markers) not written because their rule group had moved to another node, which writes those series."}),
 		sent: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "pharos_rules_alerts_sent_total", Help: "Alert notifications handed on, by destination (alertmanager, hook)."}, []string{"destination"}),
+		logSamples: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "pharos_rules_log_samples_total", Help: "Look-ups of the sample lines of firing log alerts' notifications, by result (added; empty: no line matched; failed; timeout: sent without)."}, []string{"result"}),
+	}
+	for _, r := range []string{sampleAdded, sampleEmpty, sampleFailed, sampleTimeout} {
+		m.logSamples.WithLabelValues(r)
 	}
 	for _, r := range []string{"success", "failure"} {
 		m.reloads.WithLabelValues(r)
@@ -55,9 +60,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
-// reloaded records a load of the rule files; on success, files and loaded
-// are what it loaded.
-func (m *metrics) reloaded(ok bool, files int, loaded map[string]*rulefmt.RuleGroups) {
+// reloaded records a load of the rule files; on success, files and groups
+// count what it loaded.
+func (m *metrics) reloaded(ok bool, files, groups int) {
 	if !ok {
 		m.reloads.WithLabelValues("failure").Inc()
 		m.reloadOK.Set(0)
@@ -67,9 +72,5 @@ func (m *metrics) reloaded(ok bool, files int, loaded map[string]*rulefmt.RuleGr
 	m.reloadOK.Set(1)
 	m.reloadOKTime.Set(float64(time.Now().UnixNano()) / 1e9)
 	m.files.Set(float64(files))
-	n := 0
-	for _, rgs := range loaded {
-		n += len(rgs.Groups)
-	}
-	m.groups.Set(float64(n))
+	m.groups.Set(float64(groups))
 }

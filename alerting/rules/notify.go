@@ -110,6 +110,14 @@ func (m *Manager) notify(_ context.Context, expr string, alerts ...*promrules.Al
 	}
 }
 
+// notifyLogs is the NotifyFunc of log rules: notify, once the firing
+// alerts carry their sample lines (SampleLinesAnnotation), for which it
+// waits at most Config.LogSampleTimeout.
+func (m *Manager) notifyLogs(ctx context.Context, expr string, alerts ...*promrules.Alert) {
+	m.sampler.annotate(ctx, expr, alerts)
+	m.notify(ctx, expr, alerts...)
+}
+
 func endsAt(a *promrules.Alert) time.Time {
 	if !a.ResolvedAt.IsZero() {
 		return a.ResolvedAt

@@ -1,6 +1,7 @@
 // Command pharos runs the Pharos observability pipeline: with no flags, every
 // role in one process with an embedded NATS server; with -target, one role
-// of a cluster. `pharos rules check FILE…` checks rule files and exits.
+// of a cluster. `pharos rules check [-logql] FILE…` checks rule files (with
+// -logql, log rule files) and exits.
 package main
 
 import (
@@ -20,7 +21,8 @@ func main() {
 
 func run(args []string) int {
 	if len(args) >= 2 && args[0] == "rules" && args[1] == "check" {
-		// Like promtool check rules: every error with file and line.
+		// Like promtool check rules: every error with file and line;
+		// RunCheck parses -logql itself.
 		return rules.RunCheck(args[2:], os.Stdout, os.Stderr)
 	}
 	var usage bytes.Buffer

@@ -2,7 +2,9 @@ package app
 
 import (
 	"context"
+	"errors"
 	"hash/fnv"
+	"net/http"
 
 	"github.com/grafana/dskit/services"
 	promrules "github.com/prometheus/prometheus/rules"
@@ -11,6 +13,8 @@ import (
 	"github.com/pharos-obs/pharos/alerting/rules"
 	"github.com/pharos-obs/pharos/internal/cluster"
 	"github.com/pharos-obs/pharos/query"
+	"github.com/pharos-obs/pharos/query/logql"
+	"github.com/pharos-obs/pharos/storage/logs"
 )
 
 // Modules of alerting.
@@ -20,9 +24,9 @@ const (
 )
 
 // rulesEnabled: rule groups are evaluated by aggregators, when rule files
-// are configured.
+// (PromQL or LogQL) are configured.
 func (c *Config) rulesEnabled() bool {
-	return c.has(TargetAggregator) && len(c.Rules.Files) > 0
+	return c.has(TargetAggregator) && (len(c.Rules.Files) > 0 || len(c.Rules.LogFiles) > 0)
 }
 
 func (a *App) initNotifier() (services.Service, error) {
@@ -35,9 +39,10 @@ func (a *App) initNotifier() (services.Service, error) {
 }
 
 // initRules evaluates the rule groups this aggregator owns against the
-// whole cluster's data; recording-rule results and the ALERTS series go
-// back through the pipeline (the agent's publisher), so that they are
-// stored like any series and reach the group's next owner.
+// whole cluster's data, metrics for PromQL rules and logs for LogQL ones;
+// recording-rule results and the ALERTS series go back through the
+// pipeline (the agent's publisher), so that they are stored like any
+// series and reach the group's next owner.
 func (a *App) initRules() (services.Service, error) {
 	var m *rules.Manager
 	start := func(ctx context.Context) error {
@@ -47,6 +52,17 @@ func (a *App) initRules() (services.Service, error) {
 			deps.Owns = a.ownsGroup
 		} else {
 			deps.Queryable = a.store
+		}
+		if len(a.cfg.Rules.LogFiles) > 0 {
+			q, err := a.rulesLogs(ctx)
+			if err != nil {
+				return err
+			}
+			deps.Logs = q
+			// The query API's LogQL limits, with the rules' timeout.
+			opts := a.cfg.LogQL
+			opts.Timeout = a.cfg.Rules.QueryTimeout
+			deps.LogEngine = logql.NewEngine(opts)
 		}
 		if a.notifier != nil {
 			deps.Send = a.notifier.Send
@@ -72,6 +88,22 @@ func (a *App) initRules() (services.Service, error) {
 	a.server.mux.Handle("GET /api/v1/rules", rules.RulesHandler(rulesSource{a}))
 	a.server.mux.Handle("GET /api/v1/alerts", rules.AlertsHandler(rulesSource{a}))
 	return services.NewBasicService(start, run, stop), nil
+}
+
+// rulesLogs is what log rules read, chosen as the metrics they write are:
+// in a cluster, every aggregator's logs (the same fan-out the query API
+// uses, over the ring's members, partial like the rules' metrics reads);
+// in the all-in-one, the local log store (a module the rules module
+// depends on, so it is open by now).
+func (a *App) rulesLogs(ctx context.Context) (logs.Querier, error) {
+	if a.cfg.ringEnabled() {
+		client := &http.Client{Timeout: a.cfg.Query.ReadTimeout}
+		return query.NewRemoteLogs(a.memberEndpoints, client, true, a.logger.With("component", "rules-logs-fan-out")), nil
+	}
+	if a.logStore == nil {
+		return nil, errors.New("rules: log rules need the log store, which this process does not open")
+	}
+	return a.localLogs(), nil
 }
 
 // ownsGroup: each rule group belongs to one healthy aggregator, the

@@ -192,7 +192,7 @@ func (a *App) registerModules() error {
 	}
 	// Rules read the cluster (or the local store) and write through the
 	// publisher; their ownership follows the ring.
-	rulesDeps := []string{modServer, modPublisher, modMetricsStore}
+	rulesDeps := []string{modServer, modPublisher, modMetricsStore, modLogsStore}
 	if a.cfg.ringEnabled() {
 		rulesDeps = append(rulesDeps, modRingMember)
 	}
