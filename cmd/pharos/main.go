@@ -1,7 +1,8 @@
 // Command pharos runs the Pharos observability pipeline: with no flags, every
 // role in one process with an embedded NATS server; with -target, one role
 // of a cluster. `pharos rules check [-logql] FILE…` checks rule files (with
-// -logql, log rule files) and exits.
+// -logql, log rule files) and exits; `pharos config check FILE…` validates
+// configuration files without starting anything.
 package main
 
 import (
@@ -24,6 +25,9 @@ func run(args []string) int {
 		// Like promtool check rules: every error with file and line;
 		// RunCheck parses -logql itself.
 		return rules.RunCheck(args[2:], os.Stdout, os.Stderr)
+	}
+	if len(args) >= 2 && args[0] == "config" && args[1] == "check" {
+		return app.RunConfigCheck(args[2:], os.Stdout, os.Stderr)
 	}
 	var usage bytes.Buffer
 	cfg, printVersion, err := app.Load(args, os.LookupEnv, &usage)
