@@ -9,9 +9,7 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/snappy"
-	"github.com/klauspost/compress/zstd"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pharos-obs/pharos/collector/receive/receivetest"
@@ -23,17 +21,9 @@ func compress(t testing.TB, enc Encoding, b []byte) []byte {
 	case EncodingSnappy:
 		return snappy.Encode(nil, b)
 	case EncodingGzip:
-		var buf bytes.Buffer
-		zw := gzip.NewWriter(&buf)
-		_, err := zw.Write(b)
-		require.NoError(t, err)
-		require.NoError(t, zw.Close())
-		return buf.Bytes()
+		return receivetest.Gzip(t, b)
 	case EncodingZstd:
-		zw, err := zstd.NewWriter(nil)
-		require.NoError(t, err)
-		defer zw.Close()
-		return zw.EncodeAll(b, nil)
+		return receivetest.Zstd(t, b)
 	}
 	return b
 }

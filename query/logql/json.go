@@ -154,6 +154,39 @@ func skipJSONValue(s string, pos int) (int, error) {
 	return end, err
 }
 
+// scanJSONKey reads the key of an object member at s[pos] and the ':' after
+// it; end is where the member's value starts.
+func scanJSONKey(s string, pos int) (raw string, escaped bool, end int, err error) {
+	if pos >= len(s) || s[pos] != '"' {
+		return "", false, pos, jsonSyntaxError(s, pos)
+	}
+	raw, escaped, end, err = scanJSONString(s, pos)
+	if err != nil {
+		return "", false, end, err
+	}
+	pos = skipJSONSpace(s, end)
+	if pos >= len(s) || s[pos] != ':' {
+		return "", false, pos, jsonSyntaxError(s, pos)
+	}
+	return raw, escaped, skipJSONSpace(s, pos+1), nil
+}
+
+// nextJSONItem moves past the ',' after a member or element to the next
+// one (more is true), or to closing, the bracket that ends its container.
+func nextJSONItem(s string, pos int, closing byte) (next int, more bool, err error) {
+	pos = skipJSONSpace(s, pos)
+	if pos >= len(s) {
+		return pos, false, errJSONEnd
+	}
+	switch s[pos] {
+	case ',':
+		return skipJSONSpace(s, pos+1), true, nil
+	case closing:
+		return pos, false, nil
+	}
+	return pos, false, jsonSyntaxError(s, pos)
+}
+
 // jsonStringValue returns a JSON string's value, "" when it is not valid
 // UTF-8 (Prometheus rejects the replacement rune, so Loki drops it too).
 func jsonStringValue(raw string, escaped bool) string {
@@ -380,18 +413,11 @@ func seekJSONKey(s string, pos int, key string) (int, bool, error) {
 		return pos, false, nil
 	}
 	for {
-		if pos >= len(s) || s[pos] != '"' {
-			return pos, false, jsonSyntaxError(s, pos)
-		}
-		raw, esc, end, err := scanJSONString(s, pos)
+		raw, esc, valuePos, err := scanJSONKey(s, pos)
 		if err != nil {
-			return end, false, err
+			return valuePos, false, err
 		}
-		pos = skipJSONSpace(s, end)
-		if pos >= len(s) || s[pos] != ':' {
-			return pos, false, jsonSyntaxError(s, pos)
-		}
-		pos = skipJSONSpace(s, pos+1)
+		pos = valuePos
 		k := raw
 		if esc {
 			k, _ = unescapeJSON(raw)
@@ -402,17 +428,9 @@ func seekJSONKey(s string, pos int, key string) (int, bool, error) {
 		if pos, err = skipJSONValue(s, pos); err != nil {
 			return pos, false, err
 		}
-		pos = skipJSONSpace(s, pos)
-		if pos >= len(s) {
-			return pos, false, errJSONEnd
-		}
-		switch s[pos] {
-		case ',':
-			pos = skipJSONSpace(s, pos+1)
-		case '}':
-			return pos, false, nil
-		default:
-			return pos, false, jsonSyntaxError(s, pos)
+		var more bool
+		if pos, more, err = nextJSONItem(s, pos, '}'); err != nil || !more {
+			return pos, false, err
 		}
 	}
 }
@@ -431,17 +449,9 @@ func seekJSONIndex(s string, pos int, idx int) (int, bool, error) {
 		if pos, err = skipJSONValue(s, pos); err != nil {
 			return pos, false, err
 		}
-		pos = skipJSONSpace(s, pos)
-		if pos >= len(s) {
-			return pos, false, errJSONEnd
-		}
-		switch s[pos] {
-		case ',':
-			pos = skipJSONSpace(s, pos+1)
-		case ']':
-			return pos, false, nil
-		default:
-			return pos, false, jsonSyntaxError(s, pos)
+		var more bool
+		if pos, more, err = nextJSONItem(s, pos, ']'); err != nil || !more {
+			return pos, false, err
 		}
 	}
 }
@@ -491,18 +501,11 @@ func (j *jsonFlattener) object(s string, pos, depth int, lb *labelsBuilder) (int
 		return pos + 1, nil
 	}
 	for {
-		if pos >= len(s) || s[pos] != '"' {
-			return pos, jsonSyntaxError(s, pos)
-		}
-		key, _, end, err := scanJSONString(s, pos)
+		key, _, valuePos, err := scanJSONKey(s, pos)
 		if err != nil {
-			return end, err
+			return valuePos, err
 		}
-		pos = skipJSONSpace(s, end)
-		if pos >= len(s) || s[pos] != ':' {
-			return pos, jsonSyntaxError(s, pos)
-		}
-		pos = skipJSONSpace(s, pos+1)
+		pos = valuePos
 		if pos >= len(s) {
 			return pos, errJSONEnd
 		}
@@ -543,17 +546,12 @@ func (j *jsonFlattener) object(s string, pos, depth int, lb *labelsBuilder) (int
 			pos = end
 		}
 		j.buf = j.buf[:prefixLen]
-		pos = skipJSONSpace(s, pos)
-		if pos >= len(s) {
-			return pos, errJSONEnd
+		var more bool
+		if pos, more, err = nextJSONItem(s, pos, '}'); err != nil {
+			return pos, err
 		}
-		switch s[pos] {
-		case ',':
-			pos = skipJSONSpace(s, pos+1)
-		case '}':
+		if !more {
 			return pos + 1, nil
-		default:
-			return pos, jsonSyntaxError(s, pos)
 		}
 	}
 }

@@ -220,6 +220,15 @@ func (p *queryParser) enter() {
 
 func (p *queryParser) leave() { p.depth-- }
 
+// minus consumes a '-' sign and reports whether there was one.
+func (p *queryParser) minus() bool {
+	if p.peek().kind != tokSub {
+		return false
+	}
+	p.next()
+	return true
+}
+
 // parseExpr parses binary operations by precedence climbing.
 func (p *queryParser) parseExpr(minPrec int) Expr {
 	p.enter()
@@ -419,17 +428,8 @@ func (p *queryParser) parseSelector() *LogSelectorExpr {
 func (p *queryParser) parseMatcher() *labels.Matcher {
 	name := p.expect(tokIdent)
 	opTok := p.next()
-	var mt labels.MatchType
-	switch opTok.kind {
-	case tokEq:
-		mt = labels.MatchEqual
-	case tokNeq:
-		mt = labels.MatchNotEqual
-	case tokRe:
-		mt = labels.MatchRegexp
-	case tokNre:
-		mt = labels.MatchNotRegexp
-	default:
+	mt, ok := matchTypeOf(opTok.kind)
+	if !ok {
 		p.failf(opTok.pos, "syntax error: unexpected %s, expecting =, !=, =~ or !~", opTok.describe())
 	}
 	val := p.next()
@@ -441,6 +441,21 @@ func (p *queryParser) parseMatcher() *labels.Matcher {
 		p.failf(val.pos, "invalid matcher %s: %v", name.text, err)
 	}
 	return m
+}
+
+// matchTypeOf returns the match type of a label matcher's operator.
+func matchTypeOf(k tokKind) (labels.MatchType, bool) {
+	switch k {
+	case tokEq:
+		return labels.MatchEqual, true
+	case tokNeq:
+		return labels.MatchNotEqual, true
+	case tokRe:
+		return labels.MatchRegexp, true
+	case tokNre:
+		return labels.MatchNotRegexp, true
+	}
+	return 0, false
 }
 
 // parsePipeline parses stages until something that is not a stage. In a
@@ -766,17 +781,12 @@ func (p *queryParser) parseLabelFilterPrimary() LabelFilter {
 	}
 	switch v.kind {
 	case tokString:
-		var mt labels.MatchType
-		switch opTok.kind {
-		case tokEq, tokCmpEq:
-			mt = labels.MatchEqual
-		case tokNeq:
-			mt = labels.MatchNotEqual
-		case tokRe:
-			mt = labels.MatchRegexp
-		case tokNre:
-			mt = labels.MatchNotRegexp
-		default:
+		k := opTok.kind
+		if k == tokCmpEq { // == compares strings as = does
+			k = tokEq
+		}
+		mt, ok := matchTypeOf(k)
+		if !ok {
 			p.failf(opTok.pos, "syntax error: operator %s needs a number, duration or byte size, got a string", opTok.text)
 		}
 		m, err := labels.NewMatcher(mt, name.text, v.text)
@@ -839,13 +849,8 @@ func (p *queryParser) parseRangeAggregation() Expr {
 	e := &RangeAggregationExpr{Op: opTok.text}
 	p.expect(tokLParen)
 	if e.Op == OpQuantileOverTime {
-		neg := false
-		if p.peek().kind == tokSub {
-			p.next()
-			neg = true
-		}
-		n := p.expect(tokNumber)
-		v := n.num
+		neg := p.minus()
+		v := p.expect(tokNumber).num
 		if neg {
 			v = -v
 		}
@@ -902,13 +907,8 @@ func (p *queryParser) parseLogRange() *LogRangeExpr {
 	}
 	if p.isIdent("offset") {
 		p.next()
-		neg := false
-		if p.peek().kind == tokSub {
-			p.next()
-			neg = true
-		}
-		d := p.expect(tokDuration)
-		r.Offset = d.dur
+		neg := p.minus()
+		r.Offset = p.expect(tokDuration).dur
 		if neg {
 			r.Offset = -r.Offset
 		}

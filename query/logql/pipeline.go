@@ -326,11 +326,11 @@ func compileLabelFilter(f LabelFilter) labelPred {
 	case *StringLabelFilter:
 		return stringPred{f.Matcher}
 	case *NumericLabelFilter:
-		return numericPred{f}
+		return valuePred[float64]{f.Name, f.Op, f.Value, parseFloat}
 	case *DurationLabelFilter:
-		return durationPred{f}
+		return valuePred[time.Duration]{f.Name, f.Op, f.Value, time.ParseDuration}
 	case *BytesLabelFilter:
-		return bytesPred{f}
+		return valuePred[uint64]{f.Name, f.Op, f.Value, parseBytes}
 	case *BinaryLabelFilter:
 		return binaryPred{and: f.And, l: compileLabelFilter(f.Left), r: compileLabelFilter(f.Right)}
 	}
@@ -346,52 +346,35 @@ func (p stringPred) eval(lb *labelsBuilder) bool {
 	return p.m.Matches(v)
 }
 
-type numericPred struct{ f *NumericLabelFilter }
+// filterValue is what numeric, duration and byte-size label filters compare.
+type filterValue interface {
+	float64 | time.Duration | uint64
+}
+
+// valuePred compares a label's value, parsed as a T, with a constant.
+type valuePred[T filterValue] struct {
+	name  string
+	op    CmpOp
+	value T
+	parse func(string) (T, error)
+}
 
 // eval drops entries without the label; a value that does not parse keeps
 // the entry and marks it with LabelFilterErr, as in Loki.
-func (p numericPred) eval(lb *labelsBuilder) bool {
-	v, ok := lb.get(p.f.Name)
+func (p valuePred[T]) eval(lb *labelsBuilder) bool {
+	v, ok := lb.get(p.name)
 	if !ok {
 		return false
 	}
-	f, err := strconv.ParseFloat(v, 64)
+	x, err := p.parse(v)
 	if err != nil {
 		lb.setErr(ErrLabelFilter, err)
 		return true
 	}
-	return compare(f, p.f.Value, p.f.Op)
+	return compare(x, p.value, p.op)
 }
 
-type durationPred struct{ f *DurationLabelFilter }
-
-func (p durationPred) eval(lb *labelsBuilder) bool {
-	v, ok := lb.get(p.f.Name)
-	if !ok {
-		return false
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		lb.setErr(ErrLabelFilter, err)
-		return true
-	}
-	return compare(d, p.f.Value, p.f.Op)
-}
-
-type bytesPred struct{ f *BytesLabelFilter }
-
-func (p bytesPred) eval(lb *labelsBuilder) bool {
-	v, ok := lb.get(p.f.Name)
-	if !ok {
-		return false
-	}
-	b, err := parseBytes(v)
-	if err != nil {
-		lb.setErr(ErrLabelFilter, err)
-		return true
-	}
-	return compare(b, p.f.Value, p.f.Op)
-}
+func parseFloat(s string) (float64, error) { return strconv.ParseFloat(s, 64) }
 
 type binaryPred struct {
 	and  bool
@@ -405,7 +388,7 @@ func (p binaryPred) eval(lb *labelsBuilder) bool {
 	return p.l.eval(lb) || p.r.eval(lb)
 }
 
-func compare[T int64 | uint64 | float64 | time.Duration](a, b T, op CmpOp) bool {
+func compare[T filterValue](a, b T, op CmpOp) bool {
 	switch op {
 	case CmpEq:
 		return a == b

@@ -218,7 +218,7 @@ func (a *API) wrap(endpoint string, h handlerFunc) http.Handler {
 				rec.code = http.StatusInternalServerError
 				http.Error(rec, "internal server error", rec.code)
 			}
-			a.metrics.observe(endpoint, rec.code, time.Since(start))
+			a.metrics.requests.Observe(endpoint, rec.code, time.Since(start))
 		}()
 		err := r.ParseForm()
 		if err != nil {

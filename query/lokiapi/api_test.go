@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
 
@@ -261,8 +263,8 @@ func TestStoreErrors(t *testing.T) {
 		}
 	}
 	f.q.SetErr(nil)
-	require.Equal(t, 2., testutil.ToFloat64(f.api.metrics.requests.WithLabelValues("/loki/api/v1/query_range", "503")))
-	require.Equal(t, 1., testutil.ToFloat64(f.api.metrics.requests.WithLabelValues("/loki/api/v1/query_range", "500")))
+	require.Equal(t, 2., testutil.ToFloat64(f.api.metrics.requests.Total.WithLabelValues("/loki/api/v1/query_range", "503")))
+	require.Equal(t, 1., testutil.ToFloat64(f.api.metrics.requests.Total.WithLabelValues("/loki/api/v1/query_range", "500")))
 }
 
 func TestLabelsAndSeries(t *testing.T) {
@@ -389,11 +391,23 @@ func TestEncodeString(t *testing.T) {
 		"bad\xffutf8":     `"bad\ufffdutf8"`,
 		"é😀":              `"é😀"`,
 		"line\u2028break": `"line\u2028break"`,
+		"<a&b>":           `"<a&b>"`,
 	} {
 		got := string(appendString(nil, in))
 		require.Equal(t, want, got)
 		var back string
 		require.NoError(t, json.Unmarshal([]byte(got), &back))
 		require.Equal(t, strings.ToValidUTF8(in, "\ufffd"), back)
+	}
+}
+
+// TestAppendPoint pins the bytes of [<seconds>, "<value>"]: the time as model.Time prints
+// it, the value in plain notation.
+func TestAppendPoint(t *testing.T) {
+	for _, ts := range []int64{0, 1, 1100, -1500, 1704067200123, math.MaxInt64, math.MinInt64} {
+		for v, want := range map[float64]string{1: "1", -0.5: "-0.5", 1e21: "1000000000000000000000", 1e-7: "0.0000001",
+			math.Inf(1): "+Inf", math.Inf(-1): "-Inf", math.NaN(): "NaN"} {
+			require.Equal(t, `[`+model.Time(ts).String()+`,"`+want+`"]`, string(appendPoint(nil, ts, v)))
+		}
 	}
 }

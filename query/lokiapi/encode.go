@@ -1,15 +1,13 @@
 package lokiapi
 
 import (
-	"math"
 	"strconv"
-	"unicode/utf8"
 
-	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 
+	"github.com/pharos-obs/pharos/internal/jsonappend"
 	"github.com/pharos-obs/pharos/query/logql"
 )
 
@@ -17,83 +15,18 @@ import (
 // of log lines, and reflection-based encoding of [ts, line] tuples would
 // cost more than the query.
 
-const hexDigits = "0123456789abcdef"
+// stringEscape is the escaping of every string of the Loki API, label names and values
+// included: U+2028 and U+2029 are escaped, '<', '>' and '&' are not.
+const stringEscape = jsonappend.EscapeLineSeparators
 
 // appendString appends s as a JSON string; invalid UTF-8 becomes U+FFFD.
 func appendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		// U+2028 and U+2029 break JavaScript string literals.
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
+	return jsonappend.String(dst, s, stringEscape)
 }
 
 // appendLabels appends a label set as a JSON object.
 func appendLabels(dst []byte, ls labels.Labels) []byte {
-	dst = append(dst, '{')
-	first := true
-	ls.Range(func(l labels.Label) {
-		if !first {
-			dst = append(dst, ',')
-		}
-		first = false
-		dst = appendString(dst, l.Name)
-		dst = append(dst, ':')
-		dst = appendString(dst, l.Value)
-	})
-	return append(dst, '}')
-}
-
-func appendStrings(dst []byte, ss []string) []byte {
-	dst = append(dst, '[')
-	for i, s := range ss {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = appendString(dst, s)
-	}
-	return append(dst, ']')
+	return jsonappend.Labels(dst, ls, stringEscape)
 }
 
 // appendStreams appends Loki's streams result. With categorize, each
@@ -140,25 +73,15 @@ func appendStreams(dst []byte, streams logql.Streams, categorize bool) []byte {
 	return append(dst, ']')
 }
 
-// appendPoint appends a Prometheus [<seconds>, "<value>"] pair.
+// appendPoint appends a Prometheus [<seconds>, "<value>"] pair. The time is written as
+// model.Time's String does, without its allocation; strconv spells infinities and NaN as
+// Prometheus does ("+Inf", "-Inf", "NaN").
 func appendPoint(dst []byte, t int64, v float64) []byte {
 	dst = append(dst, '[')
-	dst = append(dst, model.Time(t).String()...)
+	dst = strconv.AppendFloat(dst, float64(t)/1e3, 'f', -1, 64)
 	dst = append(dst, ",\""...)
-	dst = appendFloat(dst, v)
+	dst = strconv.AppendFloat(dst, v, 'f', -1, 64)
 	return append(dst, "\"]"...)
-}
-
-func appendFloat(dst []byte, v float64) []byte {
-	switch {
-	case math.IsInf(v, 1):
-		return append(dst, "+Inf"...)
-	case math.IsInf(v, -1):
-		return append(dst, "-Inf"...)
-	case math.IsNaN(v):
-		return append(dst, "NaN"...)
-	}
-	return strconv.AppendFloat(dst, v, 'f', -1, 64)
 }
 
 // appendResult appends a query result's "result" value.

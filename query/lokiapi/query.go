@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 
+	"github.com/pharos-obs/pharos/internal/jsonappend"
 	"github.com/pharos-obs/pharos/query/logql"
 	"github.com/pharos-obs/pharos/storage/logs"
 )
@@ -135,42 +136,34 @@ func (a *API) timeout(r *http.Request) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(r.Context(), a.cfg.Timeout)
 }
 
-func writeStrings(w http.ResponseWriter, ss []string) error {
-	b := append([]byte(nil), `{"status":"success","data":`...)
-	if ss == nil {
-		ss = []string{}
-	}
-	b = appendStrings(b, ss)
-	b = append(b, '}')
-	return writeJSON(w, b)
-}
-
 func (a *API) labelNames(w http.ResponseWriter, r *http.Request) error {
-	p, err := a.labelParams(r)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := a.timeout(r)
-	defer cancel()
-	names, err := a.q.LabelNames(ctx, p)
-	if err != nil {
-		return err
-	}
-	return writeStrings(w, names)
+	return a.labelStrings(w, r, a.q.LabelNames)
 }
 
 func (a *API) labelValues(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("name")
+	return a.labelStrings(w, r, func(ctx context.Context, p logs.LabelParams) ([]string, error) {
+		return a.q.LabelValues(ctx, name, p)
+	})
+}
+
+// labelStrings answers a label endpoint with the list lookup returns for the
+// request's range and query.
+func (a *API) labelStrings(w http.ResponseWriter, r *http.Request, lookup func(context.Context, logs.LabelParams) ([]string, error)) error {
 	p, err := a.labelParams(r)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := a.timeout(r)
 	defer cancel()
-	values, err := a.q.LabelValues(ctx, r.PathValue("name"), p)
+	ss, err := lookup(ctx, p)
 	if err != nil {
 		return err
 	}
-	return writeStrings(w, values)
+	b := append([]byte(nil), `{"status":"success","data":`...)
+	b = jsonappend.Strings(b, ss, stringEscape) // nil is []
+	b = append(b, '}')
+	return writeJSON(w, b)
 }
 
 // seriesOf returns the streams each matcher set selects, merged and sorted;

@@ -25,7 +25,7 @@ const tailWriteTimeout = 10 * time.Second
 func (a *API) tail(w http.ResponseWriter, r *http.Request) {
 	began := time.Now()
 	code := http.StatusSwitchingProtocols
-	defer func() { a.metrics.observe("/loki/api/v1/tail", code, time.Since(began)) }()
+	defer func() { a.metrics.requests.Observe("/loki/api/v1/tail", code, time.Since(began)) }()
 
 	t, err := a.newTailer(r)
 	if err != nil {

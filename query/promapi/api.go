@@ -25,6 +25,9 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/annotations"
+
+	"github.com/pharos-obs/pharos/internal/jsonappend"
+	"github.com/pharos-obs/pharos/query/apimetrics"
 )
 
 // MetadataSource returns metric metadata like Prometheus's /api/v1/metadata: metric family
@@ -59,7 +62,7 @@ type API struct {
 	build     BuildInfo
 	parser    parser.Parser
 	logger    *slog.Logger
-	metrics   *metrics
+	metrics   *apimetrics.Requests
 
 	// now is the clock for a query's default evaluation time; tests replace it.
 	now func() time.Time
@@ -81,7 +84,7 @@ func New(cfg Config, queryable storage.Queryable, exemplars storage.ExemplarQuer
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	m, err := newMetrics(reg)
+	m, err := apimetrics.NewRequests("pharos_query", "Prometheus", reg)
 	if err != nil {
 		return nil, fmt.Errorf("promapi metrics: %w", err)
 	}
@@ -154,12 +157,12 @@ func (a *API) Handler() http.Handler {
 	e.NoRoute(func(c *gin.Context) {
 		start := time.Now()
 		writeError(c.Writer, &apiError{ErrorNotFound, fmt.Errorf("unknown API endpoint %s", c.Request.URL.Path)}, a.logger)
-		a.metrics.observe("other", http.StatusNotFound, time.Since(start))
+		a.metrics.Observe("other", http.StatusNotFound, time.Since(start))
 	})
 	e.NoMethod(func(c *gin.Context) {
 		start := time.Now()
 		writeErrorStatus(c.Writer, http.StatusMethodNotAllowed, &apiError{ErrorBadData, fmt.Errorf("method %s not allowed", c.Request.Method)}, a.logger)
-		a.metrics.observe("other", http.StatusMethodNotAllowed, time.Since(start))
+		a.metrics.Observe("other", http.StatusMethodNotAllowed, time.Since(start))
 	})
 	return e
 }
@@ -198,7 +201,7 @@ func (a *API) wrap(endpoint string, h handlerFunc) gin.HandlerFunc {
 				}
 				code = http.StatusInternalServerError
 			}
-			a.metrics.observe(endpoint, code, time.Since(start))
+			a.metrics.Observe(endpoint, code, time.Since(start))
 		}()
 
 		var res result
@@ -232,11 +235,11 @@ func (a *API) writeSuccess(w http.ResponseWriter, r *http.Request, res result) {
 		warns, infos := annotationStrings(res.warnings, formValue(r, "query"))
 		if len(warns) > 0 {
 			e.buf = append(e.buf, `,"warnings":`...)
-			e.buf = appendStrings(e.buf, warns)
+			e.buf = jsonappend.Strings(e.buf, warns, stringEscape)
 		}
 		if len(infos) > 0 {
 			e.buf = append(e.buf, `,"infos":`...)
-			e.buf = appendStrings(e.buf, infos)
+			e.buf = jsonappend.Strings(e.buf, infos, stringEscape)
 		}
 	}
 	e.buf = append(e.buf, '}')

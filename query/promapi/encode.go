@@ -3,12 +3,13 @@ package promapi
 import (
 	"math"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
+
+	"github.com/pharos-obs/pharos/internal/jsonappend"
 )
 
 // The appenders below write the JSON Prometheus's own codec writes, byte for byte where it
@@ -108,105 +109,26 @@ func appendScalarValue(dst []byte, f float64) []byte {
 	return append(dst, '"')
 }
 
-const hexDigits = "0123456789abcdef"
-
-// Byte classes of ASCII for the two string escapers. Prometheus writes label names and
-// values with jsoniter's plain WriteString and every other string with its
-// encoding/json-compatible (HTML-escaping) one; we match both so that responses are byte
-// for byte what Prometheus sends.
-var (
-	// labelSafe: everything but '"', '\' and control characters.
-	labelSafe = func() (t [utf8.RuneSelf]bool) {
-		for c := 0x20; c < utf8.RuneSelf; c++ {
-			t[c] = c != '"' && c != '\\'
-		}
-		return t
-	}()
-	// htmlSafe additionally escapes '<', '>' and '&', so a response embedded in HTML cannot
-	// break out of it.
-	htmlSafe = func() (t [utf8.RuneSelf]bool) {
-		t = labelSafe
-		t['<'], t['>'], t['&'] = false, false, false
-		return t
-	}()
+// Prometheus writes label names and values with jsoniter's plain WriteString and every
+// other string with its encoding/json-compatible one, which escapes HTML and line
+// separators; we do the same so that responses are byte for byte what Prometheus sends.
+// Unlike Prometheus, invalid UTF-8 in labels becomes U+FFFD instead of being copied through,
+// because raw invalid bytes would make the whole response invalid JSON.
+const (
+	stringEscape = jsonappend.EscapeHTML | jsonappend.EscapeLineSeparators
+	labelEscape  = jsonappend.Escape(0)
 )
 
 // appendString writes s as a JSON string the way encoding/json (and the jsoniter
 // configuration Prometheus uses) does: '<', '>', '&' and U+2028/U+2029 escaped, invalid
 // UTF-8 replaced by U+FFFD.
 func appendString(dst []byte, s string) []byte {
-	return appendEscaped(dst, s, &htmlSafe, true)
-}
-
-// appendLabelString writes a label name or value. Prometheus escapes only what JSON
-// requires here; unlike Prometheus, invalid UTF-8 becomes U+FFFD instead of being copied
-// through, because raw invalid bytes would make the whole response invalid JSON.
-func appendLabelString(dst []byte, s string) []byte {
-	return appendEscaped(dst, s, &labelSafe, false)
-}
-
-func appendEscaped(dst []byte, s string, safe *[utf8.RuneSelf]bool, escapeLineSeparators bool) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if safe[c] {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				// Other control characters, and '<', '>', '&' where HTML-escaping.
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-		case escapeLineSeparators && (r == '\u2028' || r == '\u2029'):
-			// Valid JSON, but not valid JavaScript before ES2019 (JSONP).
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
+	return jsonappend.String(dst, s, stringEscape)
 }
 
 // appendLabels writes {"name":"value",...} in label order; empty labels are {}.
 func appendLabels(dst []byte, ls labels.Labels) []byte {
-	dst = append(dst, '{')
-	first := true
-	ls.Range(func(l labels.Label) {
-		if !first {
-			dst = append(dst, ',')
-		}
-		first = false
-		dst = appendLabelString(dst, l.Name)
-		dst = append(dst, ':')
-		dst = appendLabelString(dst, l.Value)
-	})
-	return append(dst, '}')
+	return jsonappend.Labels(dst, ls, labelEscape)
 }
 
 // appendHistogram writes a native histogram as Prometheus does:
@@ -329,18 +251,6 @@ func appendStringValue(dst []byte, s promql.String) []byte {
 	dst = appendTimestamp(dst, s.T)
 	dst = append(dst, ',')
 	dst = appendString(dst, s.V)
-	return append(dst, ']')
-}
-
-// appendStrings writes a JSON array of strings; nil is [] because clients expect a list.
-func appendStrings(dst []byte, ss []string) []byte {
-	dst = append(dst, '[')
-	for i, s := range ss {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = appendString(dst, s)
-	}
 	return append(dst, ']')
 }
 

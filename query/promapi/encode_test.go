@@ -20,6 +20,8 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/util/jsonutil"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pharos-obs/pharos/internal/jsonappend"
 )
 
 // The reference encoder below walks values the way Prometheus's JSON codec
@@ -254,11 +256,11 @@ func TestEncodeStringsMatchEncodingJSON(t *testing.T) {
 		want, err := refJSON.Marshal(s)
 		require.NoError(t, err)
 		require.Equal(t, string(want), string(appendString(nil, s)), "%q", s)
-		require.True(t, json.Valid(appendLabelString(nil, s)), "%q", s)
+		require.True(t, json.Valid(jsonappend.String(nil, s, labelEscape)), "%q", s)
 		if utf8.ValidString(s) {
 			st := refJSON.BorrowStream(nil)
 			st.WriteString(s)
-			require.Equal(t, string(st.Buffer()), string(appendLabelString(nil, s)), "%q", s)
+			require.Equal(t, string(st.Buffer()), string(jsonappend.String(nil, s, labelEscape)), "%q", s)
 			refJSON.ReturnStream(st)
 		}
 	}

@@ -618,7 +618,7 @@ func TestPanicIsInternalError(t *testing.T) {
 	require.Equal(t, http.StatusInternalServerError, code, body)
 	require.Equal(t, string(ErrorInternal), r.ErrorType)
 	require.Equal(t, "internal server error", r.Error)
-	require.Equal(t, 1.0, testutil.ToFloat64(f.api.metrics.requests.WithLabelValues("/metadata", "500")))
+	require.Equal(t, 1.0, testutil.ToFloat64(f.api.metrics.Total.WithLabelValues("/metadata", "500")))
 }
 
 // TestNilSources checks the answers without exemplar and metadata sources.
@@ -704,10 +704,10 @@ func TestRequestMetrics(t *testing.T) {
 	f.do(t, http.MethodGet, "/label/job/values", nil)
 	f.do(t, http.MethodGet, "/nope", nil)
 
-	require.Equal(t, 2.0, testutil.ToFloat64(f.api.metrics.requests.WithLabelValues("/query", "200")))
-	require.Equal(t, 1.0, testutil.ToFloat64(f.api.metrics.requests.WithLabelValues("/query", "400")))
-	require.Equal(t, 1.0, testutil.ToFloat64(f.api.metrics.requests.WithLabelValues("/label/:name/values", "200")))
-	require.Equal(t, 1.0, testutil.ToFloat64(f.api.metrics.requests.WithLabelValues("other", "404")))
+	require.Equal(t, 2.0, testutil.ToFloat64(f.api.metrics.Total.WithLabelValues("/query", "200")))
+	require.Equal(t, 1.0, testutil.ToFloat64(f.api.metrics.Total.WithLabelValues("/query", "400")))
+	require.Equal(t, 1.0, testutil.ToFloat64(f.api.metrics.Total.WithLabelValues("/label/:name/values", "200")))
+	require.Equal(t, 1.0, testutil.ToFloat64(f.api.metrics.Total.WithLabelValues("other", "404")))
 
 	n, err := testutil.GatherAndCount(f.reg, "pharos_query_request_duration_seconds")
 	require.NoError(t, err)

@@ -1,12 +1,10 @@
 package promapi
 
 import (
-	"encoding/json"
 	"math"
 	"strconv"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"github.com/prometheus/prometheus/model/timestamp"
 	"github.com/prometheus/prometheus/promql/parser"
@@ -134,25 +132,6 @@ func FuzzParseDuration(f *testing.F) {
 			// Prometheus duration strings are never negative: only float seconds can be.
 			_, ferr := strconv.ParseFloat(s, 64)
 			require.NoError(t, ferr, "%q parsed to negative %s", s, d)
-		}
-	})
-}
-
-// FuzzAppendString checks that the string encoders always produce valid JSON that decodes
-// to the input (with invalid UTF-8 replaced), whatever the bytes.
-func FuzzAppendString(f *testing.F) {
-	for _, s := range []string{"", "plain", `"\`, "<>&", "\x00\x1f\x7f", "\u2028\u2029", "\xff", "ünï☃𝄞", "\xed\xa0\x80"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		want := []rune(s) // Invalid bytes decode to U+FFFD, as in the encoders.
-		for _, enc := range []func([]byte, string) []byte{appendString, appendLabelString} {
-			b := enc(nil, s)
-			require.True(t, json.Valid(b), "%q → %s", s, b)
-			var got string
-			require.NoError(t, json.Unmarshal(b, &got))
-			require.Equal(t, string(want), got)
-			require.True(t, utf8.Valid(b))
 		}
 	})
 }

@@ -11,8 +11,28 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/pharos-obs/pharos/collector/receive"
+	"github.com/pharos-obs/pharos/collector/receive/receivetest"
 	"github.com/pharos-obs/pharos/storage/logs"
 )
+
+// checkDecode decodes body twice into the same decoder (reuse must not
+// change the result) and checks the streams, or the error when wantErr, a
+// substring of it, is not "".
+func checkDecode(t *testing.T, decode func(*decoder, []byte) error, body []byte, want []logs.Stream, wantErr string) {
+	t.Helper()
+	d := newDecoder(64 << 20)
+	for range 2 {
+		err := decode(d, body)
+		if wantErr != "" {
+			require.ErrorIs(t, err, errMalformed)
+			require.ErrorContains(t, err, wantErr)
+		} else {
+			require.NoError(t, err)
+			receivetest.RequireStreams(t, want, d.result())
+		}
+		d.reset()
+	}
+}
 
 func TestDecodeJSON(t *testing.T) {
 	app := labels.FromStrings("app", "api", "env", "prod")
@@ -85,19 +105,7 @@ func TestDecodeJSON(t *testing.T) {
 		{name: "deep nesting", body: `{"x":` + strings.Repeat("[", 1000) + strings.Repeat("]", 1000) + `}`, err: "values nested deeper than 512"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			d := newDecoder(64 << 20)
-			// Twice into the same decoder: reuse must not change the result.
-			for range 2 {
-				err := d.decodeJSON([]byte(c.body))
-				if c.err != "" {
-					require.ErrorIs(t, err, errMalformed)
-					require.ErrorContains(t, err, c.err)
-				} else {
-					require.NoError(t, err)
-					requireStreams(t, c.want, d.result())
-				}
-				d.reset()
-			}
+			checkDecode(t, (*decoder).decodeJSON, []byte(c.body), c.want, c.err)
 		})
 	}
 }
@@ -191,18 +199,7 @@ func TestDecodeProtobuf(t *testing.T) {
 		{name: "labels and more", body: pbPush(pbStream(`{app="a"} x`, pbEntry(1, "l"))), err: `parse error: unexpected identifier "x"`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			d := newDecoder(64 << 20)
-			for range 2 {
-				err := d.decodeProtobuf(c.body)
-				if c.err != "" {
-					require.ErrorIs(t, err, errMalformed)
-					require.ErrorContains(t, err, c.err)
-				} else {
-					require.NoError(t, err)
-					requireStreams(t, c.want, d.result())
-				}
-				d.reset()
-			}
+			checkDecode(t, (*decoder).decodeProtobuf, c.body, c.want, c.err)
 		})
 	}
 }

@@ -108,16 +108,6 @@ func BenchmarkDecodeProtobuf(b *testing.B) {
 	benchDecode(b, benchProtobuf(), (*decoder).decodeProtobuf)
 }
 
-// benchWriter is a ResponseWriter that allocates nothing per request.
-type benchWriter struct {
-	h    http.Header
-	code int
-}
-
-func (w *benchWriter) Header() http.Header         { return w.h }
-func (w *benchWriter) Write(b []byte) (int, error) { return len(b), nil }
-func (w *benchWriter) WriteHeader(code int)        { w.code = code }
-
 // benchHandler is a whole request (decompression, decoding, checks) into
 // a sink that keeps nothing.
 func benchHandler(b *testing.B, body []byte, hdr ...string) {
@@ -136,16 +126,16 @@ func benchHandler(b *testing.B, body []byte, hdr ...string) {
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	w := &benchWriter{h: http.Header{}}
+	w := &receivetest.DiscardWriter{}
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
 		rd.Reset(body)
 		req.Body = io.NopCloser(rd)
-		clear(w.h)
+		clear(w.H)
 		h.ServeHTTP(w, req)
-		if w.code != http.StatusNoContent {
-			b.Fatalf("status %d", w.code)
+		if w.Code != http.StatusNoContent {
+			b.Fatalf("status %d", w.Code)
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/(benchStreams*benchEntries), "ns/entry")

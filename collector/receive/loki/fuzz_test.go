@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"unicode/utf8"
@@ -50,23 +47,13 @@ func protobufSeeds() [][]byte {
 }
 
 func TestFuzzSeeds(t *testing.T) {
-	write := os.Getenv("PHAROS_WRITE_FUZZ_SEEDS") == "1"
 	for target, seeds := range map[string][][]byte{
 		"FuzzDecodeJSONPush":     jsonSeeds(),
 		"FuzzDecodeProtobufPush": protobufSeeds(),
 	} {
-		dir := filepath.Join("testdata", "fuzz", target)
-		for i, s := range seeds {
-			want := fmt.Sprintf("go test fuzz v1\n[]byte(%s)\n", strconv.Quote(string(s)))
-			path := filepath.Join(dir, fmt.Sprintf("seed-%02d", i))
-			if write {
-				require.NoError(t, os.MkdirAll(dir, 0o755))
-				require.NoError(t, os.WriteFile(path, []byte(want), 0o644))
-				continue
-			}
-			got, err := os.ReadFile(path)
-			require.NoError(t, err, "run with PHAROS_WRITE_FUZZ_SEEDS=1 to write the seed corpus")
-			require.Equal(t, want, string(got), "%s is stale: run with PHAROS_WRITE_FUZZ_SEEDS=1", path)
+		corpus := receivetest.NewSeedCorpus(t, target)
+		for _, s := range seeds {
+			corpus.Add(s)
 		}
 	}
 }
@@ -96,13 +83,13 @@ func FuzzDecodeJSONPush(f *testing.F) {
 		first := receivetest.CloneStreams(d.result())
 		d.reset()
 		require.NoError(t, d.decodeJSON(data))
-		requireStreams(t, first, d.result())
+		receivetest.RequireStreams(t, first, d.result())
 		if utf8.Valid(data) && !duplicateLabels(first) {
 			// encoding/json replaces invalid UTF-8, which the decoder
 			// passes on (and a map drops duplicate label names, which the
 			// decoder keeps for CheckStreams to refuse); without either,
 			// the two must agree.
-			requireStreams(t, referenceJSON(t, data), first)
+			receivetest.RequireStreams(t, referenceJSON(t, data), first)
 		}
 	})
 }
@@ -173,6 +160,6 @@ func FuzzDecodeProtobufPush(f *testing.F) {
 		first := receivetest.CloneStreams(d.result())
 		d.reset()
 		require.NoError(t, d.decodeProtobuf(data))
-		requireStreams(t, first, d.result())
+		receivetest.RequireStreams(t, first, d.result())
 	})
 }

@@ -11,15 +11,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
-	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/snappy"
-	"github.com/klauspost/compress/zstd"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pharos-obs/pharos/collector/receive"
+	"github.com/pharos-obs/pharos/collector/receive/receivetest"
 	"github.com/pharos-obs/pharos/storage/logs"
 )
 
@@ -32,24 +30,6 @@ func protoPush() []byte {
 	return pbPush(pbStream(`{app="api", env="prod"}`, pbEntry(1700000000000000002, "second"), pbEntry(1700000000000000001, "first", "trace_id", "abc")))
 }
 
-func gzipped(t *testing.T, b []byte) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	_, err := zw.Write(b)
-	require.NoError(t, err)
-	require.NoError(t, zw.Close())
-	return buf.Bytes()
-}
-
-func zstded(t *testing.T, b []byte) []byte {
-	t.Helper()
-	zw, err := zstd.NewWriter(nil)
-	require.NoError(t, err)
-	defer zw.Close()
-	return zw.EncodeAll(b, nil)
-}
-
 func TestPushAccepted(t *testing.T) {
 	for _, c := range []struct {
 		name  string
@@ -58,8 +38,8 @@ func TestPushAccepted(t *testing.T) {
 		proto string
 	}{
 		{"json", func(*testing.T) []byte { return []byte(jsonPush) }, []string{"Content-Type", "application/json; charset=utf-8"}, "loki_json"},
-		{"json gzip", func(t *testing.T) []byte { return gzipped(t, []byte(jsonPush)) }, []string{"Content-Type", contentTypeJSON, "Content-Encoding", "gzip"}, "loki_json"},
-		{"json zstd", func(t *testing.T) []byte { return zstded(t, []byte(jsonPush)) }, []string{"Content-Type", contentTypeJSON, "Content-Encoding", "zstd"}, "loki_json"},
+		{"json gzip", func(t *testing.T) []byte { return receivetest.Gzip(t, []byte(jsonPush)) }, []string{"Content-Type", contentTypeJSON, "Content-Encoding", "gzip"}, "loki_json"},
+		{"json zstd", func(t *testing.T) []byte { return receivetest.Zstd(t, []byte(jsonPush)) }, []string{"Content-Type", contentTypeJSON, "Content-Encoding", "zstd"}, "loki_json"},
 		{"protobuf", func(*testing.T) []byte { return snappy.Encode(nil, protoPush()) }, []string{"Content-Type", contentTypeProtobuf}, "loki_protobuf"},
 		{"protobuf snappy encoding", func(*testing.T) []byte { return snappy.Encode(nil, protoPush()) }, []string{"Content-Type", contentTypeProtobuf, "Content-Encoding", "snappy"}, "loki_protobuf"},
 		{"no content type", func(*testing.T) []byte { return snappy.Encode(nil, protoPush()) }, nil, "loki_protobuf"},
@@ -71,7 +51,7 @@ func TestPushAccepted(t *testing.T) {
 			p := e.sink.Pushes()
 			require.Len(t, p, 1)
 			require.Equal(t, "team-a", p[0].Tenant)
-			requireStreams(t, jsonWant, p[0].Streams)
+			receivetest.RequireStreams(t, jsonWant, p[0].Streams)
 
 			require.InDelta(t, 1, e.metric(t, "pharos_agent_receive_requests_total", "protocol", c.proto, "status", "204"), 0)
 			require.InDelta(t, 2, e.metric(t, "pharos_agent_received_log_entries_total", "protocol", c.proto), 0)
@@ -199,7 +179,7 @@ func TestPushLineRepairs(t *testing.T) {
 	))
 	r := e.postProto(t, body)
 	require.Equal(t, http.StatusNoContent, r.code, r.body)
-	requireStreams(t, []logs.Stream{stream(labels.FromStrings("app", "a"),
+	receivetest.RequireStreams(t, []logs.Stream{stream(labels.FromStrings("app", "a"),
 		entry(1, "0123456789"), entry(2, "012345678"), entry(3, "bad \uFFFD ut"), entry(4, "ok", "k", "v\uFFFD"))},
 		e.sink.Pushes()[0].Streams)
 	require.InDelta(t, 3, e.metric(t, "pharos_agent_log_lines_truncated_total"), 0)
@@ -228,7 +208,7 @@ func TestPushTooLarge(t *testing.T) {
 	})
 	t.Run("gzip bomb", func(t *testing.T) {
 		e := newEnv(t, func(c *receive.Config, _ *receive.LogsConfig) { c.MaxDecompressedBytes = 1 << 20 })
-		bomb := gzipped(t, bytes.Repeat([]byte(" "), 64<<20))
+		bomb := receivetest.Gzip(t, bytes.Repeat([]byte(" "), 64<<20))
 		require.Less(t, len(bomb), 1<<20)
 		r := e.post(t, bomb, "Content-Type", contentTypeJSON, "Content-Encoding", "gzip")
 		require.Equal(t, http.StatusRequestEntityTooLarge, r.code, r.body)
@@ -291,30 +271,21 @@ func TestPushSinkErrors(t *testing.T) {
 
 func TestPushOverload(t *testing.T) {
 	e := newEnv(t, func(c *receive.Config, _ *receive.LogsConfig) { c.MaxInflightRequests = 1 })
-	entered := make(chan struct{})
-	release := make(chan struct{})
-	var once sync.Once
+	gate := receivetest.NewGate(t)
 	e.sink.Before = func(context.Context) error {
-		once.Do(func() {
-			close(entered)
-			<-release
-		})
+		gate.Hold()
 		return nil
 	}
 	first := make(chan response, 1)
 	go func() { first <- e.postJSON(t, jsonPush) }()
-	select {
-	case <-entered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the first request never reached the sink")
-	}
+	gate.AwaitHeld(t)
 	r := e.postProto(t, protoPush())
 	require.Equal(t, http.StatusTooManyRequests, r.code)
 	require.Equal(t, "2", r.header.Get("Retry-After"))
 	require.Contains(t, r.body, "agent.receive.max_inflight_requests")
 	require.InDelta(t, 1, e.metric(t, "pharos_agent_receive_requests_total", "protocol", "loki_protobuf", "status", "429"), 0)
 
-	close(release)
+	gate.Release()
 	require.Equal(t, http.StatusNoContent, (<-first).code)
 	require.Equal(t, http.StatusNoContent, e.postProto(t, protoPush()).code, "a slot is free again")
 	require.Len(t, e.sink.Pushes(), 2)

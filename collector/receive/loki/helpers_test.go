@@ -1,9 +1,7 @@
 package loki
 
 import (
-	"bytes"
 	"flag"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -69,17 +67,8 @@ type response struct {
 // post sends a raw body; hdr is name, value pairs.
 func (e *env) post(t *testing.T, body []byte, hdr ...string) response {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, e.srv.URL+Path, bytes.NewReader(body))
-	require.NoError(t, err)
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := e.srv.Client().Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return response{code: resp.StatusCode, body: string(b), header: resp.Header}
+	code, b, h := receivetest.Post(t, e.srv.Client(), e.srv.URL+Path, body, hdr...)
+	return response{code: code, body: string(b), header: h}
 }
 
 func (e *env) postJSON(t *testing.T, body string, hdr ...string) response {
@@ -165,20 +154,4 @@ func entry(ts int64, line string, meta ...string) logs.Entry {
 
 func stream(ls labels.Labels, entries ...logs.Entry) logs.Stream {
 	return logs.Stream{Labels: ls, Entries: entries}
-}
-
-// requireStreams compares decoded streams with the expected ones.
-func requireStreams(t *testing.T, want, got []logs.Stream) {
-	t.Helper()
-	require.Len(t, got, len(want))
-	for i := range want {
-		require.Equal(t, want[i].Labels.String(), got[i].Labels.String(), "stream %d", i)
-		require.Len(t, got[i].Entries, len(want[i].Entries), "stream %d", i)
-		for j, e := range want[i].Entries {
-			g := got[i].Entries[j]
-			require.Equal(t, e.Timestamp, g.Timestamp, "stream %d entry %d", i, j)
-			require.Equal(t, e.Line, g.Line, "stream %d entry %d", i, j)
-			require.Equal(t, e.Metadata.String(), g.Metadata.String(), "stream %d entry %d", i, j)
-		}
-	}
 }

@@ -23,15 +23,7 @@ func seeds(t testing.TB) (proto, json [][]byte) {
 	md := testMetrics(now)
 	p := oneResource()
 	gauge(p, "old", now.Add(-3*time.Hour), map[string]string{"a": "b"})
-	for _, m := range []pmetricotlp.ExportRequest{pmetricotlp.NewExportRequestFromMetrics(md), pmetricotlp.NewExportRequestFromMetrics(p), pmetricotlp.NewExportRequest()} {
-		b, err := m.MarshalProto()
-		require.NoError(t, err)
-		proto = append(proto, b)
-		j, err := m.MarshalJSON()
-		require.NoError(t, err)
-		json = append(json, j)
-	}
-	return proto, json
+	return seedsOf(t, pmetricotlp.NewExportRequestFromMetrics(md), pmetricotlp.NewExportRequestFromMetrics(p), pmetricotlp.NewExportRequest())
 }
 
 // FuzzHTTPMetrics sends any body, as protobuf or JSON, through the

@@ -1,10 +1,8 @@
 package otlp
 
 import (
-	"bytes"
 	"context"
 	"flag"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -67,18 +65,29 @@ func newEnv(t *testing.T, adjust func(*Config, *receive.Config, *receive.Limits)
 	e.in = in
 	e.r, err = New(cfg, in, logger)
 	require.NoError(t, err)
-	require.NoError(t, services.StartAndAwaitRunning(context.Background(), e.r))
-	t.Cleanup(func() {
-		require.NoError(t, services.StopAndAwaitTerminated(context.Background(), e.r))
-	})
-	if a := e.r.GRPCAddr(); a != "" {
-		cc, err := grpc.NewClient(a, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = cc.Close() })
+	if cc := run(t, e.r); cc != nil {
 		e.grpc = pmetricotlp.NewGRPCClient(cc)
 	}
 	e.url = "http://" + e.r.HTTPAddr()
 	return e
+}
+
+// run starts r, stops it when the test ends, and returns a client
+// connection to its gRPC listener (nil when it has none).
+func run(t *testing.T, r *Receiver) *grpc.ClientConn {
+	t.Helper()
+	require.NoError(t, services.StartAndAwaitRunning(context.Background(), r))
+	t.Cleanup(func() {
+		require.NoError(t, services.StopAndAwaitTerminated(context.Background(), r))
+	})
+	a := r.GRPCAddr()
+	if a == "" {
+		return nil
+	}
+	cc, err := grpc.NewClient(a, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = cc.Close() })
+	return cc
 }
 
 type response struct {
@@ -87,48 +96,81 @@ type response struct {
 	header http.Header
 }
 
+// post sends an OTLP/HTTP metrics body to the receiver at url.
 func post(t *testing.T, url string, body []byte, contentType, encoding string) response {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, url+MetricsPath, bytes.NewReader(body))
+	return postTo(t, url+MetricsPath, body, "Content-Type", contentType, "Content-Encoding", encoding)
+}
+
+// postTo sends body with the headers in hdr, name, value pairs; an empty
+// value leaves its header out.
+func postTo(t *testing.T, url string, body []byte, hdr ...string) response {
+	t.Helper()
+	code, b, h := receivetest.Post(t, http.DefaultClient, url, body, hdr...)
+	return response{code: code, body: b, header: h}
+}
+
+// otlpRequest is an OTLP export request of any signal.
+type otlpRequest interface {
+	MarshalProto() ([]byte, error)
+	MarshalJSON() ([]byte, error)
+}
+
+func protoOf(t testing.TB, r otlpRequest) []byte {
+	t.Helper()
+	b, err := r.MarshalProto()
 	require.NoError(t, err)
-	req.Header.Set("Content-Type", contentType)
-	if encoding != "" {
-		req.Header.Set("Content-Encoding", encoding)
+	return b
+}
+
+func jsonOf(t testing.TB, r otlpRequest) []byte {
+	t.Helper()
+	b, err := r.MarshalJSON()
+	require.NoError(t, err)
+	return b
+}
+
+// seedsOf returns the requests in protobuf and in JSON, as fuzz seeds.
+func seedsOf(t testing.TB, reqs ...otlpRequest) (proto, json [][]byte) {
+	t.Helper()
+	for _, r := range reqs {
+		proto = append(proto, protoOf(t, r))
+		json = append(json, jsonOf(t, r))
 	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return response{code: resp.StatusCode, body: b, header: resp.Header}
+	return proto, json
 }
 
 func marshalProto(t *testing.T, md pmetric.Metrics) []byte {
-	t.Helper()
-	b, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
-	require.NoError(t, err)
-	return b
+	return protoOf(t, pmetricotlp.NewExportRequestFromMetrics(md))
 }
 
 func marshalJSON(t *testing.T, md pmetric.Metrics) []byte {
-	t.Helper()
-	b, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalJSON()
-	require.NoError(t, err)
-	return b
+	return jsonOf(t, pmetricotlp.NewExportRequestFromMetrics(md))
 }
 
-// exportResponse decodes a 200 answer in the given content type.
-func decodeResponse(t *testing.T, r response, contentType string) pmetricotlp.ExportResponse {
+// otlpResponse is an OTLP export response of any signal.
+type otlpResponse interface {
+	UnmarshalProto([]byte) error
+	UnmarshalJSON([]byte) error
+}
+
+// decodeInto checks a 200 answer in contentType and decodes it into resp.
+func decodeInto[R otlpResponse](t *testing.T, r response, contentType string, resp R) R {
 	t.Helper()
 	require.Equal(t, http.StatusOK, r.code, string(r.body))
 	require.Equal(t, contentType, r.header.Get("Content-Type"))
-	resp := pmetricotlp.NewExportResponse()
 	if contentType == contentTypeJSON {
 		require.NoError(t, resp.UnmarshalJSON(r.body))
 	} else {
 		require.NoError(t, resp.UnmarshalProto(r.body))
 	}
 	return resp
+}
+
+// decodeResponse decodes a 200 answer to a metrics export.
+func decodeResponse(t *testing.T, r response, contentType string) pmetricotlp.ExportResponse {
+	t.Helper()
+	return decodeInto(t, r, contentType, pmetricotlp.NewExportResponse())
 }
 
 // decodeStatus decodes an error answer's google.rpc.Status.

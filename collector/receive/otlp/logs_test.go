@@ -6,29 +6,22 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -68,14 +61,7 @@ func newLogsEnv(t *testing.T, adjust func(*receive.Config, *receive.LogsConfig))
 	e.logs = NewLogs(li, logger)
 	e.logs.now = func() time.Time { return testNow }
 	require.NoError(t, e.r.Register(e.logs))
-	require.NoError(t, services.StartAndAwaitRunning(context.Background(), e.r))
-	t.Cleanup(func() {
-		require.NoError(t, services.StopAndAwaitTerminated(context.Background(), e.r))
-	})
-	cc, err := grpc.NewClient(e.r.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = cc.Close() })
-	e.grpc = plogotlp.NewGRPCClient(cc)
+	e.grpc = plogotlp.NewGRPCClient(run(t, e.r))
 	e.url = "http://" + e.r.HTTPAddr()
 	return e
 }
@@ -84,17 +70,7 @@ var testNow = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 
 func (e *logsEnv) post(t *testing.T, body []byte, hdr ...string) response {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, e.url+LogsPath, bytes.NewReader(body))
-	require.NoError(t, err)
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return response{code: resp.StatusCode, body: b, header: resp.Header}
+	return postTo(t, e.url+LogsPath, body, hdr...)
 }
 
 func (e *logsEnv) export(ctx context.Context, ld plog.Logs, tenant string) (plogotlp.ExportResponse, error) {
@@ -105,30 +81,17 @@ func (e *logsEnv) export(ctx context.Context, ld plog.Logs, tenant string) (plog
 }
 
 func logsProto(t *testing.T, ld plog.Logs) []byte {
-	t.Helper()
-	b, err := plogotlp.NewExportRequestFromLogs(ld).MarshalProto()
-	require.NoError(t, err)
-	return b
+	return protoOf(t, plogotlp.NewExportRequestFromLogs(ld))
 }
 
 func logsJSON(t *testing.T, ld plog.Logs) []byte {
-	t.Helper()
-	b, err := plogotlp.NewExportRequestFromLogs(ld).MarshalJSON()
-	require.NoError(t, err)
-	return b
+	return jsonOf(t, plogotlp.NewExportRequestFromLogs(ld))
 }
 
+// decodeLogsResponse decodes a 200 answer to a logs export.
 func decodeLogsResponse(t *testing.T, r response, contentType string) plogotlp.ExportResponse {
 	t.Helper()
-	require.Equal(t, http.StatusOK, r.code, string(r.body))
-	require.Equal(t, contentType, r.header.Get("Content-Type"))
-	resp := plogotlp.NewExportResponse()
-	if contentType == contentTypeJSON {
-		require.NoError(t, resp.UnmarshalJSON(r.body))
-	} else {
-		require.NoError(t, resp.UnmarshalProto(r.body))
-	}
-	return resp
+	return decodeInto(t, r, contentType, plogotlp.NewExportResponse())
 }
 
 var (
@@ -256,21 +219,6 @@ func wantLogs() []logs.Stream {
 	}
 }
 
-func requireLogs(t *testing.T, want, got []logs.Stream) {
-	t.Helper()
-	require.Len(t, got, len(want))
-	for i := range want {
-		require.Equal(t, want[i].Labels.String(), got[i].Labels.String(), "stream %d", i)
-		require.Len(t, got[i].Entries, len(want[i].Entries), "stream %d", i)
-		for j, e := range want[i].Entries {
-			g := got[i].Entries[j]
-			require.Equal(t, e.Timestamp, g.Timestamp, "stream %d entry %d", i, j)
-			require.Equal(t, e.Line, g.Line, "stream %d entry %d", i, j)
-			require.Equal(t, e.Metadata.String(), g.Metadata.String(), "stream %d entry %d", i, j)
-		}
-	}
-}
-
 func TestLogsGRPC(t *testing.T) {
 	e := newLogsEnv(t, nil)
 	resp, err := e.export(context.Background(), testLogs(), "team-a")
@@ -280,7 +228,7 @@ func TestLogsGRPC(t *testing.T) {
 	p := e.sink.Pushes()
 	require.Len(t, p, 1)
 	require.Equal(t, "team-a", p[0].Tenant)
-	requireLogs(t, wantLogs(), p[0].Streams)
+	receivetest.RequireStreams(t, wantLogs(), p[0].Streams)
 	require.InDelta(t, 4, receivetest.Metric(t, e.reg, "pharos_agent_received_log_entries_total", "protocol", "otlp_grpc"), 0)
 	require.InDelta(t, 1, receivetest.Metric(t, e.reg, "pharos_agent_receive_requests_total", "protocol", "otlp_grpc", "status", "OK"), 0)
 
@@ -307,9 +255,9 @@ func TestLogsHTTP(t *testing.T) {
 			}
 			switch c.enc {
 			case "gzip":
-				body = gzipped(t, body)
+				body = receivetest.Gzip(t, body)
 			case "zstd":
-				body = zstded(t, body)
+				body = receivetest.Zstd(t, body)
 			}
 			hdr := []string{"Content-Type", c.ct, receive.TenantHeader, "team-b"}
 			if c.enc != "" {
@@ -320,7 +268,7 @@ func TestLogsHTTP(t *testing.T) {
 			p := e.sink.Pushes()
 			require.Len(t, p, 1)
 			require.Equal(t, "team-b", p[0].Tenant)
-			requireLogs(t, wantLogs(), p[0].Streams)
+			receivetest.RequireStreams(t, wantLogs(), p[0].Streams)
 			require.InDelta(t, 4, receivetest.Metric(t, e.reg, "pharos_agent_received_log_entries_total", "protocol", "otlp_http"), 0)
 		})
 	}
@@ -333,7 +281,7 @@ func TestLogsHTTPJSONHandWritten(t *testing.T) {
 	  "scopeLogs":[{"logRecords":[{"timeUnixNano":"1777636800000000000","severityText":"WARN","body":{"stringValue":"disk almost full"},
 	    "traceId":"0af7651916cd43dd8448eb211c80319c","attributes":[{"key":"disk","value":{"stringValue":"/dev/sda"}}]}]}]}]}`
 	decodeLogsResponse(t, e.post(t, []byte(body), "Content-Type", contentTypeJSON), contentTypeJSON)
-	requireLogs(t, []logs.Stream{{Labels: labels.FromStrings("service_name", "curl"), Entries: []logs.Entry{
+	receivetest.RequireStreams(t, []logs.Stream{{Labels: labels.FromStrings("service_name", "curl"), Entries: []logs.Entry{
 		{Timestamp: 1777636800000000000, Line: "disk almost full", Metadata: labels.FromStrings("disk", "/dev/sda", "severity_text", "WARN", "trace_id", "0af7651916cd43dd8448eb211c80319c")},
 	}}}, e.sink.Pushes()[0].Streams)
 }
@@ -374,7 +322,7 @@ func TestLogsPartialSuccess(t *testing.T) {
 		}
 		p := e.sink.Pushes()
 		require.Len(t, p, 1)
-		requireLogs(t, []logs.Stream{{Labels: labels.FromStrings("service_name", "svc"), Entries: []logs.Entry{{Timestamp: t1.UnixNano(), Line: "fine", Metadata: labels.EmptyLabels()}}}}, p[0].Streams)
+		receivetest.RequireStreams(t, []logs.Stream{{Labels: labels.FromStrings("service_name", "svc"), Entries: []logs.Entry{{Timestamp: t1.UnixNano(), Line: "fine", Metadata: labels.EmptyLabels()}}}}, p[0].Streams)
 		require.InDelta(t, 1, receivetest.Metric(t, e.reg, "pharos_agent_rejected_log_entries_total", "reason", receive.ReasonLogsLineTooLong), 0)
 		require.InDelta(t, 1, receivetest.Metric(t, e.reg, "pharos_agent_rejected_log_entries_total", "reason", receive.ReasonLogsInvalidTimestamp), 0)
 	}
@@ -500,7 +448,7 @@ func TestLogsErrors(t *testing.T) {
 func TestLogsTooLarge(t *testing.T) {
 	e := newLogsEnv(t, func(rc *receive.Config, _ *receive.LogsConfig) { rc.MaxDecompressedBytes = 4096 })
 	big := oneLog(strings.Repeat("x", 8000))
-	r := e.post(t, gzipped(t, logsProto(t, big)), "Content-Type", contentTypeProtobuf, "Content-Encoding", "gzip")
+	r := e.post(t, receivetest.Gzip(t, logsProto(t, big)), "Content-Type", contentTypeProtobuf, "Content-Encoding", "gzip")
 	require.Equal(t, http.StatusRequestEntityTooLarge, r.code)
 	require.Contains(t, decodeStatus(t, r, contentTypeProtobuf).GetMessage(), "agent.receive.max_decompressed_bytes")
 	_, err := e.export(context.Background(), big, "")
@@ -510,24 +458,15 @@ func TestLogsTooLarge(t *testing.T) {
 
 func TestLogsOverload(t *testing.T) {
 	e := newLogsEnv(t, func(rc *receive.Config, _ *receive.LogsConfig) { rc.MaxInflightRequests = 1 })
-	entered := make(chan struct{})
-	release := make(chan struct{})
-	var once sync.Once
+	gate := receivetest.NewGate(t)
 	e.sink.Before = func(context.Context) error {
-		once.Do(func() {
-			close(entered)
-			<-release
-		})
+		gate.Hold()
 		return nil
 	}
 	body := logsProto(t, oneLog("a"))
 	first := make(chan response, 1)
 	go func() { first <- e.post(t, body, "Content-Type", contentTypeProtobuf) }()
-	select {
-	case <-entered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the first request never reached the sink")
-	}
+	gate.AwaitHeld(t)
 	r := e.post(t, body, "Content-Type", contentTypeProtobuf)
 	require.Equal(t, http.StatusTooManyRequests, r.code)
 	require.Equal(t, "2", r.header.Get("Retry-After"))
@@ -537,7 +476,7 @@ func TestLogsOverload(t *testing.T) {
 	require.Equal(t, codes.ResourceExhausted, status.Code(err), err)
 	require.NotNil(t, retryInfo(err))
 
-	close(release)
+	gate.Release()
 	decodeLogsResponse(t, <-first, contentTypeProtobuf)
 	_, err = e.export(context.Background(), oneLog("a"), "")
 	require.NoError(t, err, "a slot is free again")
@@ -549,14 +488,7 @@ func TestLogsAndMetricsTogether(t *testing.T) {
 	e := newLogsEnv(t, nil)
 	md := oneResource()
 	gauge(md, "g", time.Now(), nil)
-	b := marshalProto(t, md)
-	req, err := http.NewRequest(http.MethodPost, e.url+MetricsPath, bytes.NewReader(b))
-	require.NoError(t, err)
-	req.Header.Set("Content-Type", contentTypeProtobuf)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
+	decodeResponse(t, post(t, e.url, marshalProto(t, md), contentTypeProtobuf, ""), contentTypeProtobuf)
 	decodeLogsResponse(t, e.post(t, logsProto(t, oneLog("a")), "Content-Type", contentTypeProtobuf), contentTypeProtobuf)
 	require.Len(t, e.sink.Pushes(), 1)
 }
@@ -565,7 +497,7 @@ func TestLogsAndMetricsTogether(t *testing.T) {
 func TestLogsConverterReuse(t *testing.T) {
 	c := newLogsConverter()
 	for range 3 {
-		requireLogs(t, wantLogs(), receivetest.CloneStreams(c.convert(testLogs(), testNow)))
+		receivetest.RequireStreams(t, wantLogs(), receivetest.CloneStreams(c.convert(testLogs(), testNow)))
 		require.Equal(t, 4, c.records)
 		c.reset()
 	}
@@ -573,33 +505,19 @@ func TestLogsConverterReuse(t *testing.T) {
 
 func logsSeeds(t testing.TB) (proto, json [][]byte) {
 	ld := oneLog("a", strings.Repeat("x", 300))
-	for _, r := range []plogotlp.ExportRequest{plogotlp.NewExportRequestFromLogs(testLogs()), plogotlp.NewExportRequestFromLogs(ld), plogotlp.NewExportRequest()} {
-		b, err := r.MarshalProto()
-		require.NoError(t, err)
-		proto = append(proto, b)
-		j, err := r.MarshalJSON()
-		require.NoError(t, err)
-		json = append(json, j)
-	}
-	return proto, json
+	return seedsOf(t, plogotlp.NewExportRequestFromLogs(testLogs()), plogotlp.NewExportRequestFromLogs(ld), plogotlp.NewExportRequest())
 }
 
 // TestLogsFuzzSeeds checks testdata/fuzz/FuzzHTTPLogs against logsSeeds;
 // PHAROS_WRITE_FUZZ_SEEDS=1 rewrites it.
 func TestLogsFuzzSeeds(t *testing.T) {
 	pb, js := logsSeeds(t)
-	dir := filepath.Join("testdata", "fuzz", "FuzzHTTPLogs")
-	for i, s := range append(pb, js...) {
-		want := fmt.Sprintf("go test fuzz v1\n[]byte(%s)\nbool(%t)\n", strconv.Quote(string(s)), i >= len(pb))
-		path := filepath.Join(dir, fmt.Sprintf("seed-%02d", i))
-		if os.Getenv("PHAROS_WRITE_FUZZ_SEEDS") == "1" {
-			require.NoError(t, os.MkdirAll(dir, 0o755))
-			require.NoError(t, os.WriteFile(path, []byte(want), 0o644))
-			continue
-		}
-		got, err := os.ReadFile(path)
-		require.NoError(t, err, "run with PHAROS_WRITE_FUZZ_SEEDS=1 to write the seed corpus")
-		require.Equal(t, want, string(got), "%s is stale: run with PHAROS_WRITE_FUZZ_SEEDS=1", path)
+	corpus := receivetest.NewSeedCorpus(t, "FuzzHTTPLogs")
+	for _, b := range pb {
+		corpus.Add(b, false)
+	}
+	for _, b := range js {
+		corpus.Add(b, true)
 	}
 }
 

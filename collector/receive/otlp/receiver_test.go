@@ -12,7 +12,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -136,30 +135,12 @@ func TestGRPCMessageTooLarge(t *testing.T) {
 	require.Empty(t, e.rec.Samples())
 }
 
-func gzipped(t *testing.T, b []byte) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	_, err := zw.Write(b)
-	require.NoError(t, err)
-	require.NoError(t, zw.Close())
-	return buf.Bytes()
-}
-
-func zstded(t *testing.T, b []byte) []byte {
-	t.Helper()
-	zw, err := zstd.NewWriter(nil)
-	require.NoError(t, err)
-	defer zw.Close()
-	return zw.EncodeAll(b, nil)
-}
-
 func TestHTTPCompression(t *testing.T) {
 	e := newEnv(t, nil)
 	now := time.Now().Truncate(time.Millisecond)
 	body := marshalProto(t, testMetrics(now))
-	decodeResponse(t, post(t, e.url, gzipped(t, body), contentTypeProtobuf, "gzip"), contentTypeProtobuf)
-	decodeResponse(t, post(t, e.url, zstded(t, body), contentTypeProtobuf, "zstd"), contentTypeProtobuf)
+	decodeResponse(t, post(t, e.url, receivetest.Gzip(t, body), contentTypeProtobuf, "gzip"), contentTypeProtobuf)
+	decodeResponse(t, post(t, e.url, receivetest.Zstd(t, body), contentTypeProtobuf, "zstd"), contentTypeProtobuf)
 	require.Len(t, e.rec.Series("requests_total"), 2)
 
 	r := post(t, e.url, body, contentTypeProtobuf, "snappy")
@@ -197,7 +178,7 @@ func TestHTTPBombs(t *testing.T) {
 	}
 	require.NoError(t, enc.Close())
 	// zstd: frames that do declare their size, concatenated.
-	frame := zstded(t, zeros)
+	frame := receivetest.Zstd(t, zeros)
 	zsFrames := bytes.Repeat(frame, inflated/len(zeros))
 
 	for name, c := range map[string]struct {
@@ -398,25 +379,14 @@ func retryInfo(err error) *errdetails.RetryInfo {
 
 func TestOverload(t *testing.T) {
 	e := newEnv(t, func(_ *Config, rc *receive.Config, _ *receive.Limits) { rc.MaxInflightRequests = 1 })
-	entered := make(chan struct{})
-	release := make(chan struct{})
-	var once sync.Once
-	e.rec.BeforeCommit = func() {
-		once.Do(func() {
-			close(entered)
-			<-release
-		})
-	}
+	gate := receivetest.NewGate(t)
+	e.rec.BeforeCommit = gate.Hold
 	md := oneResource()
 	gauge(md, "g", time.Now(), nil)
 	body := marshalProto(t, md)
 	first := make(chan response, 1)
 	go func() { first <- post(t, e.url, body, contentTypeProtobuf, "") }()
-	select {
-	case <-entered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the first request never reached the batcher")
-	}
+	gate.AwaitHeld(t)
 
 	r := post(t, e.url, body, contentTypeProtobuf, "")
 	require.Equal(t, http.StatusTooManyRequests, r.code)
@@ -429,7 +399,7 @@ func TestOverload(t *testing.T) {
 	require.NotNil(t, ri, "RESOURCE_EXHAUSTED is retryable in OTLP only with RetryInfo")
 	require.Equal(t, 2*time.Second, ri.GetRetryDelay().AsDuration())
 
-	close(release)
+	gate.Release()
 	decodeResponse(t, <-first, contentTypeProtobuf)
 	_, err = e.grpc.Export(context.Background(), pmetricotlp.NewExportRequestFromMetrics(md))
 	require.NoError(t, err, "a slot is free again")

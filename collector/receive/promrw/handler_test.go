@@ -13,7 +13,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +26,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pharos-obs/pharos/collector/receive"
+	"github.com/pharos-obs/pharos/collector/receive/receivetest"
 )
 
 func TestRoundTripV1(t *testing.T) {
@@ -300,25 +300,14 @@ func TestCommitFailureIsRetryable(t *testing.T) {
 
 func TestOverload(t *testing.T) {
 	e := newEnv(t, func(c *receive.Config, _ *receive.Limits) { c.MaxInflightRequests = 1 })
-	entered := make(chan struct{})
-	release := make(chan struct{})
-	var once sync.Once
-	e.rec.BeforeCommit = func() {
-		once.Do(func() {
-			close(entered)
-			<-release
-		})
-	}
+	gate := receivetest.NewGate(t)
+	e.rec.BeforeCommit = gate.Hold
 	req := &prompb.WriteRequest{Timeseries: []prompb.TimeSeries{{
 		Labels: v1Labels("__name__", "x"), Samples: []prompb.Sample{{Value: 1, Timestamp: nowMs()}},
 	}}}
 	first := make(chan response, 1)
 	go func() { first <- e.sendV1(t, req) }()
-	select {
-	case <-entered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the first request never reached the batcher")
-	}
+	gate.AwaitHeld(t)
 
 	r := e.sendV1(t, req)
 	require.Equal(t, http.StatusTooManyRequests, r.code, r.body)
@@ -333,7 +322,7 @@ func TestOverload(t *testing.T) {
 	require.Equal(t, http.StatusTooManyRequests, rw.Code)
 	require.False(t, body.read)
 
-	close(release)
+	gate.Release()
 	require.Equal(t, http.StatusNoContent, (<-first).code)
 	require.Len(t, e.rec.Samples(), 1)
 	r = e.sendV1(t, req)

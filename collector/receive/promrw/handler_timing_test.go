@@ -63,17 +63,6 @@ func benchBodyV2(b testing.TB) []byte {
 	return snappy.Encode(nil, raw)
 }
 
-// benchWriter is a ResponseWriter that allocates nothing per request, so
-// the benchmark measures the handler.
-type benchWriter struct {
-	h    http.Header
-	code int
-}
-
-func (w *benchWriter) Header() http.Header         { return w.h }
-func (w *benchWriter) Write(b []byte) (int, error) { return len(b), nil }
-func (w *benchWriter) WriteHeader(code int)        { w.code = code }
-
 func benchHandler(b *testing.B, body []byte, contentType string) {
 	b.Helper()
 	cfg, lim := defaults()
@@ -85,17 +74,17 @@ func benchHandler(b *testing.B, body []byte, contentType string) {
 	require.NoError(b, err)
 	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("Content-Encoding", "snappy")
-	w := &benchWriter{h: http.Header{}}
+	w := &receivetest.DiscardWriter{}
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
 		rd.Reset(body)
 		req.Body = io.NopCloser(rd)
-		clear(w.h)
+		clear(w.H)
 		h.ServeHTTP(w, req)
-		if w.code != http.StatusNoContent {
-			b.Fatalf("status %d", w.code)
+		if w.Code != http.StatusNoContent {
+			b.Fatalf("status %d", w.Code)
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/benchN, "ns/series")

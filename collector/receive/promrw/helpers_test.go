@@ -1,9 +1,7 @@
 package promrw
 
 import (
-	"bytes"
 	"flag"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -67,23 +65,11 @@ type response struct {
 	header http.Header
 }
 
-// post sends a raw body with the given headers.
+// post sends a raw body with the given headers; an empty one is left out.
 func (e *env) post(t *testing.T, body []byte, contentType, encoding string) response {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, e.srv.URL+Path, bytes.NewReader(body))
-	require.NoError(t, err)
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	if encoding != "" {
-		req.Header.Set("Content-Encoding", encoding)
-	}
-	resp, err := e.srv.Client().Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return response{code: resp.StatusCode, body: string(b), header: resp.Header}
+	code, b, h := receivetest.Post(t, e.srv.Client(), e.srv.URL+Path, body, "Content-Type", contentType, "Content-Encoding", encoding)
+	return response{code: code, body: string(b), header: h}
 }
 
 const (

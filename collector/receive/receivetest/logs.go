@@ -5,8 +5,10 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"testing"
 
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/stretchr/testify/require"
 
 	"github.com/pharos-obs/pharos/storage/logs"
 )
@@ -72,4 +74,21 @@ func cloneLabels(ls labels.Labels) labels.Labels {
 	b := labels.NewScratchBuilder(ls.Len())
 	ls.Range(func(l labels.Label) { b.Add(strings.Clone(l.Name), strings.Clone(l.Value)) })
 	return b.Labels()
+}
+
+// RequireStreams checks that got has want's streams and entries, in order,
+// comparing label sets by their text.
+func RequireStreams(t testing.TB, want, got []logs.Stream) {
+	t.Helper()
+	require.Len(t, got, len(want))
+	for i := range want {
+		require.Equal(t, want[i].Labels.String(), got[i].Labels.String(), "stream %d", i)
+		require.Len(t, got[i].Entries, len(want[i].Entries), "stream %d", i)
+		for j, e := range want[i].Entries {
+			g := got[i].Entries[j]
+			require.Equal(t, e.Timestamp, g.Timestamp, "stream %d entry %d", i, j)
+			require.Equal(t, e.Line, g.Line, "stream %d entry %d", i, j)
+			require.Equal(t, e.Metadata.String(), g.Metadata.String(), "stream %d entry %d", i, j)
+		}
+	}
 }

@@ -1,6 +1,8 @@
 // Package receivetest has test doubles for the receivers' tests: an
 // appendable that keeps what was committed (standing in for the agent's
-// batcher) and one that discards everything (for benchmarks).
+// batcher), one that discards everything (for benchmarks) and a logs sink
+// that records; and the chores their tests share: posting and compressing
+// bodies, holding a request in flight, checking seed corpora.
 package receivetest
 
 import (

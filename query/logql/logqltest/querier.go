@@ -184,8 +184,17 @@ func (q *Querier) sortedStreams(tenant string) []*logs.Stream {
 }
 
 // series returns the label sets of streams with entries in [Start, End)
-// that the matchers select.
-func (q *Querier) series(p logs.LabelParams) []labels.Labels {
+// that the matchers select. It fails as Select does, without recording the
+// call.
+func (q *Querier) series(ctx context.Context, p logs.LabelParams) ([]labels.Labels, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.err != nil {
+		return nil, q.err
+	}
 	var out []labels.Labels
 	for _, s := range q.sortedStreams(p.Tenant) {
 		if !matches(p.Matchers, s.Labels) {
@@ -195,21 +204,17 @@ func (q *Querier) series(p logs.LabelParams) []labels.Labels {
 			out = append(out, s.Labels)
 		}
 	}
-	return out
+	return out, nil
 }
 
 // LabelNames implements logs.Querier.
 func (q *Querier) LabelNames(ctx context.Context, p logs.LabelParams) ([]string, error) {
-	if err := ctx.Err(); err != nil {
+	series, err := q.series(ctx, p)
+	if err != nil {
 		return nil, err
 	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.err != nil {
-		return nil, q.err
-	}
 	set := map[string]bool{}
-	for _, ls := range q.series(p) {
+	for _, ls := range series {
 		ls.Range(func(l labels.Label) { set[l.Name] = true })
 	}
 	return sortedKeys(set), nil
@@ -217,16 +222,12 @@ func (q *Querier) LabelNames(ctx context.Context, p logs.LabelParams) ([]string,
 
 // LabelValues implements logs.Querier.
 func (q *Querier) LabelValues(ctx context.Context, name string, p logs.LabelParams) ([]string, error) {
-	if err := ctx.Err(); err != nil {
+	series, err := q.series(ctx, p)
+	if err != nil {
 		return nil, err
 	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.err != nil {
-		return nil, q.err
-	}
 	set := map[string]bool{}
-	for _, ls := range q.series(p) {
+	for _, ls := range series {
 		if v := ls.Get(name); v != "" {
 			set[v] = true
 		}
@@ -236,15 +237,7 @@ func (q *Querier) LabelValues(ctx context.Context, name string, p logs.LabelPara
 
 // Series implements logs.Querier.
 func (q *Querier) Series(ctx context.Context, p logs.LabelParams) ([]labels.Labels, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.err != nil {
-		return nil, q.err
-	}
-	return q.series(p), nil
+	return q.series(ctx, p)
 }
 
 func sortedKeys(m map[string]bool) []string {
