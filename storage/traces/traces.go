@@ -138,4 +138,22 @@ type Querier interface {
 	// TagValues returns the values of a tag ("resource.x", "span.x", ".x"
 	// or an intrinsic such as "name" or "status").
 	TagValues(ctx context.Context, tag string, p TagParams) ([]string, error)
+	// Services returns the sorted service names (the resource attribute
+	// service.name) of the tenant's spans that started in [start, end]
+	// (a zero bound is unbounded), as Jaeger's /api/services lists them.
+	Services(ctx context.Context, tenant string, start, end time.Time) ([]string, error)
+	// Operations returns the distinct span names and kinds of service's
+	// spans that started in [start, end] (a zero bound is unbounded),
+	// sorted by name then kind, as Jaeger's /api/operations lists them.
+	// Service "" is the spans without a service name.
+	Operations(ctx context.Context, tenant, service string, start, end time.Time) ([]Operation, error)
+}
+
+// Operation is a span name a service used, with the span's kind.
+type Operation struct {
+	Name string
+	// Kind is the span kind as the kind intrinsic spells it: "server",
+	// "client", "producer", "consumer", "internal" or "unspecified" (which
+	// Jaeger shows as "").
+	Kind string
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/pharos-obs/pharos/storage/logs"
+	"github.com/pharos-obs/pharos/storage/vlengine"
 )
 
 // metaPrefix starts the field name of every metadata entry. Labels may not
@@ -25,11 +26,6 @@ const (
 	maxFieldsPerRow  = 2000
 	maxRowSize       = 2 << 20 // as estimated by EstimatedJSONRowLen
 )
-
-// backfillMargin is how much earlier than the backfill limit Append already
-// rejects entries: VictoriaLogs checks them again a little later against its
-// own clock, and must never drop what Append counted as stored.
-const backfillMargin = int64(time.Minute)
 
 // reservedNames are the fields VictoriaLogs fills itself.
 var reservedNames = [...]string{"_msg", "_time", "_stream", "_stream_id"}
@@ -69,18 +65,17 @@ func (s *Store) Append(tenant string, streams []logs.Stream) error {
 		}
 	}
 
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return ErrClosed
+	storage, err := s.eng.Acquire()
+	if err != nil {
+		return err
 	}
+	defer s.eng.Release()
 	now := time.Now().UnixNano()
-	if s.isReadOnly(now) {
+	if s.eng.ReadOnly(now) {
 		return ErrReadOnly
 	}
-	minTS := now - int64(s.cfg.backfillAge()) + backfillMargin
-	maxTS := now + int64(s.cfg.FutureRetention)
-	tid := tenantID(tenant)
+	minTS, maxTS := s.eng.TimeWindow(now)
+	tid := vlengine.TenantID(tenant)
 
 	b := appendBufPool.Get().(*appendBuf)
 	defer b.put()
@@ -119,27 +114,19 @@ func (s *Store) Append(tenant string, streams []logs.Stream) error {
 				continue
 			}
 			lr.MustAdd(tid, e.Timestamp, b.fields, nLabels)
-			b.addDay(e.Timestamp / nsPerDay)
+			b.days = vlengine.AddDay(b.days, e.Timestamp)
 			accepted++
 			lineBytes += len(e.Line)
 			if lr.NeedFlush() {
-				s.storage.MustAddRows(lr)
+				storage.MustAddRows(lr)
 				lr.ResetKeepSettings()
 			}
 		}
 	}
 	if lr.RowsCount() > 0 {
-		s.storage.MustAddRows(lr)
+		storage.MustAddRows(lr)
 	}
-	// After MustAddRows: a durability round that takes these days must
-	// find the rows already in the storage's buffers.
-	if len(b.days) > 0 {
-		s.dirtyMu.Lock()
-		for _, d := range b.days {
-			s.dirtyDays[d] = struct{}{}
-		}
-		s.dirtyMu.Unlock()
-	}
+	s.eng.MarkDirty(b.days)
 
 	m := s.metrics
 	m.appendedEntries.Add(float64(accepted))
@@ -252,16 +239,4 @@ func (b *appendBuf) metaName(name string) string {
 	b.names = append(b.names, metaPrefix...)
 	b.names = append(b.names, name...)
 	return unsafe.String(&b.names[start], len(b.names)-start)
-}
-
-func (b *appendBuf) addDay(day int64) {
-	if n := len(b.days); n > 0 && b.days[n-1] == day {
-		return
-	}
-	for _, d := range b.days {
-		if d == day {
-			return
-		}
-	}
-	b.days = append(b.days, day)
 }

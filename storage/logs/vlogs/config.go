@@ -1,19 +1,10 @@
 package vlogs
 
 import (
-	"errors"
 	"flag"
-	"fmt"
 	"time"
-)
 
-// Bounds VictoriaLogs puts on its settings: it silently raises smaller
-// values to these, so Validate rejects them instead of letting the store
-// behave differently from its configuration.
-const (
-	minRetention       = 24 * time.Hour
-	minFutureRetention = 24 * time.Hour
-	minFlushInterval   = time.Second
+	"github.com/pharos-obs/pharos/storage/vlengine"
 )
 
 // Config holds the log store options Pharos exposes.
@@ -61,46 +52,27 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.FutureRetention, "storage.logs.future-retention", 48*time.Hour, "How far in the future a log entry's timestamp may be; later entries are rejected and counted (at least 24h).")
 	f.DurationVar(&c.MaxBackfillAge, "storage.logs.max-backfill-age", 0, "How old a log entry's timestamp may be; older entries are rejected and counted (0: the retention).")
 	f.DurationVar(&c.FlushInterval, "storage.logs.flush-interval", time.Second, "How often the log store writes in-memory data to files on its own (at least 1s).")
-	f.DurationVar(&c.DurableBatchInterval, "storage.logs.durable-batch-interval", 200*time.Millisecond, "Least time between two forced flushes of the log store for callers waiting for durability; callers within it share one flush.")
+	f.DurationVar(&c.DurableBatchInterval, "storage.logs.durable-batch-interval", time.Second, "Least time between two forced flushes of the log store for callers waiting for durability; callers within it share one flush. Each flush writes a small part the store merges later: shorter means quicker acks but more merging CPU.")
 	f.Int64Var(&c.MaxDiskSpaceUsageBytes, "storage.logs.max-disk-space-usage-bytes", 0, "When positive, the oldest days of logs are dropped once the log store is larger (the last two days are kept).")
 	f.Int64Var(&c.MinFreeDiskSpaceBytes, "storage.logs.min-free-disk-space-bytes", 10<<20, "Free disk space below which the log store turns read-only and rejects appends.")
 }
 
 // Validate reports every invalid field.
 func (c *Config) Validate() error {
-	var errs []error
-	if c.Retention < minRetention {
-		errs = append(errs, fmt.Errorf("storage.logs.retention: must be at least %s (VictoriaLogs keeps whole days), got %s", minRetention, c.Retention))
-	}
-	if c.FutureRetention < minFutureRetention {
-		errs = append(errs, fmt.Errorf("storage.logs.future_retention: must be at least %s, got %s", minFutureRetention, c.FutureRetention))
-	}
-	if c.MaxBackfillAge < 0 {
-		errs = append(errs, fmt.Errorf("storage.logs.max_backfill_age: must not be negative, got %s", c.MaxBackfillAge))
-	} else if c.MaxBackfillAge > c.Retention && c.Retention >= minRetention {
-		errs = append(errs, fmt.Errorf("storage.logs.max_backfill_age: must not exceed storage.logs.retention (%s), got %s", c.Retention, c.MaxBackfillAge))
-	}
-	if c.FlushInterval < minFlushInterval {
-		errs = append(errs, fmt.Errorf("storage.logs.flush_interval: must be at least %s, got %s", minFlushInterval, c.FlushInterval))
-	}
-	if c.DurableBatchInterval < 0 {
-		errs = append(errs, fmt.Errorf("storage.logs.durable_batch_interval: must not be negative, got %s", c.DurableBatchInterval))
-	} else if c.DurableBatchInterval > c.FlushInterval && c.FlushInterval >= minFlushInterval {
-		errs = append(errs, fmt.Errorf("storage.logs.durable_batch_interval: must not exceed storage.logs.flush_interval (%s), got %s", c.FlushInterval, c.DurableBatchInterval))
-	}
-	if c.MaxDiskSpaceUsageBytes < 0 {
-		errs = append(errs, fmt.Errorf("storage.logs.max_disk_space_usage_bytes: must not be negative, got %d", c.MaxDiskSpaceUsageBytes))
-	}
-	if c.MinFreeDiskSpaceBytes < 0 {
-		errs = append(errs, fmt.Errorf("storage.logs.min_free_disk_space_bytes: must not be negative, got %d", c.MinFreeDiskSpaceBytes))
-	}
-	return errors.Join(errs...)
+	ec := c.engineConfig()
+	return ec.Validate("storage.logs")
 }
 
-// backfillAge is the effective MaxBackfillAge.
-func (c *Config) backfillAge() time.Duration {
-	if c.MaxBackfillAge == 0 {
-		return c.Retention
+// engineConfig is the part of c the storage engine takes.
+func (c *Config) engineConfig() vlengine.Config {
+	return vlengine.Config{
+		Path:                   c.Path,
+		Retention:              c.Retention,
+		FutureRetention:        c.FutureRetention,
+		MaxBackfillAge:         c.MaxBackfillAge,
+		FlushInterval:          c.FlushInterval,
+		DurableBatchInterval:   c.DurableBatchInterval,
+		MaxDiskSpaceUsageBytes: c.MaxDiskSpaceUsageBytes,
+		MinFreeDiskSpaceBytes:  c.MinFreeDiskSpaceBytes,
 	}
-	return c.MaxBackfillAge
 }

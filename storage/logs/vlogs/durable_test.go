@@ -192,9 +192,7 @@ func TestCloseReleasesWaiters(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.WaitDurable(context.Background()) }()
 	testutil.Poll(t, 10*time.Second, 5*time.Millisecond, func() (bool, string) {
-		s.roundMu.Lock()
-		defer s.roundMu.Unlock()
-		return s.running != nil, "no round running"
+		return s.eng.Busy(), "no round running"
 	})
 	require.NoError(t, s.Close())
 	require.NoError(t, <-done, "Close wrote everything")

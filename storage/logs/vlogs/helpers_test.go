@@ -36,7 +36,7 @@ func openTestStore(t testing.TB, edit ...func(*Config)) (*Store, *prometheus.Reg
 }
 
 // searchable makes appended entries visible to queries at once.
-func searchable(s *Store) { s.storage.DebugFlush() }
+func searchable(s *Store) { s.eng.DebugFlush() }
 
 // baseTime is an hour ago, well inside the default retention.
 func baseTime() int64 { return time.Now().Add(-time.Hour).Truncate(time.Second).UnixNano() }

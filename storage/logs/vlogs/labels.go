@@ -69,19 +69,13 @@ func (s *Store) series(ctx context.Context, p logs.LabelParams) ([]labels.Labels
 		return nil, err
 	}
 
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
-		return nil, ErrClosed
-	}
-	var qst logstorage.QueryStats
-	qctx := logstorage.NewQueryContext(ctx, &qst, []logstorage.TenantID{tenantID(p.Tenant)}, q, false, nil)
-	streams, err := s.storage.GetStreams(qctx, 0)
-	s.mu.RUnlock()
+	var streams []logstorage.ValueWithHits
+	err = s.eng.Query(ctx, p.Tenant, q, func(qctx *logstorage.QueryContext, st *logstorage.Storage) error {
+		var err error
+		streams, err = st.GetStreams(qctx, 0)
+		return err
+	})
 	if err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 

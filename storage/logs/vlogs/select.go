@@ -9,12 +9,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/VictoriaMetrics/VictoriaLogs/lib/logstorage"
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/pharos-obs/pharos/storage/logs"
+	"github.com/pharos-obs/pharos/storage/vlengine"
 )
 
 // Select returns the streams with entries matching p (see logs.Querier).
@@ -44,19 +44,11 @@ func (s *Store) Select(ctx context.Context, p logs.SelectParams) ([]logs.Stream,
 	}
 
 	sel := &selection{p: &p, filters: filters}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return nil, ErrClosed
-	}
-	var qs logstorage.QueryStats
-	qctx := logstorage.NewQueryContext(ctx, &qs, []logstorage.TenantID{tenantID(p.Tenant)}, q, false, nil)
-	if err := s.storage.RunQuery(qctx, sel.writeBlock); err != nil {
+	err = s.eng.Query(ctx, p.Tenant, q, func(qctx *logstorage.QueryContext, st *logstorage.Storage) error {
+		return st.RunQuery(qctx, sel.writeBlock)
+	})
+	if err != nil {
 		return nil, fmt.Errorf("select: %w", err)
-	}
-	// The library stops a cancelled query without an error.
-	if err := ctx.Err(); err != nil {
-		return nil, err
 	}
 	return sel.result()
 }
@@ -64,13 +56,7 @@ func (s *Store) Select(ctx context.Context, p logs.SelectParams) ([]logs.Stream,
 // parseQuery parses a LogsQL query built by this package and limits it to
 // [start, end), with end > start.
 func parseQuery(qs string, start, end int64) (*logstorage.Query, error) {
-	q, err := logstorage.ParseQueryAtTimestamp(qs, time.Now().UnixNano())
-	if err != nil {
-		// A bug here, not bad input: every user string is quoted.
-		return nil, fmt.Errorf("parse LogsQL %s: %w", qs, err)
-	}
-	q.AddTimeFilter(start, end-1)
-	return q, nil
+	return vlengine.ParseQuery(qs, start, end)
 }
 
 // streamFilter appends the LogsQL filter that prunes to the streams

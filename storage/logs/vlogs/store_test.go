@@ -2,22 +2,19 @@ package vlogs
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
-	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	vmlogger "github.com/VictoriaMetrics/VictoriaMetrics/lib/logger"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pharos-obs/pharos/storage/logs"
+	"github.com/pharos-obs/pharos/storage/vlengine"
 )
 
 func TestConfig(t *testing.T) {
@@ -29,7 +26,7 @@ func TestConfig(t *testing.T) {
 	var fromFlags Config
 	fs := flag.NewFlagSet("", flag.ContinueOnError)
 	fromFlags.RegisterFlags(fs)
-	require.NoError(t, fs.Parse([]string{"-logs.retention=720h", "-logs.flush-interval=5s", "-logs.max-disk-space-usage-bytes=1000"}))
+	require.NoError(t, fs.Parse([]string{"-storage.logs.retention=720h", "-storage.logs.flush-interval=5s", "-storage.logs.max-disk-space-usage-bytes=1000"}))
 	require.Equal(t, 720*time.Hour, fromFlags.Retention)
 	require.Equal(t, 5*time.Second, fromFlags.FlushInterval)
 	require.Equal(t, int64(1000), fromFlags.MaxDiskSpaceUsageBytes)
@@ -252,9 +249,9 @@ func TestTenantsAreIsolated(t *testing.T) {
 		require.Equal(t, []logs.Stream{{Labels: ls, Entries: []logs.Entry{entry(base, "from "+tenant)}}}, got, tenant)
 		require.Equal(t, []string{tenant + "x"}, values)
 	}
-	require.NotEqual(t, tenantID("team-a"), tenantID("team-b"))
-	require.NotEqual(t, tenantID("team-a"), tenantID(""))
-	require.Equal(t, tenantID("team-a"), tenantID("team-a"))
+	require.NotEqual(t, vlengine.TenantID("team-a"), vlengine.TenantID("team-b"))
+	require.NotEqual(t, vlengine.TenantID("team-a"), vlengine.TenantID(""))
+	require.Equal(t, vlengine.TenantID("team-a"), vlengine.TenantID("team-a"))
 }
 
 func TestReopenKeepsData(t *testing.T) {
@@ -317,32 +314,3 @@ func TestSelectHonoursCancellation(t *testing.T) {
 	_, err = s.Series(ctx, logs.LabelParams{Start: base, End: base + 100})
 	require.ErrorIs(t, err, context.Canceled)
 }
-
-func TestVictoriaLogsLogRouted(t *testing.T) {
-	var buf strings.Builder
-	var mu sync.Mutex
-	w := writerFunc(func(p []byte) (int, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		return buf.Write(p)
-	})
-	routeVictoriaLogs(slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo})))
-	t.Cleanup(func() { routeVictoriaLogs(testLogger()) })
-	vmlogger.Infof("housekeeping %d", 1)
-	vmlogger.Warnf("something odd: %s", "tab\there")
-	mu.Lock()
-	out := buf.String()
-	mu.Unlock()
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	require.Len(t, lines, 1, "info is debug to Pharos: %s", out)
-	var rec map[string]any
-	require.NoError(t, json.Unmarshal([]byte(lines[0]), &rec))
-	require.Equal(t, "WARN", rec["level"])
-	require.Equal(t, "something odd: tab\there", rec["msg"])
-	require.Equal(t, "victorialogs", rec["component"])
-	require.Contains(t, rec["caller"], ".go:")
-}
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

@@ -1,0 +1,351 @@
+package vtraces
+
+import (
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/VictoriaMetrics/VictoriaLogs/lib/logstorage"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/pharos-obs/pharos/storage/vlengine"
+)
+
+// Append stores every span of td for tenant (see traces.Appender), one row
+// per span (see the package documentation for its fields). It does not
+// keep references to td after it returns.
+//
+// Spans are rejected one by one, counted in
+// pharos_traces_rejected_spans_total, while the rest of the call is
+// stored: an all-zero trace or span ID (invalid), a start time outside the
+// accepted window (older than the backfill limit less a minute, or
+// further ahead than the future retention), or a row over VictoriaLogs'
+// limits (2 MiB). Attributes that cannot be fields (bytes, arrays and
+// maps; keys longer than VictoriaLogs' 128 bytes less the prefix; new
+// names beyond Config.MaxAttributeFields for the service and day, see
+// attrNames) are kept in the stored OTLP, so Trace returns them, but are
+// not searchable; they are counted in
+// pharos_traces_unindexed_attributes_total.
+func (s *Store) Append(tenant string, td ptrace.Traces) error {
+	if td.SpanCount() == 0 {
+		return nil
+	}
+	storage, err := s.eng.Acquire()
+	if err != nil {
+		return err
+	}
+	defer s.eng.Release()
+	now := time.Now().UnixNano()
+	if s.eng.ReadOnly(now) {
+		return ErrReadOnly
+	}
+	minTS, maxTS := s.eng.TimeWindow(now)
+	tid := vlengine.TenantID(tenant)
+
+	// One marshalling of the whole batch; each span's record is then cut
+	// from it without another pass through pdata.
+	wire, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
+	if err != nil {
+		return fmt.Errorf("append: marshal spans: %w", err)
+	}
+	b := appendBufPool.Get().(*appendBuf)
+	defer b.put()
+	lr := logstorage.GetLogRows(nil, nil, nil, nil, "")
+	defer logstorage.PutLogRows(lr)
+	// Also after an error: rows added so far must be made durable.
+	defer func() { s.eng.MarkDirty(b.days) }()
+
+	var c appendCounts
+	b.rss, err = splitTraces(b.rss[:0], wire)
+	if err != nil {
+		return fmt.Errorf("append: %w", err)
+	}
+	rss := td.ResourceSpans()
+	if len(b.rss) != rss.Len() {
+		return fmt.Errorf("append: %w: %d resource spans encoded, %d in the batch", errWire, len(b.rss), rss.Len())
+	}
+	for i := range rss.Len() {
+		rs := rss.At(i)
+		if err := splitResource(&b.res, b.rss[i]); err != nil {
+			return fmt.Errorf("append: %w", err)
+		}
+		sss := rs.ScopeSpans()
+		if len(b.res.scopes) != sss.Len() {
+			return fmt.Errorf("append: %w: %d scope spans encoded, %d in the batch", errWire, len(b.res.scopes), sss.Len())
+		}
+		b.startResource(rs.Resource())
+		for j := range sss.Len() {
+			if err := splitScope(&b.scope, b.res.scopes[j]); err != nil {
+				return fmt.Errorf("append: %w", err)
+			}
+			spans := sss.At(j).Spans()
+			if len(b.scope.spans) != spans.Len() {
+				return fmt.Errorf("append: %w: %d spans encoded, %d in the batch", errWire, len(b.scope.spans), spans.Len())
+			}
+			for k := range spans.Len() {
+				sp := spans.At(k)
+				ts := int64(sp.StartTimestamp())
+				switch {
+				case sp.TraceID().IsEmpty() || sp.SpanID().IsEmpty():
+					c.invalid++
+					continue
+				case ts < minTS:
+					c.tooOld++
+					continue
+				case ts > maxTS:
+					c.tooNew++
+					continue
+				}
+				if key := (nameSetKey{tenant: tid, service: b.fields[0].Value, day: ts / vlengine.NsPerDay}); b.set == nil || b.set.key != key || !b.resDone {
+					b.set = s.names.get(storage, key, minTS/vlengine.NsPerDay)
+					b.resourceFields(rs.Resource(), s.names.limit, &c)
+				}
+				otlpLen := b.spanFields(sp, b.scope.spans[k], s.names.limit, &c)
+				if logstorage.EstimatedJSONRowLen(b.fields) > maxRowSize {
+					c.tooLarge++
+					continue
+				}
+				lr.MustAdd(tid, ts, b.fields, 1)
+				b.days = vlengine.AddDay(b.days, ts)
+				c.accepted++
+				c.bytes += otlpLen
+				if lr.NeedFlush() {
+					storage.MustAddRows(lr)
+					lr.ResetKeepSettings()
+				}
+			}
+		}
+	}
+	if lr.RowsCount() > 0 {
+		storage.MustAddRows(lr)
+	}
+	c.record(s.metrics)
+	return nil
+}
+
+// appendCounts are what one Append did.
+type appendCounts struct {
+	accepted, bytes, invalid, tooOld, tooNew, tooLarge int
+	// unindexed counts the attributes that are not fields, by reason.
+	unindexed [3]int
+}
+
+// Reasons an attribute is not a field, the values of the reason label of
+// pharos_traces_unindexed_attributes_total, by index of
+// appendCounts.unindexed.
+var unindexedReasons = [...]string{"type", "name_too_long", "too_many_names"}
+
+const (
+	unindexedType = iota
+	unindexedNameTooLong
+	unindexedTooManyNames
+)
+
+func (c *appendCounts) record(m *storeMetrics) {
+	m.appendedSpans.Add(float64(c.accepted))
+	m.appendedBytes.Add(float64(c.bytes))
+	for _, r := range [...]struct {
+		n      int
+		reason string
+	}{{c.invalid, reasonInvalid}, {c.tooOld, reasonTooOld}, {c.tooNew, reasonTooNew}, {c.tooLarge, reasonTooLarge}} {
+		if r.n > 0 {
+			m.rejected.WithLabelValues(r.reason).Add(float64(r.n))
+		}
+	}
+	for i, n := range c.unindexed {
+		if n > 0 {
+			m.unindexed.WithLabelValues(unindexedReasons[i]).Add(float64(n))
+		}
+	}
+}
+
+// appendBuf holds what Append reuses between calls and spans. Field
+// strings made from its byte buffers alias them: LogRows.MustAdd copies
+// every name and value before a buffer is overwritten. (A buffer that grows
+// leaves the strings made so far on the old, unchanged array.)
+type appendBuf struct {
+	rss   [][]byte
+	res   wireResource
+	scope wireScope
+
+	// fields is the current row: the stream field, then the resource's
+	// attribute fields (nResource of them, rendered into resBuf), then the
+	// span's (rendered into spanBuf).
+	fields    []logstorage.Field
+	nResource int
+	resBuf    []byte
+	spanBuf   []byte
+	dedup     map[string]struct{}
+	days      []int64
+	// set is the name set of the current stream-day; resDone reports
+	// whether the resource's attribute fields were made for it.
+	set     *nameSet
+	resDone bool
+}
+
+var appendBufPool = sync.Pool{New: func() any { return &appendBuf{} }}
+
+func (b *appendBuf) put() {
+	clear(b.fields) // drop references to the caller's strings
+	b.fields = b.fields[:0]
+	b.rss = b.rss[:0]
+	b.res = wireResource{scopes: b.res.scopes[:0]}
+	b.scope = wireScope{spans: b.scope.spans[:0]}
+	b.resBuf = b.resBuf[:0]
+	b.spanBuf = b.spanBuf[:0]
+	b.days = b.days[:0]
+	b.set, b.resDone = nil, false
+	clear(b.dedup)
+	appendBufPool.Put(b)
+}
+
+// str returns buf[start:] as a string without copying.
+func str(buf []byte, start int) string {
+	if len(buf) == start {
+		return ""
+	}
+	return unsafe.String(&buf[start], len(buf)-start)
+}
+
+// startResource starts b.fields with the stream field, the resource's
+// service name; resourceFields adds its attribute fields once the
+// stream-day's name set is known.
+func (b *appendBuf) startResource(r pcommon.Resource) {
+	b.resBuf = b.resBuf[:0]
+	b.fields = append(b.fields[:0], logstorage.Field{Name: fieldService})
+	if v, ok := r.Attributes().Get("service.name"); ok {
+		b.resBuf, _ = appendValue(b.resBuf, v)
+		b.fields[0].Value = str(b.resBuf, 0)
+	}
+	b.resDone = false
+}
+
+// resourceFields makes the resource's attribute fields for b.set.
+func (b *appendBuf) resourceFields(r pcommon.Resource, limit int, c *appendCounts) {
+	b.resBuf = b.resBuf[:len(b.fields[0].Value)]
+	b.fields, b.resBuf = appendAttrFields(b.fields[:1], b.resBuf, r.Attributes(), resourcePrefix, "service.name", b.set, limit, &b.dedup, c)
+	b.nResource = len(b.fields)
+	b.resDone = true
+}
+
+// spanFields completes b.fields with sp's fields; span is sp's whole
+// encoded field. It returns the size of the OTLP record.
+func (b *appendBuf) spanFields(sp ptrace.Span, span []byte, limit int, c *appendCounts) int {
+	buf := b.spanBuf[:0]
+	fields := b.fields[:b.nResource]
+	add := func(name string, start int) {
+		fields = append(fields, logstorage.Field{Name: name, Value: str(buf, start)})
+	}
+
+	start := len(buf)
+	tid := sp.TraceID()
+	buf = hex.AppendEncode(buf, tid[:])
+	add(fieldTraceID, start)
+	start = len(buf)
+	sid := sp.SpanID()
+	buf = hex.AppendEncode(buf, sid[:])
+	add(fieldSpanID, start)
+	if pid := sp.ParentSpanID(); !pid.IsEmpty() {
+		start = len(buf)
+		buf = hex.AppendEncode(buf, pid[:])
+		add(fieldParentSpanID, start)
+	} else {
+		fields = append(fields, logstorage.Field{Name: fieldIsRoot, Value: "true"})
+	}
+	fields = append(fields,
+		logstorage.Field{Name: fieldName, Value: sp.Name()},
+		logstorage.Field{Name: fieldKind, Value: kindName(sp.Kind())},
+		logstorage.Field{Name: fieldStatusCode, Value: statusName(sp.Status().Code())},
+		logstorage.Field{Name: fieldStatusMessage, Value: sp.Status().Message()},
+	)
+	startNs, endNs := int64(sp.StartTimestamp()), int64(sp.EndTimestamp())
+	start = len(buf)
+	buf = strconv.AppendInt(buf, startNs, 10)
+	add(fieldStart, start)
+	start = len(buf)
+	buf = strconv.AppendInt(buf, endNs, 10)
+	add(fieldEnd, start)
+	start = len(buf)
+	buf = strconv.AppendInt(buf, max(endNs-startNs, 0), 10)
+	add(fieldDuration, start)
+
+	start = len(buf)
+	buf = appendSpanRecord(buf, &b.res, &b.scope, span)
+	otlpLen := len(buf) - start
+	add(fieldOTLP, start)
+
+	fields, buf = appendAttrFields(fields, buf, sp.Attributes(), spanPrefix, "", b.set, limit, &b.dedup, c)
+	b.fields, b.spanBuf = fields, buf
+	return otlpLen
+}
+
+// dedupLinear is the number of attributes up to which duplicates are
+// looked for by scanning the fields; beyond it, a map is used.
+const dedupLinear = 32
+
+// appendAttrFields appends a field for each of attrs' searchable
+// attributes, named prefix+key: not those of other types than string,
+// int, double and bool, with names VictoriaLogs cannot take, or beyond
+// set's limit (see attrNames), which are counted in c; nor the key skip,
+// already stored (service.name, the stream field), nor a key seen before
+// in attrs (which VictoriaLogs would store twice).
+func appendAttrFields(fields []logstorage.Field, buf []byte, attrs pcommon.Map, prefix, skip string, set *nameSet, limit int, dedup *map[string]struct{}, c *appendCounts) ([]logstorage.Field, []byte) {
+	from := len(fields)
+	useMap := attrs.Len() > dedupLinear
+	if useMap {
+		if *dedup == nil {
+			*dedup = make(map[string]struct{})
+		}
+		clear(*dedup)
+	}
+	for k, v := range attrs.All() {
+		switch {
+		case k == skip || k == "":
+			continue
+		case len(prefix)+len(k) > maxFieldNameSize:
+			c.unindexed[unindexedNameTooLong]++
+			continue
+		}
+		nameStart := len(buf)
+		buf = append(buf, prefix...)
+		buf = append(buf, k...)
+		valueStart := len(buf)
+		var ok bool
+		if buf, ok = appendValue(buf, v); !ok {
+			c.unindexed[unindexedType]++
+			buf = buf[:nameStart]
+			continue
+		}
+		name := str(buf[:valueStart], nameStart)
+		if useMap {
+			if _, dup := (*dedup)[k]; dup {
+				buf = buf[:nameStart]
+				continue
+			}
+			(*dedup)[k] = struct{}{}
+		} else if hasField(fields[from:], name) {
+			buf = buf[:nameStart]
+			continue
+		}
+		if !set.admit(name, limit) {
+			c.unindexed[unindexedTooManyNames]++
+			buf = buf[:nameStart]
+			continue
+		}
+		fields = append(fields, logstorage.Field{Name: name, Value: str(buf, valueStart)})
+	}
+	return fields, buf
+}
+
+func hasField(fields []logstorage.Field, name string) bool {
+	for i := range fields {
+		if fields[i].Name == name {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,135 @@
+package vtraces
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/VictoriaMetrics/VictoriaLogs/lib/logstorage"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/pharos-obs/pharos/storage/traces"
+	"github.com/pharos-obs/pharos/storage/vlengine"
+)
+
+// Trace returns every stored span of the trace whose start time is in
+// [start, end] (a zero bound is unbounded: the store's whole retention),
+// as one ptrace.Traces grouped by resource and scope (see
+// traces.Querier). Spans come in start time order, then span ID; the
+// resources and scopes in the order their first span comes. A span ID
+// stored more than once (a redelivery) comes back once: the copy whose
+// stored bytes sort first, so that every call returns the same.
+//
+// Only the rows with the exact trace ID are read, found through the bloom
+// filters of the trace_id column, and of them only the three fields
+// needed.
+func (s *Store) Trace(ctx context.Context, tenant string, id traces.TraceID, start, end time.Time) (ptrace.Traces, error) {
+	if id.IsZero() {
+		return ptrace.NewTraces(), nil
+	}
+	from, to := s.timeRange(start, end)
+	if to < from {
+		return ptrace.NewTraces(), nil
+	}
+	qs := fieldTraceID + ":=" + strconv.Quote(id.String()) +
+		" | fields " + fieldSpanID + ", " + fieldStart + ", " + fieldOTLP
+	q, err := vlengine.ParseQuery(qs, from, to+1)
+	if err != nil {
+		return ptrace.Traces{}, fmt.Errorf("trace %s: %w", id, err)
+	}
+	var (
+		mu   sync.Mutex
+		rows []traceRow
+		rerr error
+	)
+	err = s.eng.Query(ctx, tenant, q, func(qctx *logstorage.QueryContext, st *logstorage.Storage) error {
+		return st.RunQuery(qctx, func(_ uint, db *logstorage.DataBlock) {
+			spanIDs, starts, otlp := column(db, fieldSpanID), column(db, fieldStart), column(db, fieldOTLP)
+			mu.Lock()
+			defer mu.Unlock()
+			for i := range db.RowsCount() {
+				if otlp == nil || otlp[i] == "" {
+					rerr = fmt.Errorf("a span of trace %s has no %s field", id, fieldOTLP)
+					return
+				}
+				r := traceRow{otlp: strings.Clone(otlp[i])}
+				if spanIDs != nil {
+					r.spanID = strings.Clone(spanIDs[i])
+				}
+				if starts != nil {
+					r.start, _ = strconv.ParseInt(starts[i], 10, 64)
+				}
+				rows = append(rows, r)
+			}
+		})
+	})
+	if err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return ptrace.Traces{}, fmt.Errorf("trace %s: %w", id, err)
+	}
+	return buildTrace(rows)
+}
+
+// traceRow is one stored span of a trace.
+type traceRow struct {
+	spanID string
+	start  int64
+	otlp   string
+}
+
+// buildTrace merges rows into one ptrace.Traces (see Trace for the order
+// and the choice among duplicates).
+func buildTrace(rows []traceRow) (ptrace.Traces, error) {
+	slices.SortFunc(rows, func(a, b traceRow) int {
+		return cmp.Or(strings.Compare(a.spanID, b.spanID), strings.Compare(a.otlp, b.otlp))
+	})
+	rows = slices.CompactFunc(rows, func(a, b traceRow) bool { return a.spanID == b.spanID })
+	slices.SortFunc(rows, func(a, b traceRow) int {
+		return cmp.Or(cmp.Compare(a.start, b.start), strings.Compare(a.spanID, b.spanID))
+	})
+	var tb traceBuilder
+	// The records alias the rows' strings, which nothing writes to.
+	for _, r := range rows {
+		rec, err := parseSpanRecord(unsafe.Slice(unsafe.StringData(r.otlp), len(r.otlp)))
+		if err != nil {
+			return ptrace.Traces{}, fmt.Errorf("span %s: %w", r.spanID, err)
+		}
+		tb.add(rec)
+	}
+	td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(tb.bytes())
+	if err != nil {
+		return ptrace.Traces{}, fmt.Errorf("decode stored spans: %w", err)
+	}
+	return td, nil
+}
+
+// timeRange turns a time range with optional bounds into Unix ns,
+// inclusive; a zero bound is the edge of what the store can hold.
+func (s *Store) timeRange(start, end time.Time) (from, to int64) {
+	from, to = s.eng.SearchWindow(nowNano())
+	if !start.IsZero() {
+		from = max(from, start.UnixNano())
+	}
+	if !end.IsZero() {
+		to = min(to, end.UnixNano())
+	}
+	return from, to
+}
+
+// column returns the values of db's column name, or nil.
+func column(db *logstorage.DataBlock, name string) []string {
+	if c := db.GetColumnByName(name); c != nil {
+		return c.Values
+	}
+	return nil
+}
+
+func nowNano() int64 { return time.Now().UnixNano() }
