@@ -87,7 +87,8 @@ type Aggregator struct {
 	logger     *slog.Logger
 	m          *metrics
 	wg         sync.WaitGroup
-	logs       *logsAcker // nil: metrics only
+	logs       *logsSignal   // nil: no logs
+	traces     *tracesSignal // nil: no traces
 
 	mu      sync.Mutex
 	ctx     context.Context // the running context; nil before running and after stopping
@@ -145,11 +146,12 @@ func (a *Aggregator) Owned() []PartitionReplica {
 }
 
 func (a *Aggregator) run(ctx context.Context) error {
-	// The acker outlives the consumers: it settles what they stored last.
-	ackCtx, stopAcker := context.WithCancel(context.Background())
-	defer stopAcker()
-	if a.logs != nil {
-		go a.logs.run(ackCtx)
+	// The ackers outlive the consumers: they settle what these stored last.
+	ackCtx, stopAckers := context.WithCancel(context.Background())
+	defer stopAckers()
+	ackers := a.ackers()
+	for _, ak := range ackers {
+		go ak.run(ackCtx)
 	}
 	a.mu.Lock()
 	a.ctx = ctx
@@ -161,11 +163,23 @@ func (a *Aggregator) run(ctx context.Context) error {
 	a.mu.Unlock()
 	// Each consumer returns after its current batch is committed and acked.
 	a.wg.Wait()
-	if a.logs != nil {
-		stopAcker()
-		<-a.logs.done
+	stopAckers()
+	for _, ak := range ackers {
+		<-ak.done
 	}
 	return nil
+}
+
+// ackers returns the durability ackers of the signals consumed.
+func (a *Aggregator) ackers() []*durableAcker {
+	var out []*durableAcker
+	if a.logs != nil {
+		out = append(out, a.logs.acker)
+	}
+	if a.traces != nil {
+		out = append(out, a.traces.acker)
+	}
+	return out
 }
 
 func (a *Aggregator) reconcileLocked() {
@@ -214,6 +228,12 @@ func (a *Aggregator) consumePartition(ctx context.Context, pr PartitionReplica, 
 		wg.Go(func() {
 			w := &logsWriter{a: a, partition: pr.Partition, dec: codec.NewLogsDecoder(a.cfg.MaxDecodedBytes)}
 			a.consumeSignal(ctx, pr, bus.SignalLogs, w.handle)
+		})
+	}
+	if a.traces != nil {
+		wg.Go(func() {
+			w := &tracesWriter{a: a, pr: pr, dec: codec.NewTracesDecoder(a.cfg.MaxDecodedBytes)}
+			a.consumeSignal(ctx, pr, bus.SignalTraces, w.handle)
 		})
 	}
 	wg.Wait()

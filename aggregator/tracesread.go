@@ -18,7 +18,17 @@ const (
 	TracesSearchPath    = "/internal/v1/traces/search"
 	TracesTagNamesPath  = "/internal/v1/traces/tags"
 	TracesTagValuesPath = "/internal/v1/traces/tag_values"
+	TracesServicesPath  = "/internal/v1/traces/services"
+	TracesOpsPath       = "/internal/v1/traces/operations"
 )
+
+// ServicesRequest asks for service names, or a service's operations.
+type ServicesRequest struct {
+	Tenant  string    `json:"tenant"`
+	Service string    `json:"service,omitempty"`
+	Start   time.Time `json:"start"`
+	End     time.Time `json:"end"`
+}
 
 // TraceRequest asks for one trace.
 type TraceRequest struct {
@@ -80,6 +90,30 @@ func RegisterTracesReadAPI(mux *http.ServeMux, q traces.Querier, logger *slog.Lo
 			return
 		}
 		res, err := q.TagNames(r.Context(), req.Params)
+		if err != nil {
+			fail(w, r, err)
+			return
+		}
+		writeJSON(w, res)
+	})
+	mux.HandleFunc("POST "+TracesServicesPath, func(w http.ResponseWriter, r *http.Request) {
+		var req ServicesRequest
+		if !decodeJSONRequest(w, r, &req) {
+			return
+		}
+		res, err := q.Services(r.Context(), req.Tenant, req.Start, req.End)
+		if err != nil {
+			fail(w, r, err)
+			return
+		}
+		writeJSON(w, res)
+	})
+	mux.HandleFunc("POST "+TracesOpsPath, func(w http.ResponseWriter, r *http.Request) {
+		var req ServicesRequest
+		if !decodeJSONRequest(w, r, &req) {
+			return
+		}
+		res, err := q.Operations(r.Context(), req.Tenant, req.Service, req.Start, req.End)
 		if err != nil {
 			fail(w, r, err)
 			return

@@ -25,7 +25,16 @@ const (
 	tracesSearchPath    = "/internal/v1/traces/search"
 	tracesTagNamesPath  = "/internal/v1/traces/tags"
 	tracesTagValuesPath = "/internal/v1/traces/tag_values"
+	tracesServicesPath  = "/internal/v1/traces/services"
+	tracesOpsPath       = "/internal/v1/traces/operations"
 )
+
+type servicesRequest struct {
+	Tenant  string    `json:"tenant"`
+	Service string    `json:"service,omitempty"`
+	Start   time.Time `json:"start"`
+	End     time.Time `json:"end"`
+}
 
 // RemoteTraces is a traces.Querier over the internal trace read API of a
 // set of aggregators. A trace's spans are written by its partition's owner
@@ -245,3 +254,63 @@ func (r *RemoteTraces) TagValues(ctx context.Context, tag string, p traces.TagPa
 	}
 	return out, nil
 }
+
+// Services implements traces.Querier.
+func (r *RemoteTraces) Services(ctx context.Context, tenant string, start, end time.Time) ([]string, error) {
+	var mu sync.Mutex
+	set := map[string]bool{}
+	err := r.logs.fanOut(ctx, func(ctx context.Context, ep Endpoint) error {
+		resp, err := r.logs.post(ctx, ep, tracesServicesPath, servicesRequest{Tenant: tenant, Start: start, End: end})
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var vs []string
+		if err := json.NewDecoder(io.LimitReader(resp.Body, maxLogsResponseBytes)).Decode(&vs); err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, v := range vs {
+			set[v] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return slices.Sorted(maps.Keys(set)), nil
+}
+
+// Operations implements traces.Querier.
+func (r *RemoteTraces) Operations(ctx context.Context, tenant, service string, start, end time.Time) ([]traces.Operation, error) {
+	var mu sync.Mutex
+	set := map[traces.Operation]bool{}
+	err := r.logs.fanOut(ctx, func(ctx context.Context, ep Endpoint) error {
+		resp, err := r.logs.post(ctx, ep, tracesOpsPath, servicesRequest{Tenant: tenant, Service: service, Start: start, End: end})
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var ops []traces.Operation
+		if err := json.NewDecoder(io.LimitReader(resp.Body, maxLogsResponseBytes)).Decode(&ops); err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, op := range ops {
+			set[op] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := slices.Collect(maps.Keys(set))
+	slices.SortFunc(out, func(a, b traces.Operation) int {
+		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.Kind, b.Kind))
+	})
+	return out, nil
+}
+
+var _ traces.Querier = (*RemoteTraces)(nil)

@@ -32,6 +32,8 @@ type Config struct {
 	BodyReadTimeout time.Duration `yaml:"body_read_timeout"`
 	// Logs holds the rules for pushed log entries.
 	Logs LogsConfig `yaml:"logs"`
+	// Traces holds the rules for pushed spans.
+	Traces TracesConfig `yaml:"traces"`
 }
 
 // RegisterFlags registers the options under -agent.receive.
@@ -42,6 +44,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.RetryAfter, "agent.receive.retry-after", 2*time.Second, "Delay suggested to senders refused for overload (Retry-After, gRPC RetryInfo).")
 	f.DurationVar(&c.BodyReadTimeout, "agent.receive.body-read-timeout", 30*time.Second, "Longest time to receive a push request body once admitted; 0 means no limit.")
 	c.Logs.RegisterFlags(f)
+	c.Traces.RegisterFlags(f)
 }
 
 // Validate reports every invalid field.
@@ -62,7 +65,7 @@ func (c *Config) Validate() error {
 	if c.BodyReadTimeout < 0 {
 		errs = append(errs, fmt.Errorf("agent.receive.body_read_timeout: must not be negative, got %s", c.BodyReadTimeout))
 	}
-	errs = append(errs, c.Logs.Validate())
+	errs = append(errs, c.Logs.Validate(), c.Traces.Validate())
 	return errors.Join(errs...)
 }
 

@@ -1,0 +1,334 @@
+package publish
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/pharos-obs/pharos/collector/receive"
+	"github.com/pharos-obs/pharos/internal/bus"
+	"github.com/pharos-obs/pharos/internal/bus/codec"
+)
+
+// Message size bounds for traces. NATS refuses payloads over its
+// max_payload, 1 MiB by default; a message's uncompressed spans are kept
+// under maxTracesMessageBytes, and its compressed payload (what NATS
+// counts, with the headers) under maxTracesPayloadBytes, a part over it
+// being split again. Span IDs and trace IDs are random bytes, so traces
+// compress less than logs and a part may need the second split.
+const (
+	maxTracesMessageBytes = 1 << 20
+	maxTracesPayloadBytes = 1<<20 - 8<<10
+)
+
+// Traces publishes pushed spans (OTLP traces), partitioned by trace ID
+// (codec.TracePartition), so that every span of a trace, from any agent,
+// lands on one partition and reaches one aggregator. Like logs, traces
+// are not batched further or spooled here: the pushing client holds its
+// request until the bus takes it (it retries on 503), so each call
+// splits its spans by partition, publishes one message per partition
+// (more when large) at once, and returns once JetStream has acknowledged
+// every one. It is a receive.TracesSink, safe for concurrent use.
+type Traces struct {
+	partitions  int
+	publish     PublishFunc
+	comp        codec.Compression
+	concurrency int
+	idPrefix    string
+	logger      *slog.Logger
+
+	mu  sync.Mutex
+	seq uint64
+
+	splitters sync.Pool // *tracesSplitter
+
+	spans    prometheus.Counter
+	messages prometheus.Counter
+	bytes    prometheus.Counter
+	dropped  *prometheus.CounterVec
+	latency  prometheus.Histogram
+}
+
+// NewTraces returns the trace publisher: partitions is the bus's
+// partition count, agentID this agent's ID (message IDs start with it).
+func NewTraces(cfg Config, partitions int, agentID string, publish PublishFunc, logger *slog.Logger, reg prometheus.Registerer) (*Traces, error) {
+	comp, err := codec.ParseCompression(cfg.Compression)
+	if err != nil {
+		return nil, err
+	}
+	if partitions < 1 {
+		return nil, fmt.Errorf("partitions must be at least 1, got %d", partitions)
+	}
+	f := promauto.With(reg)
+	t := &Traces{
+		partitions:  partitions,
+		publish:     publish,
+		comp:        comp,
+		concurrency: max(cfg.Concurrency, 1),
+		// A per-start nonce keeps IDs unique across restarts of one agent.
+		idPrefix: agentID + "-traces-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "-",
+		logger:   logger,
+		spans: f.NewCounter(prometheus.CounterOpts{
+			Name: "pharos_agent_spans_published_total", Help: "Spans acknowledged by JetStream."}),
+		messages: f.NewCounter(prometheus.CounterOpts{
+			Name: "pharos_agent_trace_messages_published_total", Help: "Trace messages (one partition's share of a push) acknowledged by JetStream."}),
+		bytes: f.NewCounter(prometheus.CounterOpts{
+			Name: "pharos_agent_trace_bytes_published_total", Help: "Encoded, compressed trace message bytes acknowledged by JetStream."}),
+		dropped: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "pharos_agent_dropped_spans_total", Help: "Spans the agent gave up on, by reason (too_large: the bus refuses a message for its size; encode: they could not be encoded)."}, []string{"reason"}),
+		latency: f.NewHistogram(prometheus.HistogramOpts{
+			Name: "pharos_agent_trace_publish_duration_seconds", Help: "Time to publish a push's spans, until every part is acknowledged.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9)}),
+	}
+	t.dropped.WithLabelValues(reasonTooLarge)
+	t.dropped.WithLabelValues(reasonEncode)
+	t.splitters.New = func() any { return &tracesSplitter{parts: make([]partBuilder, partitions)} }
+	return t, nil
+}
+
+// tracesPart is one message's spans, then its payload.
+type tracesPart struct {
+	partition int
+	td        ptrace.Traces
+	spans     int
+	data      []byte
+}
+
+// partBuilder collects one partition's spans under copies of their
+// resource and scope, tracking the encoded size.
+type partBuilder struct {
+	td         ptrace.Traces
+	rs         ptrace.ResourceSpans
+	ss         ptrace.ScopeSpans
+	rsIn, ssIn int // the input resource and scope rs and ss copy; -1: none
+	size       int
+	spans      int
+}
+
+// tracesSplitter is one call's partitioning state.
+type tracesSplitter struct {
+	m     ptrace.ProtoMarshaler
+	parts []partBuilder
+	out   []tracesPart
+}
+
+// Per-level framing of the OTLP messages around a span (tag and length
+// varint), an upper bound.
+const tracesFraming = 6
+
+// split moves td's spans into parts of at most budget encoded bytes (a
+// single larger span makes a part of its own), grouped by partition and,
+// within one, under their resource and scope. td is left without spans.
+// When every span goes to one partition and td fits, td itself is the
+// part, with nothing moved.
+func (s *tracesSplitter) split(td ptrace.Traces, partitions, budget int) {
+	rss := td.ResourceSpans()
+	first, single, n := -1, true, 0
+	for i := range rss.Len() {
+		sss := rss.At(i).ScopeSpans()
+		for j := range sss.Len() {
+			spans := sss.At(j).Spans()
+			for k := range spans.Len() {
+				p := codec.TracePartition(spans.At(k).TraceID(), partitions)
+				if first < 0 {
+					first = p
+				} else if p != first {
+					single = false
+				}
+				n++
+			}
+		}
+	}
+	if n == 0 {
+		return
+	}
+	if single && s.m.TracesSize(td) <= budget {
+		s.out = append(s.out, tracesPart{partition: first, td: td, spans: n})
+		return
+	}
+	for p := range s.parts {
+		s.parts[p] = partBuilder{rsIn: -1, ssIn: -1}
+	}
+	for i := range rss.Len() {
+		rs := rss.At(i)
+		sss := rs.ScopeSpans()
+		for j := range sss.Len() {
+			ss := sss.At(j)
+			spans := ss.Spans()
+			for k := range spans.Len() {
+				sp := spans.At(k)
+				p := codec.TracePartition(sp.TraceID(), partitions)
+				b := &s.parts[p]
+				size := s.m.SpanSize(sp) + tracesFraming
+				if b.spans > 0 && b.size+size > budget {
+					s.finish(p)
+				}
+				if b.spans == 0 {
+					b.td = ptrace.NewTraces()
+					b.rsIn, b.ssIn = -1, -1
+				}
+				if b.rsIn != i {
+					b.rs = b.td.ResourceSpans().AppendEmpty()
+					rs.Resource().CopyTo(b.rs.Resource())
+					b.rs.SetSchemaUrl(rs.SchemaUrl())
+					b.rsIn, b.ssIn = i, -1
+					b.size += s.m.ResourceSpansSize(b.rs) + tracesFraming
+				}
+				if b.ssIn != j {
+					b.ss = b.rs.ScopeSpans().AppendEmpty()
+					ss.Scope().CopyTo(b.ss.Scope())
+					b.ss.SetSchemaUrl(ss.SchemaUrl())
+					b.ssIn = j
+					b.size += s.m.ScopeSpansSize(b.ss) + tracesFraming
+				}
+				// A move, not a copy: td is the publisher's (see
+				// receive.TracesSink), and its spans are not read again.
+				sp.MoveTo(b.ss.Spans().AppendEmpty())
+				b.size += size
+				b.spans++
+			}
+		}
+	}
+	for p := range s.parts {
+		s.finish(p)
+	}
+}
+
+// finish closes partition p's part, if it has spans.
+func (s *tracesSplitter) finish(p int) {
+	b := &s.parts[p]
+	if b.spans > 0 {
+		s.out = append(s.out, tracesPart{partition: p, td: b.td, spans: b.spans})
+	}
+	*b = partBuilder{rsIn: -1, ssIn: -1}
+}
+
+func (s *tracesSplitter) reset() {
+	for i := range s.out {
+		s.out[i] = tracesPart{}
+	}
+	s.out = s.out[:0]
+	for p := range s.parts {
+		s.parts[p] = partBuilder{}
+	}
+}
+
+// PushTraces publishes td's spans for tenant and returns once all of them
+// are acknowledged. An error wrapping receive.ErrTracesRejected means the
+// bus refuses them for what they are; any other may pass on a retry. It
+// moves the spans out of td (see receive.TracesSink).
+func (t *Traces) PushTraces(ctx context.Context, tenant string, td ptrace.Traces) error {
+	s := t.splitters.Get().(*tracesSplitter)
+	defer func() {
+		s.reset()
+		t.splitters.Put(s)
+	}()
+	s.split(td, t.partitions, maxTracesMessageBytes)
+	if len(s.out) == 0 {
+		return nil
+	}
+	if err := t.encodeAll(s); err != nil {
+		return err
+	}
+	return t.publishAll(ctx, s.out, tenant, t.nextSeq())
+}
+
+// encodeAll encodes every part, splitting again those whose payload is
+// over maxTracesPayloadBytes (halving the budget each time).
+func (t *Traces) encodeAll(s *tracesSplitter) error {
+	enc := codec.NewTracesEncoder(t.comp)
+	for i := 0; i < len(s.out); i++ {
+		budget := maxTracesMessageBytes
+		for {
+			p := &s.out[i]
+			data, err := enc.Encode(nil, p.td)
+			if err != nil {
+				t.dropped.WithLabelValues(reasonEncode).Add(float64(p.spans))
+				return fmt.Errorf("%w: %w", receive.ErrTracesRejected, err)
+			}
+			if len(data) <= maxTracesPayloadBytes || p.spans == 1 {
+				// A single span over the limit goes as it is: the bus
+				// decides (its max_payload may be larger than the default).
+				p.data = data
+				p.td = ptrace.Traces{}
+				break
+			}
+			// Too large once compressed: split this part in place, its
+			// pieces going last (message IDs follow the final order, which
+			// is the same for the same input).
+			budget /= 2
+			big := *p
+			s.out = append(s.out[:i], s.out[i+1:]...)
+			before := len(s.out)
+			s.split(big.td, 1, budget)
+			for j := before; j < len(s.out); j++ {
+				s.out[j].partition = big.partition
+			}
+			// The first piece takes the part's place.
+			piece := s.out[before]
+			copy(s.out[i+1:before+1], s.out[i:before])
+			s.out[i] = piece
+		}
+	}
+	return nil
+}
+
+func (t *Traces) nextSeq() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.seq++
+	return t.seq
+}
+
+// publishAll publishes the parts, up to t.concurrency at once, waiting for
+// all. Part i of call seq has the ID <prefix><seq>.<i>.
+func (t *Traces) publishAll(ctx context.Context, parts []tracesPart, tenant string, seq uint64) error {
+	start := time.Now()
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		sem  = make(chan struct{}, t.concurrency)
+	)
+	base := t.idPrefix + strconv.FormatUint(seq, 10) + "."
+	encoding := codec.TracesEncoding(t.comp)
+	for i := range parts {
+		m := &parts[i]
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			err := t.publish(ctx, &bus.OutMsg{
+				Signal:    bus.SignalTraces,
+				Partition: m.partition,
+				Tenant:    tenant,
+				Encoding:  encoding,
+				ID:        base + strconv.Itoa(i),
+				Data:      m.data,
+			})
+			if err == nil {
+				t.spans.Add(float64(m.spans))
+				t.messages.Inc()
+				t.bytes.Add(float64(len(m.data)))
+				return
+			}
+			if errors.Is(err, bus.ErrMessageTooLarge) {
+				t.dropped.WithLabelValues(reasonTooLarge).Add(float64(m.spans))
+				err = fmt.Errorf("%w: %d spans refused by the bus for their size: %w", receive.ErrTracesRejected, m.spans, err)
+			}
+			mu.Lock()
+			errs = append(errs, err)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	t.latency.Observe(time.Since(start).Seconds())
+	return errors.Join(errs...)
+}
