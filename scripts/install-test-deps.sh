@@ -3,6 +3,14 @@
 # again; needs root (CI runs as root) or an already provisioned machine.
 set -euo pipefail
 
+# telemetrygen, OpenTelemetry's load generator, from the Go module proxy
+# (into $(go env GOPATH)/bin, where the e2e tests look for it), pinned.
+telemetrygen_version=v0.161.0
+gobin=$(go env GOPATH)/bin
+if ! [ -x "$gobin/telemetrygen" ] || ! go version -m "$gobin/telemetrygen" 2>/dev/null | grep -q "telemetrygen[[:space:]]*$telemetrygen_version"; then
+  GOBIN=$gobin go install "github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen@$telemetrygen_version"
+fi
+
 need=()
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)

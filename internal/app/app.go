@@ -21,8 +21,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/storage"
+	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/pharos-obs/pharos/aggregator"
+	"github.com/pharos-obs/pharos/aggregator/spanmetrics"
 	"github.com/pharos-obs/pharos/alerting/notify"
 	"github.com/pharos-obs/pharos/alerting/rules"
 	"github.com/pharos-obs/pharos/collector/publish"
@@ -39,9 +41,12 @@ import (
 	"github.com/pharos-obs/pharos/query/logql"
 	"github.com/pharos-obs/pharos/query/lokiapi"
 	"github.com/pharos-obs/pharos/query/promapi"
+	"github.com/pharos-obs/pharos/query/tempoapi"
 	"github.com/pharos-obs/pharos/storage/logs"
 	"github.com/pharos-obs/pharos/storage/logs/vlogs"
 	"github.com/pharos-obs/pharos/storage/metrics"
+	"github.com/pharos-obs/pharos/storage/traces"
+	"github.com/pharos-obs/pharos/storage/traces/vtraces"
 )
 
 // Build information, set by the linker (-X) for releases.
@@ -67,21 +72,24 @@ type App struct {
 	mm       *modules.Manager
 	services map[string]services.Service
 
-	server   *server
-	embedded *bus.EmbeddedServer
-	conn     *bus.Conn
-	store    *metrics.Store
-	logStore *vlogs.Store
-	batcher  *publish.Metrics
-	logsPub  *publish.Logs
-	tailer   *tail.Tailer
-	scraper  *scrape.Scraper
-	agg      *aggregator.Aggregator
-	kv       *cluster.KV
-	member   atomic.Pointer[cluster.Member]
-	watcher  *cluster.Watcher
-	notifier *notify.Notifier
-	rules    atomic.Pointer[rules.Manager]
+	server    *server
+	embedded  *bus.EmbeddedServer
+	conn      *bus.Conn
+	store     *metrics.Store
+	logStore  *vlogs.Store
+	trStore   *vtraces.Store
+	spanGen   *spanmetrics.Generator
+	tracesPub *publish.Traces
+	batcher   *publish.Metrics
+	logsPub   *publish.Logs
+	tailer    *tail.Tailer
+	scraper   *scrape.Scraper
+	agg       *aggregator.Aggregator
+	kv        *cluster.KV
+	member    atomic.Pointer[cluster.Member]
+	watcher   *cluster.Watcher
+	notifier  *notify.Notifier
+	rules     atomic.Pointer[rules.Manager]
 	ownState
 	started atomic.Bool
 }
@@ -138,6 +146,8 @@ const (
 	modReceivers    = "receivers"
 	modLogsStore    = "logs-store"
 	modTailer       = "tailer"
+	modTracesStore  = "traces-store"
+	modSpanMetrics  = "span-metrics"
 )
 
 func (a *App) registerModules() error {
@@ -154,6 +164,8 @@ func (a *App) registerModules() error {
 	m.RegisterModule(modReceivers, a.initReceivers, modules.UserInvisibleModule)
 	m.RegisterModule(modLogsStore, a.initLogsStore, modules.UserInvisibleModule)
 	m.RegisterModule(modTailer, a.initTailer, modules.UserInvisibleModule)
+	m.RegisterModule(modTracesStore, a.initTracesStore, modules.UserInvisibleModule)
+	m.RegisterModule(modSpanMetrics, a.initSpanMetrics, modules.UserInvisibleModule)
 	m.RegisterModule(modClusterKV, a.initClusterKV, modules.UserInvisibleModule)
 	m.RegisterModule(modRingMember, a.initRingMember, modules.UserInvisibleModule)
 	m.RegisterModule(modRingWatcher, a.initRingWatcher, modules.UserInvisibleModule)
@@ -174,7 +186,7 @@ func (a *App) registerModules() error {
 	// The all-in-one's query reads local storage; a split query role reads
 	// the aggregators over HTTP.
 	queryDeps := []string{modServer}
-	aggDeps := []string{modBus, modMetricsStore, modLogsStore}
+	aggDeps := []string{modBus, modMetricsStore, modLogsStore, modTracesStore, modSpanMetrics}
 	switch {
 	case a.cfg.ringEnabled():
 		// In a cluster the local store holds only this node's partitions:
@@ -184,7 +196,7 @@ func (a *App) registerModules() error {
 			aggDeps = append(aggDeps, modRingMember)
 		}
 	case a.cfg.has(TargetAggregator):
-		queryDeps = append(queryDeps, modMetricsStore, modLogsStore)
+		queryDeps = append(queryDeps, modMetricsStore, modLogsStore, modTracesStore)
 	}
 	if !a.cfg.has(TargetQuery) || len(a.cfg.Query.Aggregators) > 0 {
 		// Only the query role reads from the ring.
@@ -213,6 +225,8 @@ func (a *App) registerModules() error {
 		modQuery:         queryDeps,
 		modReceivers:     {modPublisher, modServer},
 		modLogsStore:     {modServer},
+		modTracesStore:   {modServer},
+		modSpanMetrics:   {modPublisher},
 		modTailer:        {modPublisher},
 		TargetAgent:      {modScraper, modReceivers},
 		TargetAggregator: {modAggregator},
@@ -305,7 +319,7 @@ func (a *App) initBus() (services.Service, error) {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 			defer cancel()
-			if err := conn.EnsureStreams(ctx, bus.SignalMetrics, bus.SignalLogs); err != nil {
+			if err := conn.EnsureStreams(ctx, bus.SignalMetrics, bus.SignalLogs, bus.SignalTraces); err != nil {
 				a.logger.Error("could not create streams", "err", err)
 			}
 		}()
@@ -352,7 +366,49 @@ func (a *App) initPublisher() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	a.tracesPub, err = publish.NewTraces(a.cfg.Agent.Publish, a.cfg.NATS.Partitions, a.cfg.Agent.ID, a.publishToBus, a.logger.With("component", "trace-publisher"), a.reg)
+	if err != nil {
+		return nil, err
+	}
 	return b, nil
+}
+
+func (a *App) initTracesStore() (services.Service, error) {
+	a.server.addReadyCheck("trace-storage", func() error {
+		if a.trStore == nil {
+			return errors.New("trace storage not open")
+		}
+		return nil
+	})
+	start := func(context.Context) error {
+		cfg := a.cfg.Storage.Traces
+		cfg.Path = filepath.Join(a.cfg.DataDir, "traces")
+		st, err := vtraces.Open(cfg, a.logger.With("component", "trace-store"), a.reg)
+		if err != nil {
+			return err
+		}
+		a.trStore = st
+		aggregator.RegisterTracesReadAPI(a.server.mux, st, a.logger.With("component", "traces-read-api"))
+		return nil
+	}
+	stop := func(error) error { return a.trStore.Close() }
+	return services.NewIdleService(start, stop), nil
+}
+
+// initSpanMetrics derives span and service-graph metrics from the traces
+// this aggregator stores, written through the agent's publisher (like
+// recording rules) under this aggregator's name.
+func (a *App) initSpanMetrics() (services.Service, error) {
+	instance := a.cfg.Agent.ID
+	if a.cfg.ringEnabled() {
+		instance = a.cfg.Cluster.Ring.InstanceID
+	}
+	g, err := spanmetrics.New(a.cfg.SpanMetrics, instance, a.batcher, a.logger.With("component", "span-metrics"), a.reg)
+	if err != nil {
+		return nil, err
+	}
+	a.spanGen = g
+	return g, nil
 }
 
 // initTailer follows the log files the agent is configured for; its read
@@ -428,6 +484,16 @@ func (a *App) initReceivers() (services.Service, error) {
 		return nil, err
 	}
 	a.server.mux.Handle(otlp.LogsPath, logsSig)
+	// Traces: OTLP beside metrics and logs.
+	ti, err := receive.NewTracesIntake(a.cfg.Agent.Receive.Traces, in, a.tracesPub, a.logger.With("component", "receive-traces"), a.reg)
+	if err != nil {
+		return nil, err
+	}
+	tracesSig := otlp.NewTraces(ti, a.logger.With("component", "otlp-traces"))
+	if err := r.Register(tracesSig); err != nil {
+		return nil, err
+	}
+	a.server.mux.Handle(otlp.TracesPath, tracesSig)
 	return r, nil
 }
 
@@ -445,6 +511,7 @@ func (a *App) initAggregator() (services.Service, error) {
 		return nil, err
 	}
 	agg.WithLogs(logStoreRef{a}, a.reg)
+	agg.WithTraces(traceStoreRef{a}, a.reg, a.spanGen.Observe)
 	if a.cfg.ringEnabled() {
 		// Nothing is consumed until the ring says what this node owns.
 		a.ownMu.Lock()
@@ -459,8 +526,9 @@ func (a *App) initQuery() (services.Service, error) {
 	var loki *lokiapi.API
 	start := func(context.Context) error {
 		var (
-			src  query.Source
-			logQ logs.Querier
+			src    query.Source
+			logQ   logs.Querier
+			traceQ traces.Querier
 		)
 		logsClient := &http.Client{Timeout: a.cfg.Query.ReadTimeout}
 		logsLogger := a.logger.With("component", "logs-fan-out")
@@ -470,13 +538,16 @@ func (a *App) initQuery() (services.Service, error) {
 			remote := query.NewRemote(eps, a.cfg.Query.ReadTimeout, a.cfg.Query.PartialResponse)
 			src = query.Source{Queryable: remote, Metadata: remote}
 			logQ = query.NewRemoteLogs(eps, logsClient, a.cfg.Query.PartialResponse, logsLogger)
+			traceQ = query.NewRemoteTraces(eps, logsClient, a.cfg.Query.PartialResponse, logsLogger)
 		case a.watcher != nil:
 			remote := query.NewRemote(a.ringEndpoints, a.cfg.Query.ReadTimeout, a.cfg.Query.PartialResponse)
 			src = query.Source{Queryable: remote, Metadata: remote}
 			logQ = query.NewRemoteLogs(a.ringEndpoints, logsClient, a.cfg.Query.PartialResponse, logsLogger)
+			traceQ = query.NewRemoteTraces(a.ringEndpoints, logsClient, a.cfg.Query.PartialResponse, logsLogger)
 		case a.store != nil:
 			src = query.Source{Queryable: a.store, Exemplars: a.store, Metadata: a.store}
 			logQ = a.localLogs()
+			traceQ = a.trStore
 		default:
 			return errors.New("query: no aggregators to read from (set -query.aggregator.addresses or -memberlist.join)")
 		}
@@ -493,6 +564,13 @@ func (a *App) initQuery() (services.Service, error) {
 			return err
 		}
 		loki.Register(a.server.mux)
+		engine := logql.NewEngine(a.cfg.LogQL)
+		tempo, err := tempoapi.New(a.cfg.Tempo, traceQ, tempoapi.BuildInfo(build), a.logger.With("component", "tempo-api"), a.reg,
+			tempoapi.WithLogsByTrace(logsByTrace(engine, logQ)))
+		if err != nil {
+			return err
+		}
+		tempo.Register(a.server.mux)
 		return nil
 	}
 	stop := func(error) error {
@@ -613,6 +691,14 @@ func (r storeRef) AppenderV2(ctx context.Context) storage.AppenderV2 {
 	return r.a.store.AppenderV2(ctx)
 }
 func (r storeRef) SetMetadata(name string, m metadata.Metadata) { r.a.store.SetMetadata(name, m) }
+
+// traceStoreRef defers to the trace store opened by its module.
+type traceStoreRef struct{ a *App }
+
+func (r traceStoreRef) Append(tenant string, td ptrace.Traces) error {
+	return r.a.trStore.Append(tenant, td)
+}
+func (r traceStoreRef) WaitDurable(ctx context.Context) error { return r.a.trStore.WaitDurable(ctx) }
 
 // logStoreRef defers to the log store opened by its module.
 type logStoreRef struct{ a *App }

@@ -16,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/pharos-obs/pharos/aggregator"
+	"github.com/pharos-obs/pharos/aggregator/spanmetrics"
 	"github.com/pharos-obs/pharos/alerting/notify"
 	"github.com/pharos-obs/pharos/alerting/rules"
 	"github.com/pharos-obs/pharos/collector/publish"
@@ -29,8 +30,10 @@ import (
 	"github.com/pharos-obs/pharos/query"
 	"github.com/pharos-obs/pharos/query/logql"
 	"github.com/pharos-obs/pharos/query/lokiapi"
+	"github.com/pharos-obs/pharos/query/tempoapi"
 	"github.com/pharos-obs/pharos/storage/logs/vlogs"
 	"github.com/pharos-obs/pharos/storage/metrics"
+	"github.com/pharos-obs/pharos/storage/traces/vtraces"
 )
 
 // Targets a process can run.
@@ -63,9 +66,13 @@ type Config struct {
 	Query      query.Config           `yaml:"query"`
 	Loki       lokiapi.Config         `yaml:"loki"`
 	LogQL      logql.EngineOpts       `yaml:"logql"`
-	Cluster    cluster.Config         `yaml:"cluster"`
-	Rules      rules.Config           `yaml:"rules"`
-	Notify     notify.Config          `yaml:"notify"`
+	Tempo      tempoapi.Config        `yaml:"tempo"`
+	// SpanMetrics configures the span and service-graph metrics the
+	// aggregators derive from the traces they store.
+	SpanMetrics spanmetrics.Config `yaml:"spanmetrics"`
+	Cluster     cluster.Config     `yaml:"cluster"`
+	Rules       rules.Config       `yaml:"rules"`
+	Notify      notify.Config      `yaml:"notify"`
 }
 
 // AgentConfig groups the agent's options.
@@ -82,6 +89,7 @@ type AgentConfig struct {
 type StorageConfig struct {
 	Metrics metrics.Config `yaml:"metrics"`
 	Logs    vlogs.Config   `yaml:"logs"`
+	Traces  vtraces.Config `yaml:"traces"`
 }
 
 // ServerConfig is the one HTTP listener of the process.
@@ -110,9 +118,12 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Aggregator.RegisterFlags(f)
 	c.Storage.Metrics.RegisterFlags(f)
 	c.Storage.Logs.RegisterFlags(f)
+	c.Storage.Traces.RegisterFlags(f)
 	c.Query.RegisterFlags(f)
 	c.Loki.RegisterFlags(f)
 	c.LogQL.RegisterFlags(f)
+	c.Tempo.RegisterFlags(f)
+	c.SpanMetrics.RegisterFlags(f)
 	c.Cluster.RegisterFlags(f)
 	c.Rules.RegisterFlags(f)
 	c.Notify.RegisterFlags(f)
@@ -154,9 +165,12 @@ func (c *Config) Validate() error {
 		c.Aggregator.Validate(),
 		c.Storage.Metrics.Validate(),
 		c.Storage.Logs.Validate(),
+		c.Storage.Traces.Validate(),
 		c.Query.Validate(),
 		c.Loki.Validate(),
 		c.LogQL.Validate(),
+		c.Tempo.Validate(),
+		c.SpanMetrics.Validate(),
 		c.Cluster.Validate(),
 		c.Rules.Validate(),
 		c.Notify.Validate(),
