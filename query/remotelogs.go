@@ -340,8 +340,25 @@ func (r *RemoteLogs) Series(ctx context.Context, p logs.LabelParams) ([]labels.L
 }
 
 // DedupLogs wraps a local log store so that selections drop exact
-// duplicate entries, which at-least-once delivery can store.
-func DedupLogs(q logs.Querier) logs.Querier { return dedupLogs{q} }
+// duplicate entries, which at-least-once delivery can store. When q is a
+// logs.Streamer, so is the wrapper: SelectStream passes through as it is,
+// since logs.Streamer leaves removing duplicates to its caller (the LogQL
+// engine drops them per series).
+func DedupLogs(q logs.Querier) logs.Querier {
+	if st, ok := q.(logs.Streamer); ok {
+		return dedupStreamLogs{dedupLogs{q}, st}
+	}
+	return dedupLogs{q}
+}
+
+type dedupStreamLogs struct {
+	dedupLogs
+	st logs.Streamer
+}
+
+func (d dedupStreamLogs) SelectStream(ctx context.Context, p logs.SelectParams, fn func(ls labels.Labels, e *logs.Entry) error) error {
+	return d.st.SelectStream(ctx, p, fn)
+}
 
 type dedupLogs struct{ logs.Querier }
 

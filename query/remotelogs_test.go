@@ -1,6 +1,8 @@
 package query
 
 import (
+	"context"
+	"errors"
 	"testing"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -8,6 +10,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/pharos-obs/pharos/query/logql/logqltest"
 	"github.com/pharos-obs/pharos/storage/logs"
 )
 
@@ -85,4 +88,22 @@ func TestMergeTraces(t *testing.T) {
 	}
 	require.Equal(t, []string{"b", "c", "d"}, names)
 	require.Equal(t, 2, rss.Len(), "a resource left with no new span is dropped")
+}
+
+// streamingStore is a querier that also streams.
+type streamingStore struct{ logs.Querier }
+
+func (streamingStore) SelectStream(context.Context, logs.SelectParams, func(labels.Labels, *logs.Entry) error) error {
+	return errStreamCalled
+}
+
+var errStreamCalled = errors.New("stream called")
+
+func TestDedupLogsStreamsOnlyOverAStreamer(t *testing.T) {
+	_, ok := DedupLogs(logqltest.New()).(logs.Streamer)
+	require.False(t, ok, "a wrapper over a plain querier must not claim to stream")
+	st, ok := DedupLogs(streamingStore{logqltest.New()}).(logs.Streamer)
+	require.True(t, ok)
+	err := st.SelectStream(context.Background(), logs.SelectParams{}, func(labels.Labels, *logs.Entry) error { return nil })
+	require.ErrorIs(t, err, errStreamCalled)
 }

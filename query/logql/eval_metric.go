@@ -1,13 +1,17 @@
 package logql
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
@@ -112,17 +116,41 @@ var linearOps = map[string]bool{
 	OpCountOverTime: true, OpRate: true, OpBytesOverTime: true, OpBytesRate: true, OpSumOverTime: true,
 }
 
-// sampleSeries is one range-aggregation series' samples.
+// sampleSeries is one range-aggregation series' samples. ids identify
+// each sample's entry (a hash of its stream, line and metadata), so that an
+// entry stored or handed over twice counts once.
 type sampleSeries struct {
-	ts []int64
-	vs []float64
+	ts  []int64
+	vs  []float64
+	ids []uint64
 }
 
-func (s *sampleSeries) Len() int           { return len(s.ts) }
-func (s *sampleSeries) Less(i, j int) bool { return s.ts[i] < s.ts[j] }
+func (s *sampleSeries) Len() int { return len(s.ts) }
+func (s *sampleSeries) Less(i, j int) bool {
+	return s.ts[i] < s.ts[j] || s.ts[i] == s.ts[j] && s.ids[i] < s.ids[j]
+}
 func (s *sampleSeries) Swap(i, j int) {
 	s.ts[i], s.ts[j] = s.ts[j], s.ts[i]
 	s.vs[i], s.vs[j] = s.vs[j], s.vs[i]
+	s.ids[i], s.ids[j] = s.ids[j], s.ids[i]
+}
+
+// finish orders the samples by time (ties by entry id, so that the order
+// does not depend on the order entries were read in) and drops the
+// samples of duplicate entries: equal in time and entry id.
+func (s *sampleSeries) finish() {
+	if !sort.IsSorted(s) {
+		sort.Sort(s)
+	}
+	k := 0
+	for i := range s.ts {
+		if k > 0 && s.ts[i] == s.ts[k-1] && s.ids[i] == s.ids[k-1] {
+			continue
+		}
+		s.ts[k], s.vs[k], s.ids[k] = s.ts[i], s.vs[i], s.ids[i]
+		k++
+	}
+	s.ts, s.vs, s.ids = s.ts[:k], s.vs[:k], s.ids[:k]
 }
 
 func unwrapConv(conv string) func(string) (float64, error) {
@@ -154,65 +182,113 @@ type extractor struct {
 	maxSeries int
 	tooMany   func() error
 	err       error
+
+	// The stream being read: its labels, their hash, and the series of
+	// its entries without metadata in the simple case (-1: not known yet).
+	base       []catLabel
+	streamHash uint64
+	fixed      int
+	simple     bool
+	digest     *xxhash.Digest
+}
+
+// startStream prepares for entries of the stream ls.
+func (x *extractor) startStream(ls labels.Labels) {
+	x.base = streamLabels(ls)
+	x.streamHash = ls.Hash()
+	x.fixed = -1
 }
 
 func (x *extractor) add(streams []logs.Stream) bool {
-	lb := x.pl.lb
-	simple := len(x.pl.stages) == 0 && x.unwrap == nil
 	for _, s := range streams {
-		base := streamLabels(s.Labels)
-		fixed := -1 // series of this stream's entries without metadata, in the simple case
-		for _, e := range s.Entries {
-			if simple && fixed >= 0 && e.Metadata.IsEmpty() {
-				x.append(fixed, e.Timestamp, x.lineValue(e.Line))
-				continue
-			}
-			line, ok := x.pl.process(base, e.Metadata, e.Timestamp, e.Line)
-			if !ok {
-				continue
-			}
-			v := x.lineValue(line)
-			if x.unwrap != nil {
-				str, _ := lb.get(x.unwrap.Label)
-				if str == "" {
-					continue // a line without the label has no sample
-				}
-				f, err := x.conv(str)
-				if err != nil {
-					lb.setErr(ErrSampleExtraction, err)
-				}
-				v = f
-				keep := true
-				for _, p := range x.post {
-					if !p.eval(lb) {
-						keep = false
-						break
-					}
-				}
-				if !keep {
-					continue
-				}
-			}
-			if lb.err != "" {
-				x.err = &PipelineError{Series: toLabels(lb.resolve(nil, ""), allCats)}
+		x.startStream(s.Labels)
+		for i := range s.Entries {
+			if !x.addEntry(&s.Entries[i]) {
 				return false
 			}
-			cl := lb.resolve(x.grouping, x.drop)
-			i, _ := x.index.lookup(lb.hashLabels(cl, allCats), cl, allCats)
-			if i == len(x.series) {
-				x.series = append(x.series, &sampleSeries{})
-				if x.maxSeries > 0 && len(x.series) > x.maxSeries {
-					x.err = x.tooMany()
-					return false
-				}
-			}
-			if simple && e.Metadata.IsEmpty() {
-				fixed = i
-			}
-			x.append(i, e.Timestamp, v)
 		}
 	}
 	return true
+}
+
+// entryID hashes what makes an entry of the current stream unique besides
+// its timestamp.
+func (x *extractor) entryID(e *logs.Entry) uint64 {
+	d := x.digest
+	d.Reset()
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], x.streamHash)
+	_, _ = d.Write(b[:])
+	_, _ = d.WriteString(e.Line)
+	e.Metadata.Range(func(l labels.Label) {
+		_, _ = d.Write([]byte{0xff})
+		_, _ = d.WriteString(l.Name)
+		_, _ = d.Write([]byte{0xfe})
+		_, _ = d.WriteString(l.Value)
+	})
+	return d.Sum64()
+}
+
+// addEntry adds e, of the stream of the last startStream, and reports
+// whether to go on. It keeps no reference to e's strings.
+func (x *extractor) addEntry(e *logs.Entry) bool {
+	lb := x.pl.lb
+	id := x.entryID(e)
+	if x.simple && x.fixed >= 0 && e.Metadata.IsEmpty() {
+		x.append(x.fixed, e.Timestamp, x.lineValue(e.Line), id)
+		return true
+	}
+	line, ok := x.pl.process(x.base, e.Metadata, e.Timestamp, e.Line)
+	if !ok {
+		return true
+	}
+	v := x.lineValue(line)
+	if x.unwrap != nil {
+		str, _ := lb.get(x.unwrap.Label)
+		if str == "" {
+			return true // a line without the label has no sample
+		}
+		f, err := x.conv(str)
+		if err != nil {
+			lb.setErr(ErrSampleExtraction, err)
+		}
+		v = f
+		for _, p := range x.post {
+			if !p.eval(lb) {
+				return true
+			}
+		}
+	}
+	if lb.err != "" {
+		x.err = &PipelineError{Series: cloneLabels(toLabels(lb.resolve(nil, ""), allCats))}
+		return false
+	}
+	cl := lb.resolve(x.grouping, x.drop)
+	i, isNew := x.index.lookup(lb.hashLabels(cl, allCats), cl, allCats)
+	if isNew {
+		// Parsed values may point into the entry's line.
+		x.index.labels[i] = cloneLabels(x.index.labels[i])
+	}
+	if i == len(x.series) {
+		x.series = append(x.series, &sampleSeries{})
+		if x.maxSeries > 0 && len(x.series) > x.maxSeries {
+			x.err = x.tooMany()
+			return false
+		}
+	}
+	if x.simple && e.Metadata.IsEmpty() {
+		x.fixed = i
+	}
+	x.append(i, e.Timestamp, v, id)
+	return true
+}
+
+// cloneLabels copies ls's strings, so that it outlives the memory they
+// pointed into.
+func cloneLabels(ls labels.Labels) labels.Labels {
+	sb := labels.NewScratchBuilder(ls.Len())
+	ls.Range(func(l labels.Label) { sb.Add(strings.Clone(l.Name), strings.Clone(l.Value)) })
+	return sb.Labels()
 }
 
 func (x *extractor) lineValue(line string) float64 {
@@ -223,10 +299,11 @@ func (x *extractor) lineValue(line string) float64 {
 	return 1
 }
 
-func (x *extractor) append(i int, ts int64, v float64) {
+func (x *extractor) append(i int, ts int64, v float64, id uint64) {
 	s := x.series[i]
 	s.ts = append(s.ts, ts)
 	s.vs = append(s.vs, v)
+	s.ids = append(s.ids, id)
 }
 
 func (ev *evaluator) evalRange(e *RangeAggregationExpr, push *Grouping) (stepVal, error) {
@@ -236,7 +313,8 @@ func (ev *evaluator) evalRange(e *RangeAggregationExpr, push *Grouping) (stepVal
 	if err != nil {
 		return stepVal{}, err
 	}
-	x := &extractor{op: e.Op, pl: pl, unwrap: r.Unwrap, grouping: e.Grouping, index: newLabelIndex(), tooMany: ev.tooManySeries}
+	x := &extractor{op: e.Op, pl: pl, unwrap: r.Unwrap, grouping: e.Grouping, index: newLabelIndex(), tooMany: ev.tooManySeries,
+		simple: len(pl.stages) == 0 && r.Unwrap == nil, digest: xxhash.New()}
 	if ev.capSeries && e.Op != OpAbsentOverTime {
 		x.maxSeries = ev.opts.MaxSeries
 	}
@@ -263,17 +341,15 @@ func (ev *evaluator) evalRange(e *RangeAggregationExpr, push *Grouping) (stepVal
 		LineFilters: pushed,
 		Direction:   logs.Forward,
 	}
-	if err := ev.scan(sp, x.add); err != nil {
+	if err := ev.extract(sp, x); err != nil {
 		return stepVal{}, err
 	}
 	if x.err != nil {
 		return stepVal{}, x.err
 	}
 	for _, s := range x.series {
+		s.finish()
 		ev.stats.PostFilterLines += int64(len(s.ts))
-		if !sort.IsSorted(s) {
-			sort.Stable(s)
-		}
 	}
 
 	n := ev.numSteps()
@@ -316,6 +392,42 @@ func (ev *evaluator) evalRange(e *RangeAggregationExpr, push *Grouping) (stepVal
 		}
 	}
 	return stepVal{vecs: vecs}, nil
+}
+
+// errStopExtract stops a stream whose extractor failed; x.err says why.
+var errStopExtract = errors.New("extraction stopped")
+
+// extract feeds the entries sp selects to x: streamed in one pass when the
+// querier is a logs.Streamer, which reads each entry once, else paged
+// through in order. Both give the same samples, as extractor.addEntry does
+// not depend on the order of entries and sampleSeries.finish removes the
+// duplicates that streaming, unlike Select, may hand over.
+func (ev *evaluator) extract(sp logs.SelectParams, x *extractor) error {
+	st, ok := ev.q.(logs.Streamer)
+	if !ok {
+		return ev.scan(sp, x.add)
+	}
+	var cur labels.Labels
+	started := false
+	err := st.SelectStream(ev.ctx, sp, func(ls labels.Labels, e *logs.Entry) error {
+		ev.stats.LinesProcessed++
+		ev.stats.BytesProcessed += int64(len(e.Line))
+		if !started || !labels.Equal(ls, cur) {
+			x.startStream(ls)
+			cur, started = ls, true
+		}
+		if !x.addEntry(e) {
+			return errStopExtract
+		}
+		return nil
+	})
+	if errors.Is(err, errStopExtract) && x.err != nil {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("select logs: %w", err)
+	}
+	return nil
 }
 
 // absentLabels are the labels absent_over_time reports: those the selector

@@ -164,6 +164,28 @@ type Querier interface {
 	Series(ctx context.Context, p LabelParams) ([]labels.Labels, error)
 }
 
+// Streamer is implemented by queriers that can hand every matching entry to
+// a callback without ordering or collecting them, so that a caller that
+// folds entries (a metric query) reads each entry once, in bounded memory,
+// instead of paging through a time range with limited Selects.
+type Streamer interface {
+	// SelectStream calls fn for every entry that matches p, with the
+	// matcher, time range and line filter semantics of Querier.Select.
+	// p.Limit must be 0 and p.Direction is ignored: entries come in no
+	// particular order, streams interleaved.
+	//
+	// Unlike Select, SelectStream may hand an entry stored twice (same
+	// stream, timestamp, line and metadata, as after a redelivered batch)
+	// to fn more than once; a caller that needs exact counts removes
+	// such duplicates itself.
+	//
+	// fn is never called concurrently. ls stays valid and unchanged until
+	// SelectStream returns; e, its Line and its Metadata only during the
+	// call: fn copies what it keeps. fn returning an error stops the scan,
+	// and SelectStream returns that error.
+	SelectStream(ctx context.Context, p SelectParams, fn func(ls labels.Labels, e *Entry) error) error
+}
+
 // Appender writes logs.
 type Appender interface {
 	// Append adds streams' entries for tenant. Entries become searchable

@@ -53,6 +53,53 @@ func (s *Store) Select(ctx context.Context, p logs.SelectParams) ([]logs.Stream,
 	return sel.result()
 }
 
+// SelectStream hands every entry matching p to fn (see logs.Streamer),
+// with the pruning and exact Go checks of Select but without ordering,
+// limiting or de-duplicating: an entry stored twice is handed over twice.
+// Each block is read whole under one lock, so fn is never called
+// concurrently; e's Line and Metadata point into the block (Metadata into
+// a reused buffer) and are valid only during the call, ls until
+// SelectStream returns.
+func (s *Store) SelectStream(ctx context.Context, p logs.SelectParams, fn func(ls labels.Labels, e *logs.Entry) error) error {
+	if err := p.Validate(); err != nil {
+		return fmt.Errorf("select stream: %w", err)
+	}
+	if p.Limit != 0 {
+		return fmt.Errorf("select stream: limit %d: streaming takes no limit", p.Limit)
+	}
+	filters, err := compileLineFilters(p.LineFilters)
+	if err != nil {
+		return fmt.Errorf("select stream: %w", err)
+	}
+	if p.End == p.Start {
+		return nil
+	}
+	q, err := parseQuery(selectQuery(p.Matchers, p.LineFilters), p.Start, p.End)
+	if err != nil {
+		return fmt.Errorf("select stream: %w", err)
+	}
+	// The library ends a cancelled query quietly: cancel to stop early on
+	// fn's error, and report that error rather than the cancellation.
+	qctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sel := &selection{p: &p, filters: filters, emit: fn, cancel: cancel}
+	err = s.eng.Query(qctx, p.Tenant, q, func(qctx *logstorage.QueryContext, st *logstorage.Storage) error {
+		return st.RunQuery(qctx, sel.writeBlock)
+	})
+	if sel.emitErr != nil {
+		return sel.emitErr
+	}
+	for _, r := range sel.readers {
+		if r != nil && r.err != nil {
+			return r.err
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("select stream: %w", err)
+	}
+	return nil
+}
+
 // parseQuery parses a LogsQL query built by this package and limits it to
 // [start, end), with end > start.
 func parseQuery(qs string, start, end int64) (*logstorage.Query, error) {
@@ -177,6 +224,14 @@ type selection struct {
 
 	mu      sync.Mutex
 	readers []*reader
+
+	// emit, when set, receives every kept row instead of the readers
+	// (SelectStream); emitMu serialises it and guards emitErr, its first
+	// error, after which cancel stops the query.
+	emit    func(ls labels.Labels, e *logs.Entry) error
+	emitMu  sync.Mutex
+	emitErr error
+	cancel  context.CancelFunc
 }
 
 func (sel *selection) reader(workerID uint) *reader {
@@ -199,8 +254,18 @@ func (sel *selection) reader(workerID uint) *reader {
 
 func (sel *selection) writeBlock(workerID uint, db *logstorage.DataBlock) {
 	r := sel.reader(workerID)
+	if sel.emit != nil {
+		sel.emitMu.Lock()
+		defer sel.emitMu.Unlock()
+		if sel.emitErr != nil {
+			return
+		}
+	}
 	if r.err == nil {
 		r.err = r.read(db)
+		if r.err != nil && sel.cancel != nil {
+			sel.cancel()
+		}
 	}
 }
 
@@ -301,6 +366,10 @@ type reader struct {
 	meta []logstorage.BlockColumn
 	sb   labels.ScratchBuilder
 	err  error
+
+	// entry and md are reused by emit.
+	entry logs.Entry
+	md    labels.Labels
 }
 
 func (r *reader) read(db *logstorage.DataBlock) error {
@@ -343,6 +412,12 @@ func (r *reader) read(db *logstorage.DataBlock) error {
 			line = msgs[i]
 		}
 		if !r.keep(line) {
+			continue
+		}
+		if r.sel.emit != nil {
+			if !r.emit(st, ts, line, i) {
+				return nil
+			}
 			continue
 		}
 		r.add(st, ts, line, i)
@@ -421,6 +496,33 @@ func (r *reader) add(st *streamRef, ts int64, line string, i int) {
 		out := heap.Pop(h).(row)
 		delete(r.seen, out.key())
 	}
+}
+
+// emit hands row i of the current block to the selection's emit function
+// without copying its strings, and reports whether to go on.
+func (r *reader) emit(st *streamRef, ts int64, line string, i int) bool {
+	r.entry = logs.Entry{Timestamp: ts, Line: line, Metadata: labels.EmptyLabels()}
+	if len(r.meta) > 0 {
+		r.sb.Reset()
+		for _, c := range r.meta {
+			if v := c.Values[i]; v != "" {
+				name, ok := r.names[c.Name]
+				if !ok {
+					name = strings.Clone(c.Name[len(metaPrefix):])
+					r.names[strings.Clone(c.Name)] = name
+				}
+				r.sb.Add(name, v)
+			}
+		}
+		r.sb.Overwrite(&r.md)
+		r.entry.Metadata = r.md
+	}
+	if err := r.sel.emit(st.labels, &r.entry); err != nil {
+		r.sel.emitErr = err
+		r.sel.cancel()
+		return false
+	}
+	return true
 }
 
 // metadata returns row i's metadata, sorted, with cloned strings.

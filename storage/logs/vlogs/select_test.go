@@ -1,7 +1,9 @@
 package vlogs
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"math"
 	"regexp"
 	"slices"
@@ -169,9 +171,75 @@ func TestSelectMatchersAndLineFilters(t *testing.T) {
 				}
 				require.Equal(t, tc.want, n, "oracle")
 				require.Equal(t, want, selectAll(t, s, p), "direction %s", dir)
+				require.Equal(t, want, streamAll(t, s, p), "stream, direction %s", dir)
 			}
 		})
 	}
+}
+
+// streamAll collects what SelectStream hands over, copied, into streams
+// sorted as Select sorts them (forward, ties by line and metadata).
+func streamAll(t testing.TB, s *Store, p logs.SelectParams) []logs.Stream {
+	t.Helper()
+	byKey := map[string]*logs.Stream{}
+	err := s.SelectStream(context.Background(), p, func(ls labels.Labels, e *logs.Entry) error {
+		k := ls.String()
+		st := byKey[k]
+		if st == nil {
+			st = &logs.Stream{Labels: ls}
+			byKey[k] = st
+		}
+		st.Entries = append(st.Entries, logs.Entry{Timestamp: e.Timestamp, Line: strings.Clone(e.Line), Metadata: e.Metadata.Copy()})
+		return nil
+	})
+	require.NoError(t, err)
+	var out []logs.Stream
+	for _, st := range byKey {
+		slices.SortFunc(st.Entries, func(a, b logs.Entry) int {
+			if c := cmp.Compare(a.Timestamp, b.Timestamp); c != 0 {
+				return c
+			}
+			if c := strings.Compare(a.Line, b.Line); c != 0 {
+				return c
+			}
+			return labels.Compare(a.Metadata, b.Metadata)
+		})
+		if p.Direction == logs.Backward {
+			slices.Reverse(st.Entries)
+		}
+		out = append(out, *st)
+	}
+	slices.SortFunc(out, func(a, b logs.Stream) int { return labels.Compare(a.Labels, b.Labels) })
+	return out
+}
+
+func TestSelectStreamKeepsDuplicatesAndStops(t *testing.T) {
+	s, _ := openTestStore(t)
+	base := baseTime()
+	batch := []logs.Stream{{Labels: labels.FromStrings("app", "a"), Entries: []logs.Entry{
+		entry(base, "x", "k", "1"), entry(base, "x", "k", "2"), entry(base+1, "y"),
+	}}}
+	require.NoError(t, s.Append("", batch))
+	require.NoError(t, s.Append("", batch))
+	searchable(s)
+	m := []*labels.Matcher{mustMatcher(t, labels.MatchEqual, "app", "a")}
+	p := logs.SelectParams{Matchers: m, Start: base, End: base + 10}
+	// Duplicates are handed over as stored; the caller removes them.
+	got := streamAll(t, s, p)
+	require.Len(t, got, 1)
+	require.Len(t, got[0].Entries, 6)
+
+	stop := errors.New("stop")
+	calls := 0
+	err := s.SelectStream(context.Background(), p, func(labels.Labels, *logs.Entry) error {
+		calls++
+		return stop
+	})
+	require.ErrorIs(t, err, stop)
+	require.Equal(t, 1, calls)
+
+	p.Limit = 1
+	require.Error(t, s.SelectStream(context.Background(), p, func(labels.Labels, *logs.Entry) error { return nil }))
 }
 
 func TestSelectLimitAcrossStreams(t *testing.T) {
