@@ -1,6 +1,8 @@
 package aggregator
 
 import (
+	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -23,7 +25,15 @@ const (
 	LogsLabelNamesPath  = "/internal/v1/logs/labels"
 	LogsLabelValuesPath = "/internal/v1/logs/label_values"
 	LogsSeriesPath      = "/internal/v1/logs/series"
+	// LogsStreamPath answers a select without a limit as a sequence of
+	// frames (uvarint length, then a message in the bus's log encoding),
+	// ended by a zero length, so that a metric query over any range reads
+	// each entry once without the answer being held whole on either side.
+	LogsStreamPath = "/internal/v1/logs/stream"
 )
+
+// streamFrameBytes is how many line bytes go into one frame of a stream.
+const streamFrameBytes = 1 << 20
 
 // LogsSelectRequest is the body of a select: logs.SelectParams with the
 // matchers as a selector string.
@@ -89,6 +99,30 @@ func RegisterLogsReadAPI(mux *http.ServeMux, q logs.Querier, logger *slog.Logger
 		w.Header().Set("Pharos-Encoding", enc.Encoding())
 		_, _ = w.Write(body)
 	})
+	if st, ok := q.(logs.Streamer); ok {
+		mux.HandleFunc("POST "+LogsStreamPath, func(w http.ResponseWriter, r *http.Request) {
+			var req LogsSelectRequest
+			if !decodeJSONRequest(w, r, &req) {
+				return
+			}
+			ms, err := parseSelector(req.Selector)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			p := logs.SelectParams{Tenant: req.Tenant, Matchers: ms, Start: req.Start, End: req.End, LineFilters: req.LineFilters}
+			if err := p.Validate(); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			w.Header().Set("Content-Type", "application/octet-stream")
+			w.Header().Set("Pharos-Encoding", codec.NewLogsEncoder(codec.CompressionSnappy).Encoding())
+			if err := streamLogs(r.Context(), w, st, p); err != nil {
+				// The status is sent: the missing end frame tells the reader.
+				logger.Warn("log stream failed", "err", err)
+			}
+		})
+	}
 	lookup := func(w http.ResponseWriter, r *http.Request, fn func(req LogsLookupRequest, p logs.LabelParams) (any, error)) {
 		var req LogsLookupRequest
 		if !decodeJSONRequest(w, r, &req) {
@@ -138,6 +172,55 @@ func RegisterLogsReadAPI(mux *http.ServeMux, q logs.Querier, logger *slog.Logger
 			return out, nil
 		})
 	})
+}
+
+// streamLogs writes st's entries for p as frames, then the end frame.
+func streamLogs(ctx context.Context, w http.ResponseWriter, st logs.Streamer, p logs.SelectParams) error {
+	enc := codec.NewLogsEncoder(codec.CompressionSnappy)
+	flusher, _ := w.(http.Flusher)
+	var last labels.Labels
+	var hdr []byte
+	frame := func() error {
+		if enc.Len() == 0 {
+			return nil
+		}
+		body, err := enc.Finish()
+		if err != nil {
+			return err
+		}
+		hdr = binary.AppendUvarint(hdr[:0], uint64(len(body)))
+		if _, err := w.Write(hdr); err != nil {
+			return err
+		}
+		if _, err := w.Write(body); err != nil {
+			return err
+		}
+		enc.Reset()
+		last = labels.EmptyLabels()
+		if flusher != nil {
+			flusher.Flush()
+		}
+		return nil
+	}
+	err := st.SelectStream(ctx, p, func(ls labels.Labels, e *logs.Entry) error {
+		if enc.Len() == 0 || !labels.Equal(ls, last) {
+			enc.StartStream(ls)
+			last = ls
+		}
+		enc.AddEntry(e)
+		if enc.LineBytes() >= streamFrameBytes {
+			return frame()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := frame(); err != nil {
+		return err
+	}
+	_, err = w.Write([]byte{0})
+	return err
 }
 
 func decodeJSONRequest(w http.ResponseWriter, r *http.Request, v any) bool {

@@ -1,9 +1,11 @@
 package query
 
 import (
+	"bufio"
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -369,3 +371,81 @@ func (d dedupLogs) Select(ctx context.Context, p logs.SelectParams) ([]logs.Stre
 	}
 	return MergeStreams([][]logs.Stream{streams}, p.Direction, p.Limit), nil
 }
+
+const logsStreamPath = "/internal/v1/logs/stream"
+
+// SelectStream implements logs.Streamer over the aggregators' streaming
+// select: each one's entries are read frame by frame and handed to fn (one
+// call at a time), so a metric query reads every entry once whatever the
+// range. Replicas and former owners send the same entries: fn's caller
+// removes duplicates, as the interface says. An aggregator without the
+// streaming endpoint fails like one that is down.
+func (r *RemoteLogs) SelectStream(ctx context.Context, p logs.SelectParams, fn func(ls labels.Labels, e *logs.Entry) error) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	if p.Limit != 0 {
+		return fmt.Errorf("SelectStream: limit must be 0, got %d", p.Limit)
+	}
+	req := logsSelectRequest{Tenant: p.Tenant, Selector: matchersString(p.Matchers), Start: p.Start, End: p.End, LineFilters: p.LineFilters}
+	var (
+		mu     sync.Mutex // serialises fn
+		fnErr  error
+		stopFn = errors.New("stopped by the caller")
+	)
+	err := r.fanOut(ctx, func(ctx context.Context, ep Endpoint) error {
+		resp, err := r.post(ctx, ep, logsStreamPath, req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		br := bufio.NewReader(resp.Body)
+		dec := codec.NewLogsDecoder(maxLogsResponseBytes)
+		encoding := resp.Header.Get("Pharos-Encoding")
+		buf := make([]byte, 0, 64<<10)
+		for {
+			n, err := binary.ReadUvarint(br)
+			if err != nil {
+				return fmt.Errorf("log stream ended early: %w", err)
+			}
+			if n == 0 {
+				return nil
+			}
+			if n > maxLogsResponseBytes {
+				return fmt.Errorf("log stream frame of %d bytes", n)
+			}
+			buf = slices.Grow(buf[:0], int(n))[:n]
+			if _, err := io.ReadFull(br, buf); err != nil {
+				return fmt.Errorf("log stream ended early: %w", err)
+			}
+			streams, err := dec.Decode(encoding, buf)
+			if err != nil {
+				return fmt.Errorf("decode log stream: %w", err)
+			}
+			mu.Lock()
+			if fnErr == nil {
+				for i := range streams {
+					for j := range streams[i].Entries {
+						if fnErr = fn(streams[i].Labels, &streams[i].Entries[j]); fnErr != nil {
+							break
+						}
+					}
+					if fnErr != nil {
+						break
+					}
+				}
+			}
+			failed := fnErr != nil
+			mu.Unlock()
+			if failed {
+				return stopFn
+			}
+		}
+	})
+	if fnErr != nil {
+		return fnErr
+	}
+	return err
+}
+
+var _ logs.Streamer = (*RemoteLogs)(nil)

@@ -98,7 +98,21 @@ func TestLogsClusterFanOut(t *testing.T) {
 	}, &values))
 	require.Len(t, values, streams)
 
-	// With replication factor 2 the survivor holds every partition.
+	// With replication factor 2 on two aggregators, each holds a replica of
+	// every partition: once each has stored every line, the survivor of a
+	// kill answers for all.
+	testutil.Poll(t, dataTimeout, 250*time.Millisecond, func() (bool, string) {
+		for _, name := range []string{"agg-1", "agg-2"} {
+			v, err := metricValue(t, f.aggs[name].addr, "pharos_aggregator_log_entries_appended_total")
+			if err != nil {
+				return false, err.Error()
+			}
+			if v < streams*perStream {
+				return false, fmt.Sprintf("%s stored %v of %d entries", name, v, streams*perStream)
+			}
+		}
+		return true, ""
+	})
 	agg2.Kill()
 	requireAll(query.addr)
 }
