@@ -54,6 +54,11 @@ func (t *Tailer) rescan(initial bool) {
 			nf.pred, f.succ = f, nf
 		}
 	}
+	if t.newUnsaved && !initial {
+		// (At start-up, Run saves once the leftovers are settled too.)
+		t.newUnsaved = false
+		_ = t.savePositions() // logged and counted; retried at the next tick
+	}
 	// Index loop: rotated may start new incarnations, appended to files.
 	for i := 0; i < len(t.files); i++ {
 		f := t.files[i]
@@ -108,6 +113,13 @@ func (t *Tailer) addFile(path string, id fileID, size int64, initial bool) *tail
 		t.matchRestore(f)
 	case initial && t.firstStart && t.cfg.StartAt == StartEnd:
 		f.readOff, f.lineOff, f.acked, f.size = size, size, size, size
+	}
+	if f.source == path {
+		// Not known from the positions file: record it there before any of
+		// its lines go out, so that after a crash and a rename it is found
+		// again by identity and keeps its stream (re-read lines are then
+		// exact duplicates, which queries drop, not copies in a new stream).
+		t.newUnsaved = true
 	}
 	t.track(f)
 	if !t.openFile(f) && f.state == stateActive {

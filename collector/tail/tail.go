@@ -114,6 +114,7 @@ type Tailer struct {
 
 	openLimitHit bool
 	posDirty     bool
+	newUnsaved   bool // files found that the positions file does not list yet
 	lastSave     time.Time
 	posBuf       bytes.Buffer
 	posEntries   []posEntry
@@ -227,7 +228,12 @@ func (t *Tailer) starting(context.Context) error {
 	t.lastSave = t.now
 	t.rescan(true)
 	t.restoreLeftovers()
-	t.posDirty = true // the matched and lost files are settled: record that
+	// The matched and lost files are settled, and new ones found: record
+	// that before anything is read.
+	t.newUnsaved = false
+	if err := t.savePositions(); err != nil {
+		t.posDirty = true // logged and counted; retried at the next tick
+	}
 
 	// Pushing outlives the service context: on shutdown it goes on until
 	// the drain timeout, then pushCancel stops it.
