@@ -259,6 +259,9 @@ func (t *Tailer) extendFingerprint(f *tailedFile) {
 	}
 	buf := t.hashBuf[:target-f.fpLen]
 	k, _ := f.fd.ReadAt(buf, int64(f.fpLen))
+	if f.fpLen == 0 && k > 0 {
+		t.newUnsaved = true // the incarnation is identifiable now: record it
+	}
 	f.fp = fnvAdd(f.fp, buf[:k])
 	f.fpLen += k
 }
@@ -358,6 +361,7 @@ func (t *Tailer) replaced(f *tailedFile) {
 // takes over) from its beginning, with old's labels.
 func (t *Tailer) newIncarnation(old *tailedFile, path string, id fileID, fd *os.File) *tailedFile {
 	nf := &tailedFile{path: path, source: old.source, id: id, fp: fnvOffset, fd: fd, labels: old.labels, seen: old.seen, lastRead: t.now}
+	t.newUnsaved = true
 	t.track(nf)
 	t.enqueue(nf)
 	return nf

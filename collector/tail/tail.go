@@ -257,6 +257,19 @@ func (t *Tailer) running(ctx context.Context) error {
 	for {
 		t.now = time.Now()
 		t.readRound()
+		if t.newUnsaved {
+			// A file or incarnation the positions file does not know yet,
+			// or whose head was just first read: record it before any of
+			// its lines can be handed over below, so that a crash cannot
+			// leave published lines of a file that a restart cannot find
+			// again by identity (and whose rest, moved by a rotation while
+			// the agent was down, it would then miss or re-read into a new
+			// stream).
+			t.newUnsaved = false
+			if err := t.savePositions(); err != nil {
+				t.posDirty = true // logged and counted; retried at the next tick
+			}
+		}
 		busy := t.room() && len(t.queue) > 0
 		var sendC chan<- *Batch
 		if t.readyToSend(busy) {
