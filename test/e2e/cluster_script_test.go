@@ -265,10 +265,17 @@ func TestClusterScript(t *testing.T) {
 	require.Len(t, pids, len(clusterMembers), "pid files after up")
 	for _, m := range clusterMembers {
 		require.True(t, s.alive(pids[m], m), "%s (pid %d) runs", m, pids[m])
-		resp, err := httpClient.Get("http://" + s.http[m] + "/ready")
-		require.NoError(t, err, "%s /ready", m)
-		_ = resp.Body.Close()
-		require.Equal(t, http.StatusOK, resp.StatusCode, "%s /ready", m)
+		// The script saw each member ready; a NATS node may still turn
+		// unready for a moment while JetStream elects the leaders of the
+		// streams and consumers the others create (three signals' worth).
+		testutil.Poll(t, 30*time.Second, 100*time.Millisecond, func() (bool, string) {
+			resp, err := httpClient.Get("http://" + s.http[m] + "/ready")
+			if err != nil {
+				return false, fmt.Sprintf("%s /ready: %v", m, err)
+			}
+			_ = resp.Body.Close()
+			return resp.StatusCode == http.StatusOK, fmt.Sprintf("%s /ready: %s", m, resp.Status)
+		})
 	}
 
 	// All three started at once: the ring settles within a few gossip rounds.
