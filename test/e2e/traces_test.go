@@ -142,10 +142,23 @@ func TestTracesTelemetrygen(t *testing.T) {
 	const spans = traces * (children + 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, tg, "traces", "--otlp-endpoint", grpcAddr, "--otlp-insecure",
+	cmd := exec.CommandContext(ctx, tg, "traces", "--otlp-endpoint", grpcAddr, "--otlp-insecure",
 		"--traces", strconv.Itoa(traces), "--child-spans", strconv.Itoa(children), "--rate", "0",
-		"--service", "e2e-tg", "--span-duration", "50ms").CombinedOutput()
+		"--workers", "1", "--batch-size", "10", "--service", "e2e-tg", "--span-duration", "50ms")
+	// The SDK's batch processor drops spans silently when its queue is
+	// full; a queue larger than the whole load keeps every span.
+	cmd.Env = append(os.Environ(), "OTEL_BSP_MAX_QUEUE_SIZE="+strconv.Itoa(10*spans))
+	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "telemetrygen: %s", out)
+	// Every span telemetrygen sent was taken by the agent (a shortfall here
+	// is the client's, not the pipeline's).
+	testutil.Poll(t, dataTimeout, 250*time.Millisecond, func() (bool, string) {
+		v, err := metricValue(t, p.addr, "pharos_agent_received_spans_total")
+		if err != nil {
+			return false, err.Error()
+		}
+		return v == spans, fmt.Sprintf("agent received %v spans of %d; telemetrygen said: %s", v, spans, out)
+	})
 
 	var found tempoSearch
 	testutil.Poll(t, dataTimeout, 250*time.Millisecond, func() (bool, string) {
