@@ -47,6 +47,7 @@ import (
 	"github.com/pharos-obs/pharos/storage/metrics"
 	"github.com/pharos-obs/pharos/storage/traces"
 	"github.com/pharos-obs/pharos/storage/traces/vtraces"
+	"github.com/pharos-obs/pharos/ui"
 )
 
 // Build information, set by the linker (-X) for releases.
@@ -571,6 +572,7 @@ func (a *App) initQuery() (services.Service, error) {
 			return err
 		}
 		tempo.Register(a.server.mux)
+		ui.Register(a.server.mux, a.cfg.UI)
 		return nil
 	}
 	stop := func(error) error {

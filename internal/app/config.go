@@ -34,6 +34,7 @@ import (
 	"github.com/pharos-obs/pharos/storage/logs/vlogs"
 	"github.com/pharos-obs/pharos/storage/metrics"
 	"github.com/pharos-obs/pharos/storage/traces/vtraces"
+	"github.com/pharos-obs/pharos/ui"
 )
 
 // Targets a process can run.
@@ -67,6 +68,7 @@ type Config struct {
 	Loki       lokiapi.Config         `yaml:"loki"`
 	LogQL      logql.EngineOpts       `yaml:"logql"`
 	Tempo      tempoapi.Config        `yaml:"tempo"`
+	UI         ui.Config              `yaml:"ui"`
 	// SpanMetrics configures the span and service-graph metrics the
 	// aggregators derive from the traces they store.
 	SpanMetrics spanmetrics.Config `yaml:"spanmetrics"`
@@ -123,6 +125,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Loki.RegisterFlags(f)
 	c.LogQL.RegisterFlags(f)
 	c.Tempo.RegisterFlags(f)
+	c.UI.RegisterFlags(f)
 	c.SpanMetrics.RegisterFlags(f)
 	c.Cluster.RegisterFlags(f)
 	c.Rules.RegisterFlags(f)
@@ -170,6 +173,7 @@ func (c *Config) Validate() error {
 		c.Loki.Validate(),
 		c.LogQL.Validate(),
 		c.Tempo.Validate(),
+		c.UI.Validate(),
 		c.SpanMetrics.Validate(),
 		c.Cluster.Validate(),
 		c.Rules.Validate(),
