@@ -102,7 +102,7 @@ func TestAlertmanagerV2Notifications(t *testing.T) {
 			require.Equal(t, map[string]string{"summary": "value 7"}, a.Annotations)
 			require.False(t, a.StartsAt.IsZero())
 			require.True(t, a.EndsAt.After(a.StartsAt))
-			require.Equal(t, "http://pharos.example.com:8080/graph?g0.expr=vector%287%29&g0.tab=1", a.GeneratorURL)
+			require.Equal(t, "http://pharos.example.com:8080/ui/metrics?q=vector%287%29&range=1h", a.GeneratorURL)
 			require.Equal(t, tc.path, paths[0])
 			if tc.authPref == "" {
 				require.Empty(t, auth[0])

@@ -126,7 +126,7 @@ func TestLogRulesEvaluate(t *testing.T) {
 	require.Equal(t, "api logged 3 errors", string(apiAlert.Annotations["summary"]))
 	require.Equal(t, "error 1: timeout\nerror 2: refused\nerror 3: reset", string(apiAlert.Annotations[SampleLinesAnnotation]),
 		"the rule's matching lines, oldest first")
-	require.Contains(t, apiAlert.GeneratorURL, "http://pharos.example.com:8080/graph?g0.expr=")
+	require.True(t, strings.HasPrefix(apiAlert.GeneratorURL, "http://pharos.example.com:8080/ui/logs?q="), "links to the rule on the logs page: %s", apiAlert.GeneratorURL)
 
 	// One alert per stream, each with its own stream's lines only.
 	var apiStream, webStream *types.Alert

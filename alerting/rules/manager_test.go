@@ -70,7 +70,7 @@ func TestAlertPendingFiringResolved(t *testing.T) {
 	require.Equal(t, model.LabelSet{"summary": "value is 42 on a"}, firing.Annotations)
 	require.False(t, firing.StartsAt.IsZero())
 	require.True(t, firing.EndsAt.After(time.Now()), "a firing alert ends in the future: %s", firing.EndsAt)
-	require.Equal(t, "http://pharos.example.com:8080/graph?g0.expr=test_metric+%3E+10&g0.tab=1", firing.GeneratorURL)
+	require.Equal(t, "http://pharos.example.com:8080/ui/metrics?q=test_metric+%3E+10&range=1h", firing.GeneratorURL)
 
 	// The series ends: the alert resolves and the hook hears of it.
 	appendSample(t, store, series, time.Now(), staleNaN)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"time"
 
 	"github.com/prometheus/alertmanager/types"
@@ -15,7 +16,6 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/notifier"
 	promrules "github.com/prometheus/prometheus/rules"
-	"github.com/prometheus/prometheus/util/strutil"
 )
 
 // Destinations of notifications (pharos_rules_alerts_sent_total).
@@ -72,10 +72,24 @@ func newAlertmanagers(cfg AlertmanagerConfig, logger *slog.Logger, reg prometheu
 // EndsAt when it resolved or, while it fires, when it expires unless
 // sent again) and hands them to the Alertmanagers and to Deps.Send.
 func (m *Manager) notify(_ context.Context, expr string, alerts ...*promrules.Alert) {
+	m.send(m.dashboardLink("metrics", expr), alerts)
+}
+
+// DashboardPath is the dashboard page showing expr: each notification's
+// generatorURL opens the rule's query there (the metrics page for PromQL,
+// the logs page for LogQL), over the last hour.
+func DashboardPath(page, expr string) string {
+	return "/ui/" + page + "?" + url.Values{"q": {expr}, "range": {"1h"}}.Encode()
+}
+
+func (m *Manager) dashboardLink(page, expr string) string {
+	return m.externalURL + DashboardPath(page, expr)
+}
+
+func (m *Manager) send(generatorURL string, alerts []*promrules.Alert) {
 	if len(alerts) == 0 {
 		return
 	}
-	generatorURL := m.externalURL + strutil.TableLinkForExpression(expr)
 	if m.am != nil {
 		out := make([]*notifier.Alert, len(alerts))
 		for i, a := range alerts {
@@ -115,7 +129,7 @@ func (m *Manager) notify(_ context.Context, expr string, alerts ...*promrules.Al
 // waits at most Config.LogSampleTimeout.
 func (m *Manager) notifyLogs(ctx context.Context, expr string, alerts ...*promrules.Alert) {
 	m.sampler.annotate(ctx, expr, alerts)
-	m.notify(ctx, expr, alerts...)
+	m.send(m.dashboardLink("logs", expr), alerts)
 }
 
 func endsAt(a *promrules.Alert) time.Time {

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os/exec"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -148,7 +149,13 @@ route:
 	require.Equal(t, "e2e", a.Labels["job"])
 	require.Equal(t, target.addr+" answers (1)", a.Annotations["summary"])
 	require.NotEmpty(t, a.Fingerprint)
-	require.NotEmpty(t, a.GeneratorURL)
+	// The notification links to the rule's query in the dashboard, which
+	// serves it (-rules.external-url unset: the link is relative).
+	require.True(t, strings.HasPrefix(a.GeneratorURL, "/ui/metrics?q="), "generatorURL %q", a.GeneratorURL)
+	gen, err := httpClient.Get("http://" + p.addr + a.GeneratorURL)
+	require.NoError(t, err)
+	_ = gen.Body.Close()
+	require.Equal(t, http.StatusOK, gen.StatusCode, "GET %s", a.GeneratorURL)
 	require.False(t, a.StartsAt.IsZero())
 
 	// The APIs show the group, the firing alert and the recording rule's
