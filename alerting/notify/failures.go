@@ -22,6 +22,30 @@ type Failure struct {
 	Alerts int `json:"alerts"`
 }
 
+// ReceiverStatus is how a receiver's notifications have fared since the
+// notifier started.
+type ReceiverStatus struct {
+	// Name is the receiver's name.
+	Name string
+	// Sent counts the notifications delivered.
+	Sent uint64
+	// Failed counts the notifications not delivered, whatever the reason
+	// (the failure log's entries, including those it no longer holds).
+	Failed uint64
+	// LastSuccess and LastFailure are when a notification was last
+	// delivered, or given up on; zero if never.
+	LastSuccess time.Time
+	LastFailure time.Time
+	// LastError is the last failure's error, without the receiver's URL.
+	LastError string
+	// Breaker is the state of the receiver's circuit breaker: "closed",
+	// "half-open" or "open".
+	Breaker string
+	// Queued is the number of notifications waiting for the receiver (the
+	// one being delivered not included).
+	Queued int
+}
+
 // failureLog keeps the latest failures in a fixed ring, so that a receiver
 // that is down for hours costs no more memory than one that failed once.
 type failureLog struct {

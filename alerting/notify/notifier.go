@@ -8,6 +8,8 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -194,6 +196,17 @@ func prepareAlert(a *types.Alert, now time.Time, resolveTimeout time.Duration) (
 // newest first, at most -notify.failure-log-size of them.
 func (n *Notifier) Failures() []Failure {
 	return n.failures.list()
+}
+
+// Receivers reports every receiver, sorted by name. It may be called from
+// any goroutine, at any time.
+func (n *Notifier) Receivers() []ReceiverStatus {
+	out := make([]ReceiverStatus, 0, len(n.receivers))
+	for _, r := range n.receivers {
+		out = append(out, r.status())
+	}
+	slices.SortFunc(out, func(a, b ReceiverStatus) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }
 
 func (n *Notifier) starting(context.Context) error {

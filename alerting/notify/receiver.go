@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,6 +43,14 @@ type receiver struct {
 	queued   prometheus.Gauge
 	duration prometheus.Observer
 	results  map[string]prometheus.Counter
+
+	// mu guards the outcomes Status reports.
+	mu          sync.Mutex
+	sent        uint64
+	failed      uint64
+	lastSuccess time.Time
+	lastFailure time.Time
+	lastError   string
 }
 
 func newReceiver(rc ReceiverConfig, cfg Config, client *http.Client, m *metrics, failures *failureLog, logger *slog.Logger) *receiver {
@@ -149,6 +158,10 @@ func (r *receiver) handle(ctx context.Context, n *notification) {
 	switch {
 	case err == nil:
 		r.results[resultSuccess].Inc()
+		r.mu.Lock()
+		r.sent++
+		r.lastSuccess = time.Now()
+		r.mu.Unlock()
 		r.logger.Debug("notification sent", "group_key", n.groupKey, "alerts", n.alerts, "attempts", attempts)
 		n.done(true)
 		return
@@ -209,12 +222,32 @@ func (r *receiver) fail(n *notification, attempts int, err error, result string)
 // failure log; at shutdown that happens without a log line each.
 func (r *receiver) record(n *notification, attempts int, err error, result string) {
 	r.results[result].Inc()
+	now := time.Now()
+	r.mu.Lock()
+	r.failed++
+	r.lastFailure, r.lastError = now, err.Error()
+	r.mu.Unlock()
 	r.failures.add(Failure{
 		Receiver: r.name,
 		GroupKey: n.groupKey,
-		Time:     time.Now(),
+		Time:     now,
 		Error:    err.Error(),
 		Attempts: attempts,
 		Alerts:   n.alerts,
 	})
+}
+
+// status reports the receiver's outcomes so far.
+func (r *receiver) status() ReceiverStatus {
+	r.mu.Lock()
+	st := ReceiverStatus{
+		Name: r.name, Sent: r.sent, Failed: r.failed,
+		LastSuccess: r.lastSuccess, LastFailure: r.lastFailure, LastError: r.lastError,
+	}
+	r.mu.Unlock()
+	// The breaker has its own lock; asking it may move an open breaker
+	// whose timeout has passed to half-open, as a request would.
+	st.Breaker = r.breaker.State().String()
+	st.Queued = len(r.queue)
+	return st
 }

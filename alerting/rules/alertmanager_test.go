@@ -2,9 +2,11 @@ package rules
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -117,4 +119,19 @@ func TestAlertmanagerV2Notifications(t *testing.T) {
 	require.Positive(t, metricSum(t, reg, "prometheus_notifications_sent_total"))
 	require.Positive(t, metricSum(t, reg, "pharos_rules_alerts_sent_total"))
 	require.Len(t, m.Alerts(), 1)
+
+	// Per Alertmanager, from the notifier's own metrics, without the
+	// credentials of the URL.
+	var ams []AlertmanagerStatus
+	poll(t, 10*time.Second, func() (bool, string) {
+		ams = m.Alertmanagers()
+		return len(ams) == 2 && ams[0].Sent > 0 && ams[1].Sent > 0, fmt.Sprintf("%+v", ams)
+	})
+	want := []string{plain.srv.URL + "/api/v2/alerts", prefixed.srv.URL + "/am/api/v2/alerts"}
+	slices.Sort(want)
+	require.Equal(t, want, []string{ams[0].URL, ams[1].URL})
+	for _, am := range ams {
+		require.Zero(t, am.Errors, am.URL)
+		require.Zero(t, am.Dropped, am.URL)
+	}
 }

@@ -112,6 +112,7 @@ type Manager struct {
 	am        *notifier.Manager
 	amTargets map[string][]*targetgroup.Group
 	amDone    chan struct{}
+	amReg     *prometheus.Registry // the notifier's metrics, for Alertmanagers
 
 	// ownership is signalled by OwnershipChanged and drained by running.
 	ownership chan struct{}
@@ -209,7 +210,8 @@ func New(cfg Config, deps Deps, logger *slog.Logger, reg prometheus.Registerer) 
 	m.m.reloaded(true, files, groups)
 
 	if len(cfg.Alertmanager.URLs) > 0 {
-		if m.am, m.amTargets, err = newAlertmanagers(cfg.Alertmanager, logger, reg); err != nil {
+		m.amReg = prometheus.NewRegistry()
+		if m.am, m.amTargets, err = newAlertmanagers(cfg.Alertmanager, logger, reg, m.amReg); err != nil {
 			return nil, err
 		}
 	}

@@ -29,11 +29,12 @@ const (
 // prefix and credentials, and the static target groups that Run must be
 // given (Prometheus feeds them from service discovery; here the URLs are
 // the targets).
-func newAlertmanagers(cfg AlertmanagerConfig, logger *slog.Logger, reg prometheus.Registerer) (*notifier.Manager, map[string][]*targetgroup.Group, error) {
+// Its metrics go to reg and to own, which Manager.Alertmanagers gathers.
+func newAlertmanagers(cfg AlertmanagerConfig, logger *slog.Logger, reg, own prometheus.Registerer) (*notifier.Manager, map[string][]*targetgroup.Group, error) {
 	n := notifier.NewManager(&notifier.Options{
 		QueueCapacity:   cfg.QueueCapacity,
 		DrainOnShutdown: true,
-		Registerer:      reg,
+		Registerer:      teeRegisterer{outer: reg, own: own},
 	}, nameValidation, logger.With("component", "notifier"))
 
 	conf := &config.Config{}

@@ -67,6 +67,9 @@ type Metrics struct {
 	spoolDir string  // empty: memBacklog
 	backlog  backlog // opened in starting
 	spoolCh  chan *batch
+	// diskSpool is backlog when it is a disk spool, for SpoolStats, which
+	// may run before starting has opened it.
+	diskSpool atomic.Pointer[spool.Spool]
 
 	// modeMu guards the choice between publishing directly and spooling:
 	// spooling is set while the backlog holds batches, and toSpool counts
@@ -169,6 +172,7 @@ func (b *Metrics) starting(context.Context) error {
 			return err
 		}
 		b.backlog = sp
+		b.diskSpool.Store(sp)
 	}
 	if b.backlog.Len() > 0 {
 		// Spooled before a restart (the spool logged it): new batches
@@ -187,6 +191,17 @@ func (b *Metrics) starting(context.Context) error {
 	go b.spoolLoop()
 	go b.replayLoop()
 	return nil
+}
+
+// SpoolStats reports the disk spool (WithSpool) once the service has
+// opened it; ok is false before, and without one. It may be called from
+// any goroutine.
+func (b *Metrics) SpoolStats() (st spool.Stats, ok bool) {
+	sp := b.diskSpool.Load()
+	if sp == nil {
+		return spool.Stats{}, false
+	}
+	return sp.Stats(), true
 }
 
 func (b *Metrics) running(ctx context.Context) error {

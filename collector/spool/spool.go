@@ -363,6 +363,26 @@ func (s *Spool) Bytes() int64 {
 	return s.total
 }
 
+// Stats is a spool's size, for status pages.
+type Stats struct {
+	// Bytes is what Bytes returns: the size of the segment files.
+	Bytes int64
+	// Segments is the number of segment files.
+	Segments int
+	// Records is what Len returns.
+	Records int
+	// LimitBytes is the bound on Bytes (Config.MaxBytes).
+	LimitBytes int64
+}
+
+// Stats returns the spool's size. Like Len, it may be called from any
+// goroutine; it costs one pass over the segments.
+func (s *Spool) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Stats{Bytes: s.total, Segments: len(s.segs), Records: s.lenLocked(), LimitBytes: s.cfg.MaxBytes}
+}
+
 // Notify returns a channel that receives a value when records become
 // readable, so a reader that saw ErrEmpty knows when to Read again. It
 // holds at most one pending value and is never closed.

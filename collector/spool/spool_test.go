@@ -629,3 +629,21 @@ func TestCursorEncoding(t *testing.T) {
 	_, err = decodeCursor(b[:5])
 	require.ErrorIs(t, err, errBadCursor)
 }
+
+func TestStats(t *testing.T) {
+	f := newFixture(t, smallConfig())
+	s := f.open()
+	require.Equal(t, Stats{LimitBytes: 64 << 10}, s.Stats())
+
+	rec := make([]byte, 3<<10)
+	for range 5 { // two records to an 8 KiB segment
+		require.NoError(t, s.Append(rec, 1))
+	}
+	st := s.Stats()
+	require.Equal(t, 5, st.Records)
+	require.Equal(t, s.Bytes(), st.Bytes)
+	require.Greater(t, st.Bytes, int64(15<<10))
+	require.Equal(t, len(f.segments()), st.Segments)
+	require.Equal(t, 3, st.Segments)
+	require.Equal(t, int64(64<<10), st.LimitBytes)
+}

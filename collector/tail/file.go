@@ -87,6 +87,9 @@ type tailedFile struct {
 	rotatedAt  time.Time
 	lastRead   time.Time
 	seen       uint64 // scan generation that last saw its path
+	// lost counts by reason the bytes this file lost (reportLost); a new
+	// incarnation at its path takes them over.
+	lost map[string]int64
 }
 
 // pending is a message being assembled: partial container lines, or the
@@ -313,7 +316,7 @@ func (t *Tailer) observe(f *tailedFile, size int64) {
 func (t *Tailer) onTruncate(f *tailedFile) {
 	t.m.rotations.WithLabelValues(rotationTruncate).Inc()
 	if f.state != stateActive {
-		t.reportLost(f.path, f.readOff, f.size, reasonTruncated)
+		t.reportLost(f, f.path, f.readOff, f.size, reasonTruncated)
 		f.size = f.readOff
 		t.finish(f)
 		return
@@ -325,7 +328,7 @@ func (t *Tailer) onTruncate(f *tailedFile) {
 		t.open++
 		// What the original was seen to hold past the copy's end was
 		// written between the copy and the truncation: gone.
-		t.reportLost(path, max(cp.size, f.readOff), f.size, reasonTruncated)
+		t.reportLost(f, path, max(cp.size, f.readOff), f.size, reasonTruncated)
 		delete(t.byID, f.id)
 		f.fd, f.id, f.path = cp.fd, cp.id, cp.path
 		f.state, f.rotatedAt, f.atEOF = stateDraining, t.now, false
@@ -338,7 +341,7 @@ func (t *Tailer) onTruncate(f *tailedFile) {
 		t.logger.Info("log file truncated in place; reading the rest from its copy", "path", path, "copy", cp.path, "offset", f.readOff, "copy_size", cp.size, "size_seen", seen)
 		return
 	}
-	t.reportLost(path, f.readOff, f.size, reasonTruncated)
+	t.reportLost(f, path, f.readOff, f.size, reasonTruncated)
 	f.size = f.readOff
 	f.fd = nil // moves to the new incarnation
 	t.finish(f)
@@ -350,7 +353,7 @@ func (t *Tailer) onTruncate(f *tailedFile) {
 // differs): the old one was deleted.
 func (t *Tailer) replaced(f *tailedFile) {
 	path, id, fd := f.path, f.id, f.fd
-	t.reportLost(path, f.readOff, f.size, reasonDeleted)
+	t.reportLost(f, path, f.readOff, f.size, reasonDeleted)
 	f.size = f.readOff
 	f.fd = nil // moves to the new incarnation
 	t.finish(f)
@@ -361,6 +364,9 @@ func (t *Tailer) replaced(f *tailedFile) {
 // takes over) from its beginning, with old's labels.
 func (t *Tailer) newIncarnation(old *tailedFile, path string, id fileID, fd *os.File) *tailedFile {
 	nf := &tailedFile{path: path, source: old.source, id: id, fp: fnvOffset, fd: fd, labels: old.labels, seen: old.seen, lastRead: t.now}
+	// The losses stay with the path, which a status page lists, rather
+	// than with the old incarnation, which is soon forgotten.
+	nf.lost, old.lost = old.lost, nil
 	t.newUnsaved = true
 	t.track(nf)
 	t.enqueue(nf)
@@ -390,7 +396,7 @@ func (t *Tailer) rotated(f *tailedFile) {
 			return s.id == f.id && s.size >= f.readOff && t.headMatches(s.fd, f.fp, f.fpLen)
 		})
 		if s == nil {
-			t.reportLost(f.path, f.readOff, f.size, reasonDeleted)
+			t.reportLost(f, f.path, f.readOff, f.size, reasonDeleted)
 			f.size = f.readOff
 			t.finish(f)
 			return
@@ -562,10 +568,18 @@ func (t *Tailer) findCopy(f *tailedFile) *sibling {
 	})
 }
 
-func (t *Tailer) reportLost(path string, from, to int64, reason string) {
+// reportLost counts and logs the bytes [from, to) of path as lost, against
+// f too when the file is tracked (nil: a saved position no file matched).
+func (t *Tailer) reportLost(f *tailedFile, path string, from, to int64, reason string) {
 	if to <= from {
 		return
 	}
 	t.m.lostBytes.WithLabelValues(reason).Add(float64(to - from))
+	if f != nil {
+		if f.lost == nil {
+			f.lost = map[string]int64{}
+		}
+		f.lost[reason] += to - from
+	}
 	t.logger.Warn("log data lost", "reason", reason, "path", path, "from", from, "to", to, "bytes", to-from)
 }

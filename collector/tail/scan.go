@@ -172,7 +172,7 @@ func (t *Tailer) restoreLeftovers() {
 				if fi, err := os.Stat(e.Path); err == nil && idOf(fi) == e.id() {
 					reason = reasonTruncated
 				}
-				t.reportLost(e.Path, e.Offset, e.Size, reason)
+				t.reportLost(nil, e.Path, e.Offset, e.Size, reason)
 				continue
 			}
 			f := &tailedFile{

@@ -125,6 +125,11 @@ type Tailer struct {
 	pushCtx    context.Context
 	pushCancel context.CancelFunc
 	senderDone chan struct{}
+
+	// statusReq takes Files' requests to the loop; loopDone is closed
+	// when the loop has returned.
+	statusReq chan chan []FileStatus
+	loopDone  chan struct{}
 }
 
 type pushResult struct {
@@ -166,6 +171,8 @@ func New(cfg Config, sink Sink, positionsFile string, logger *slog.Logger, reg p
 		ready:     make(chan struct{}),
 		sendCh:    make(chan *Batch),
 		ackCh:     make(chan pushResult, 1),
+		statusReq: make(chan chan []FileStatus),
+		loopDone:  make(chan struct{}),
 	}
 	close(t.ready)
 	t.formatErrors = t.m.parseErrors.WithLabelValues(cfg.Format)
@@ -245,6 +252,7 @@ func (t *Tailer) starting(context.Context) error {
 }
 
 func (t *Tailer) running(ctx context.Context) error {
+	defer close(t.loopDone)
 	tick := time.NewTicker(t.cfg.PollInterval)
 	defer tick.Stop()
 	var (
@@ -307,6 +315,8 @@ func (t *Tailer) running(ctx context.Context) error {
 			t.rescan(false)
 		case <-t.batchTimer.C:
 			t.batchArmed = false
+		case reply := <-t.statusReq:
+			reply <- t.snapshot() // buffered: never blocks
 		case <-tick.C:
 			t.now = time.Now()
 			t.tick()

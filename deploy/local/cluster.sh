@@ -442,7 +442,7 @@ cmd_status() {
 		(.owners | to_entries | sort_by(.key | tonumber)[] | [.key, (.value | map(if . == "" then "-" else . end) | join(" "))] | @tsv)' <<<"$json" | align
 	jq -r '"  owners: \([.owners[] | select(all(. != ""))] | length)/\(.partitions) partitions fully owned"' <<<"$json"
 	echo
-	echo "consumers (each aggregator's own view; lag = messages not yet acknowledged)"
+	echo "consumers of metrics (each aggregator's own view; lag = messages not yet acknowledged)"
 	local rows=() total=0 agg_json
 	for name in "${AGGREGATORS[@]}"; do
 		if ! agg_json=$(curl -fsS --max-time 10 "http://$(http_addr "$name")/cluster/status" 2>/dev/null); then
@@ -450,7 +450,7 @@ cmd_status() {
 			continue
 		fi
 		while IFS= read -r line; do rows+=("$line"); total=$((total + 1)); done < <(
-			jq -r --arg a "$name" '.consumers // [] | sort_by(.partition, .replica)[] |
+			jq -r --arg a "$name" '.consumers // [] | map(select((.signal // "metrics") == "metrics")) | sort_by(.partition, .replica)[] |
 				[$a, .partition, .replica, (if .error then "error: " + .error else .lag end)] | map(tostring) | @tsv' <<<"$agg_json")
 	done
 	{ printf 'AGGREGATOR\tPARTITION\tREPLICA\tLAG\n'; printf '%s\n' "${rows[@]}"; } | align

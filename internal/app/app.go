@@ -266,6 +266,7 @@ func (a *App) initServer() (services.Service, error) {
 		return nil
 	})
 	a.server.mux.HandleFunc("POST /-/reload", a.handleReload)
+	a.registerStatusRoutes()
 	return a.server, nil
 }
 

@@ -16,7 +16,6 @@ import (
 	"github.com/grafana/dskit/services"
 
 	"github.com/pharos-obs/pharos/aggregator"
-	"github.com/pharos-obs/pharos/internal/bus"
 	"github.com/pharos-obs/pharos/internal/cluster"
 	"github.com/pharos-obs/pharos/query"
 )
@@ -204,13 +203,15 @@ type ownState struct {
 
 // clusterStatus is the JSON of GET /cluster/status: the ring as this
 // process sees it and, on an aggregator, what it consumes and how far
-// behind each of its consumers is. deploy/local/cluster.sh status and the
-// dashboard read it.
+// behind each of its consumers is; the JetStream streams and the local
+// spools. deploy/local/cluster.sh status and the dashboard read it.
 type clusterStatus struct {
 	Instance   string              `json:"instance,omitempty"`
 	Members    []memberStatus      `json:"members"`
 	Owners     map[string][]string `json:"owners"` // partition → owners of its replicas, in replica order
-	Consumers  []consumerStatus    `json:"consumers,omitempty"`
+	Consumers  []consumerStatus    `json:"consumers"`
+	Streams    []streamStatus      `json:"streams"`
+	Spools     []spoolStatus       `json:"spools"`
 	Partitions int                 `json:"partitions"`
 	Replicas   int                 `json:"replication_factor"`
 }
@@ -221,24 +222,46 @@ type memberStatus struct {
 	State         string `json:"state"`
 	Healthy       bool   `json:"healthy"`
 	LastHeartbeat string `json:"last_heartbeat"`
+	// Error is why a querier could not read the member's own status.
+	Error string `json:"error,omitempty"`
 }
 
 type consumerStatus struct {
-	Partition int    `json:"partition"`
-	Replica   int    `json:"replica"`
-	Lag       uint64 `json:"lag"`
-	Error     string `json:"error,omitempty"`
+	Signal     string `json:"signal"`
+	Partition  int    `json:"partition"`
+	Replica    int    `json:"replica"`
+	Instance   string `json:"instance"`
+	Lag        uint64 `json:"lag"`
+	AckPending int    `json:"ackPending"`
+	Error      string `json:"error,omitempty"`
 }
 
+// handleClusterStatus serves GET /cluster/status. A querier without an
+// aggregator of its own asks each healthy member for its local view
+// (?scope=local, which never fans out again) and merges their consumers
+// and streams.
 func (a *App) handleClusterStatus(w http.ResponseWriter, r *http.Request) {
+	// One bound for all look-ups: while NATS is failing over each would
+	// otherwise wait for the reconnect, and status is for people in a
+	// hurry.
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
 	var instances []cluster.Instance
-	st := clusterStatus{Partitions: a.cfg.NATS.Partitions, Replicas: max(a.cfg.Cluster.Ring.ReplicationFactor, 1), Owners: map[string][]string{}}
+	st := clusterStatus{
+		Partitions: a.cfg.NATS.Partitions, Replicas: max(a.cfg.Cluster.Ring.ReplicationFactor, 1), Owners: map[string][]string{},
+		Members: []memberStatus{}, Consumers: []consumerStatus{}, Streams: []streamStatus{}, Spools: []spoolStatus{},
+	}
+	ring := true
 	switch m := a.member.Load(); {
 	case m != nil:
 		st.Instance = m.ID()
 		instances = m.Members()
 	case a.watcher != nil:
 		instances = a.watcher.All()
+	case !a.cfg.ringEnabled() && (a.cfg.has(TargetAgent) || a.cfg.has(TargetAggregator)):
+		// A single node, or an agent: its own bus, consumers and spool.
+		ring = false
+		st.Instance = a.cfg.Agent.ID
 	default:
 		http.Error(w, "this process is not in a ring", http.StatusNotFound)
 		return
@@ -251,31 +274,25 @@ func (a *App) handleClusterStatus(w http.ResponseWriter, r *http.Request) {
 			healthy = append(healthy, in.ID)
 		}
 	}
-	assignment := cluster.Assign(st.Partitions, st.Replicas, healthy)
-	for p := range st.Partitions {
-		owners := make([]string, st.Replicas)
-		for pr, id := range assignment {
-			if pr.Partition == p && pr.Replica < len(owners) {
-				owners[pr.Replica] = id
-			}
-		}
-		st.Owners[strconv.Itoa(p)] = owners
+	if !ring && a.cfg.has(TargetAggregator) {
+		// The aggregator consumes replica 0 of every partition.
+		healthy = []string{st.Instance}
 	}
-	if a.agg != nil && a.conn != nil {
-		// One bound for all look-ups: while NATS is failing over each would
-		// otherwise wait for the reconnect, and status is for people in a
-		// hurry.
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		for _, pr := range a.agg.Owned() {
-			cs := consumerStatus{Partition: pr.Partition, Replica: pr.Replica}
-			lag, err := a.conn.ConsumerLag(ctx, bus.SignalMetrics, bus.DurableName(bus.SignalMetrics, pr.Partition, pr.Replica))
-			if err != nil {
-				cs.Error = err.Error()
+	if ring || len(healthy) > 0 {
+		assignment := cluster.Assign(st.Partitions, st.Replicas, healthy)
+		for p := range st.Partitions {
+			owners := make([]string, st.Replicas)
+			for pr, id := range assignment {
+				if pr.Partition == p && pr.Replica < len(owners) {
+					owners[pr.Replica] = id
+				}
 			}
-			cs.Lag = lag
-			st.Consumers = append(st.Consumers, cs)
+			st.Owners[strconv.Itoa(p)] = owners
 		}
+	}
+	a.localStatus(ctx, &st, ring)
+	if r.URL.Query().Get("scope") != "local" && a.watcher != nil && a.agg == nil {
+		a.fanOutStatus(ctx, &st, instances)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(st)

@@ -198,6 +198,7 @@ type clusterStatusDoc struct {
 	} `json:"members"`
 	Owners    map[string][]string `json:"owners"`
 	Consumers []struct {
+		Signal    string `json:"signal"`
 		Partition int    `json:"partition"`
 		Replica   int    `json:"replica"`
 		Lag       uint64 `json:"lag"`
@@ -241,6 +242,9 @@ func (s *clusterScript) consumedBy(names []string, gone ...string) (map[string]i
 			}
 		}
 		for _, c := range st.Consumers {
+			if c.Signal != "metrics" {
+				continue // each signal has its consumer per partition; one tells the owner
+			}
 			if prev, dup := owner[c.Partition]; dup {
 				return nil, nil, fmt.Sprintf("partition %d consumed by %s and %s", c.Partition, prev, n)
 			}
