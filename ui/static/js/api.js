@@ -48,3 +48,13 @@ export async function getText(path, params, opts) {
   if (!res.ok) throw await failure(res);
   return res.text();
 }
+
+// getEnvelope is getJSON for callers that need the whole Prometheus
+// response ({status, data, warnings, infos}), not just data.
+export async function getEnvelope(path, params, opts) {
+  const res = await fetch(withParams(path, params), {headers: {Accept: 'application/json'}, signal: opts && opts.signal});
+  if (!res.ok) throw await failure(res);
+  const body = await res.json();
+  if (!body || body.status !== 'success') throw new APIError(res.status, (body && body.error) || 'request failed');
+  return body;
+}
