@@ -322,6 +322,17 @@ func TestClusterScript(t *testing.T) {
 		return true, ""
 	})
 
+	// The querier's dashboard shows the cluster: its members, the owners of
+	// every partition, and every aggregator's consumers (fanned out).
+	b := newBrowser(t)
+	b.open("http://" + s.http["query-1"] + "/ui/cluster")
+	require.Equal(t, 3, b.count("tr.member-row"))
+	require.Equal(t, partitions, b.count("tr.partition-row"))
+	b.pollCount("tr.consumer-row", func(n int) bool { return n == 3*partitions })
+	require.Equal(t, 3, b.count("tr.stream-row"), "one JetStream stream per signal")
+	b.screenshot("cluster")
+	b.requireClean("cluster page of the querier")
+
 	// A crash: the other two own every partition once aggregator-2's last
 	// heartbeat is older than the timeout (3 s), plus gossip and a poll.
 	s.run("kill", "aggregator-2")

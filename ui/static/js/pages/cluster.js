@@ -16,7 +16,7 @@ function badge(text, kind) {
 function members(st) {
   const ms = (st.members || []).slice().sort((a, b) => a.id.localeCompare(b.id));
   return table(['Member', 'Address', 'State', 'Health', 'Last heartbeat', 'Error'], ms.map((m) => {
-    const hb = Date.parse(m.lastHeartbeat) / 1000;
+    const hb = Date.parse(m.last_heartbeat) / 1000;
     return [
       h('span', {class: 'mono'}, m.id, m.id === st.instance ? h('span', {class: 'muted'}, ' (this process)') : null),
       h('span', {class: 'mono'}, m.addr),
