@@ -20,6 +20,8 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/storage/remote"
 	"github.com/prometheus/prometheus/util/annotations"
+
+	"github.com/pharos-obs/pharos/query/limits"
 )
 
 // Internal read API paths of the aggregators (see aggregator/readapi.go;
@@ -45,6 +47,8 @@ type Remote struct {
 	endpoints EndpointsFunc
 	timeout   time.Duration
 	partial   bool
+	scheme    string
+	httpCfg   config_util.HTTPClientConfig
 
 	mu      sync.Mutex
 	clients map[string]*aggregatorClient
@@ -83,11 +87,25 @@ type aggregatorClient struct {
 	http    *http.Client
 }
 
+// RemoteOption configures a Remote.
+type RemoteOption func(*Remote)
+
+// WithHTTPClientConfig makes the reads use scheme ("http" or "https") and
+// the client configuration hc (credentials, TLS) instead of plain HTTP
+// without credentials.
+func WithHTTPClientConfig(scheme string, hc config_util.HTTPClientConfig) RemoteOption {
+	return func(r *Remote) { r.scheme, r.httpCfg = scheme, hc }
+}
+
 // NewRemote reads from the aggregators endpoints returns, each read
 // bounded by timeout. With partial set, a failing aggregator becomes a
 // warning; without, an error.
-func NewRemote(endpoints EndpointsFunc, timeout time.Duration, partial bool) *Remote {
-	return &Remote{endpoints: endpoints, timeout: timeout, partial: partial, clients: map[string]*aggregatorClient{}}
+func NewRemote(endpoints EndpointsFunc, timeout time.Duration, partial bool, opts ...RemoteOption) *Remote {
+	r := &Remote{endpoints: endpoints, timeout: timeout, partial: partial, scheme: "http", httpCfg: config_util.DefaultHTTPClientConfig, clients: map[string]*aggregatorClient{}}
+	for _, o := range opts {
+		o(r)
+	}
+	return r
 }
 
 func (r *Remote) client(addr string) (*aggregatorClient, error) {
@@ -96,7 +114,7 @@ func (r *Remote) client(addr string) (*aggregatorClient, error) {
 	if c, ok := r.clients[addr]; ok {
 		return c, nil
 	}
-	base, err := url.Parse("http://" + addr)
+	base, err := url.Parse(r.scheme + "://" + addr)
 	if err != nil || base.Host == "" {
 		return nil, fmt.Errorf("aggregator address %q: invalid", addr)
 	}
@@ -105,7 +123,7 @@ func (r *Remote) client(addr string) (*aggregatorClient, error) {
 	rc, err := remote.NewReadClient("aggregator-"+addr, &remote.ClientConfig{
 		URL:              &config_util.URL{URL: &readURL},
 		Timeout:          model.Duration(r.timeout),
-		HTTPClientConfig: config_util.DefaultHTTPClientConfig,
+		HTTPClientConfig: r.httpCfg,
 		ChunkedReadLimit: 1 << 30,
 		AcceptedResponseTypes: []prompb.ReadRequest_ResponseType{
 			prompb.ReadRequest_STREAMED_XOR_CHUNKS, prompb.ReadRequest_SAMPLES,
@@ -114,10 +132,20 @@ func (r *Remote) client(addr string) (*aggregatorClient, error) {
 	if err != nil {
 		return nil, fmt.Errorf("aggregator %q: %w", addr, err)
 	}
+	// Response bodies are charged to the query's limits.Budget, which bounds the bytes
+	// one query receives (-query.max-fetched-chunk-bytes-per-query).
+	if hc, ok := rc.(*remote.Client); ok {
+		hc.Client.Transport = limits.Transport(hc.Client.Transport)
+	}
+	// The JSON calls carry the same credentials and TLS as the reads.
+	rt, err := config_util.NewRoundTripperFromConfig(r.httpCfg, "aggregator-"+addr)
+	if err != nil {
+		return nil, fmt.Errorf("aggregator %q: %w", addr, err)
+	}
 	c := &aggregatorClient{
 		base:    base,
 		samples: remote.NewSampleAndChunkQueryableClient(rc, labels.EmptyLabels(), nil, true, nil),
-		http:    &http.Client{Timeout: r.timeout},
+		http:    &http.Client{Timeout: r.timeout, Transport: limits.Transport(rt)},
 	}
 	r.clients[addr] = c
 	return c, nil

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/pharos-obs/pharos/internal/bus/codec"
+	"github.com/pharos-obs/pharos/query/limits"
 	"github.com/pharos-obs/pharos/storage/logs"
 )
 
@@ -56,9 +57,12 @@ type RemoteLogs struct {
 
 // NewRemoteLogs reads from the aggregators endpoints returns. With partial
 // set, an aggregator that fails is left out (and logged); without, the
-// query fails — unless the endpoint is Redundant.
+// query fails — unless the endpoint is Redundant. Response bodies are
+// charged to the query's limits.Budget (-query.*.max-fetched-bytes-per-query).
 func NewRemoteLogs(endpoints EndpointsFunc, client *http.Client, partial bool, logger *slog.Logger) *RemoteLogs {
-	return &RemoteLogs{endpoints: endpoints, partial: partial, http: client, logger: logger}
+	counted := *client
+	counted.Transport = limits.Transport(client.Transport)
+	return &RemoteLogs{endpoints: endpoints, partial: partial, http: &counted, logger: logger}
 }
 
 type logsSelectRequest struct {
@@ -112,6 +116,11 @@ func (r *RemoteLogs) fanOut(ctx context.Context, fn func(ctx context.Context, ep
 		})
 	}
 	wg.Wait()
+	// A query limit stops the query whatever the partial-response policy: what was
+	// left out was left out on purpose.
+	if err := limits.FromContext(ctx).Err(); err != nil {
+		return err
+	}
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}

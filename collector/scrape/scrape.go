@@ -14,6 +14,7 @@ import (
 
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
+	config_util "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/discovery"
@@ -71,6 +72,10 @@ type Scraper struct {
 	cfg      Config
 	selfAddr func() string
 	logger   *slog.Logger
+	// selfScheme and selfClient are how the self-scrape reaches this
+	// process (nil selfClient: plain HTTP without credentials).
+	selfScheme string
+	selfClient *config_util.HTTPClientConfig
 
 	discovery *discovery.Manager
 	scrape    *promscrape.Manager
@@ -79,10 +84,21 @@ type Scraper struct {
 	reloadMu  sync.Mutex
 }
 
+// Option configures a Scraper.
+type Option func(*Scraper)
+
+// WithSelfClient makes the self-scrape (the configuration used without a
+// file) reach this process with scheme ("http" or "https") and the client
+// configuration hc: its credentials and TLS, when its listener asks for
+// them.
+func WithSelfClient(scheme string, hc config_util.HTTPClientConfig) Option {
+	return func(s *Scraper) { s.selfScheme, s.selfClient = scheme, &hc }
+}
+
 // New builds the scrape and discovery managers. selfAddr gives the address
 // of this process's HTTP listener; it is read when the service starts, after
 // the listener is bound.
-func New(cfg Config, app storage.AppendableV2, selfAddr func() string, logger *slog.Logger, reg prometheus.Registerer) (*Scraper, error) {
+func New(cfg Config, app storage.AppendableV2, selfAddr func() string, logger *slog.Logger, reg prometheus.Registerer, opts ...Option) (*Scraper, error) {
 	sdMetrics, err := discovery.CreateAndRegisterSDMetrics(reg)
 	if err != nil {
 		return nil, fmt.Errorf("register discovery metrics: %w", err)
@@ -102,13 +118,24 @@ func New(cfg Config, app storage.AppendableV2, selfAddr func() string, logger *s
 		return nil, fmt.Errorf("create scrape manager: %w", err)
 	}
 	s := &Scraper{cfg: cfg, selfAddr: selfAddr, logger: logger, discovery: dm, scrape: sm, cancel: cancel}
+	for _, o := range opts {
+		o(s)
+	}
 	s.Service = services.NewBasicService(s.starting, s.running, s.stopping)
 	return s, nil
 }
 
 func (s *Scraper) load() (*config.Config, error) {
 	if s.cfg.ConfigFile == "" {
-		return config.Load(SelfConfig(s.selfAddr()), s.logger)
+		cfg, err := config.Load(SelfConfig(s.selfAddr()), s.logger)
+		if err != nil || s.selfClient == nil {
+			return cfg, err
+		}
+		for _, sc := range cfg.ScrapeConfigs {
+			sc.Scheme = s.selfScheme
+			sc.HTTPClientConfig = *s.selfClient
+		}
+		return cfg, nil
 	}
 	return config.LoadFile(s.cfg.ConfigFile, false, s.logger)
 }

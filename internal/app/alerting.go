@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"hash/fnv"
-	"net/http"
 
 	"github.com/grafana/dskit/services"
 	promrules "github.com/prometheus/prometheus/rules"
@@ -48,7 +47,7 @@ func (a *App) initRules() (services.Service, error) {
 	start := func(ctx context.Context) error {
 		deps := rules.Deps{Appendable: a.batcher}
 		if a.cfg.ringEnabled() {
-			deps.Queryable = query.NewRemote(a.memberEndpoints, a.cfg.Query.ReadTimeout, true)
+			deps.Queryable = query.NewRemote(a.memberEndpoints, a.cfg.Query.ReadTimeout, true, a.remoteOption())
 			deps.Owns = a.ownsGroup
 		} else {
 			deps.Queryable = a.store
@@ -97,7 +96,7 @@ func (a *App) initRules() (services.Service, error) {
 // depends on, so it is open by now).
 func (a *App) rulesLogs(ctx context.Context) (logs.Querier, error) {
 	if a.cfg.ringEnabled() {
-		client := &http.Client{Timeout: a.cfg.Query.ReadTimeout}
+		client := a.internalClient(a.cfg.Query.ReadTimeout)
 		return query.NewRemoteLogs(a.memberEndpoints, client, true, a.logger.With("component", "rules-logs-fan-out")), nil
 	}
 	if a.logStore == nil {

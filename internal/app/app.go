@@ -91,7 +91,11 @@ type App struct {
 	watcher   *cluster.Watcher
 	notifier  *notify.Notifier
 	rules     atomic.Pointer[rules.Manager]
+	// rulesFanOut serves the rules API from the aggregators on a
+	// querier without rules of its own; nil elsewhere.
+	rulesFanOut *query.RemoteRules
 	ownState
+	authState
 	started atomic.Bool
 }
 
@@ -257,6 +261,9 @@ func (a *App) registerModules() error {
 
 func (a *App) initServer() (services.Service, error) {
 	a.server = newServer(a.cfg.HTTP.ListenAddress, a.gatherer, a.logger.With("component", "http"))
+	if err := a.secureServer(); err != nil {
+		return nil, err
+	}
 	// Modules add their own checks; this one holds /ready back until every
 	// module has started, since the listener is up before the rest.
 	a.server.addReadyCheck("modules", func() error {
@@ -271,7 +278,7 @@ func (a *App) initServer() (services.Service, error) {
 }
 
 func (a *App) initPprof() (services.Service, error) {
-	return newPprofServer(a.cfg.HTTP.PprofListenAddress, a.logger.With("component", "pprof")), nil
+	return a.newPprof()
 }
 
 func (a *App) initEmbeddedNATS() (services.Service, error) {
@@ -451,7 +458,7 @@ func (a *App) initLogsStore() (services.Service, error) {
 func (a *App) localLogs() logs.Querier { return query.DedupLogs(a.logStore) }
 
 func (a *App) initScraper() (services.Service, error) {
-	s, err := scrape.New(a.cfg.Scrape, a.batcher, func() string { return a.server.Addr() }, a.logger.With("component", "scrape"), a.reg)
+	s, err := scrape.New(a.cfg.Scrape, a.batcher, func() string { return a.server.Addr() }, a.logger.With("component", "scrape"), a.reg, a.selfScrapeOption())
 	if err != nil {
 		return nil, err
 	}
@@ -470,7 +477,8 @@ func (a *App) initReceivers() (services.Service, error) {
 		return nil, err
 	}
 	promrw.NewHandler(in, a.logger.With("component", "remote-write")).Register(a.server.mux)
-	r, err := otlp.New(a.cfg.OTLP, in, a.logger.With("component", "otlp"))
+	otlpCfg, otlpAuth := a.otlpConfig()
+	r, err := otlp.New(otlpCfg, in, a.logger.With("component", "otlp"), otlpAuth)
 	if err != nil {
 		return nil, err
 	}
@@ -525,6 +533,7 @@ func (a *App) initAggregator() (services.Service, error) {
 }
 
 func (a *App) initQuery() (services.Service, error) {
+	a.registerRulesFanOut()
 	var loki *lokiapi.API
 	start := func(context.Context) error {
 		var (
@@ -532,22 +541,22 @@ func (a *App) initQuery() (services.Service, error) {
 			logQ   logs.Querier
 			traceQ traces.Querier
 		)
-		logsClient := &http.Client{Timeout: a.cfg.Query.ReadTimeout}
+		logsClient := a.internalClient(a.cfg.Query.ReadTimeout)
 		logsLogger := a.logger.With("component", "logs-fan-out")
 		switch {
 		case len(a.cfg.Query.Aggregators) > 0:
 			eps := query.StaticEndpoints(a.cfg.Query.Aggregators)
-			remote := query.NewRemote(eps, a.cfg.Query.ReadTimeout, a.cfg.Query.PartialResponse)
+			remote := query.NewRemote(eps, a.cfg.Query.ReadTimeout, a.cfg.Query.PartialResponse, a.remoteOption())
 			src = query.Source{Queryable: remote, Metadata: remote}
 			logQ = query.NewRemoteLogs(eps, logsClient, a.cfg.Query.PartialResponse, logsLogger)
 			traceQ = query.NewRemoteTraces(eps, logsClient, a.cfg.Query.PartialResponse, logsLogger)
 		case a.watcher != nil:
-			remote := query.NewRemote(a.ringEndpoints, a.cfg.Query.ReadTimeout, a.cfg.Query.PartialResponse)
+			remote := query.NewRemote(a.ringEndpoints, a.cfg.Query.ReadTimeout, a.cfg.Query.PartialResponse, a.remoteOption())
 			src = query.Source{Queryable: remote, Metadata: remote}
 			logQ = query.NewRemoteLogs(a.ringEndpoints, logsClient, a.cfg.Query.PartialResponse, logsLogger)
 			traceQ = query.NewRemoteTraces(a.ringEndpoints, logsClient, a.cfg.Query.PartialResponse, logsLogger)
 		case a.store != nil:
-			src = query.Source{Queryable: a.store, Exemplars: a.store, Metadata: a.store}
+			src = query.Source{Queryable: a.store, Exemplars: a.store, Metadata: a.store, CountSamples: metrics.CountSamples}
 			logQ = a.localLogs()
 			traceQ = a.trStore
 		default:

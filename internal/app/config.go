@@ -25,6 +25,7 @@ import (
 	"github.com/pharos-obs/pharos/collector/scrape"
 	"github.com/pharos-obs/pharos/collector/spool"
 	"github.com/pharos-obs/pharos/collector/tail"
+	"github.com/pharos-obs/pharos/internal/auth"
 	"github.com/pharos-obs/pharos/internal/bus"
 	"github.com/pharos-obs/pharos/internal/cluster"
 	"github.com/pharos-obs/pharos/query"
@@ -75,6 +76,9 @@ type Config struct {
 	Cluster     cluster.Config     `yaml:"cluster"`
 	Rules       rules.Config       `yaml:"rules"`
 	Notify      notify.Config      `yaml:"notify"`
+	// Auth is the authentication of every HTTP and OTLP listener and the
+	// credential of this process's own calls to Pharos listeners.
+	Auth auth.Config `yaml:"auth"`
 }
 
 // AgentConfig groups the agent's options.
@@ -98,6 +102,9 @@ type StorageConfig struct {
 type ServerConfig struct {
 	ListenAddress      string `yaml:"listen_address"`
 	PprofListenAddress string `yaml:"pprof_listen_address"`
+	// TLS serves the HTTP and pprof listeners over TLS, and the OTLP
+	// listeners too unless otlp.tls sets their own.
+	TLS auth.TLSConfig `yaml:"tls"`
 }
 
 // RegisterFlags registers every option of the process.
@@ -107,6 +114,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.DataDir, "data.dir", "./data", "Directory for storage, spool, positions and the embedded NATS store.")
 	f.StringVar(&c.HTTP.ListenAddress, "http.listen-address", "127.0.0.1:9400", "The one HTTP listener of the process (APIs, /metrics, dashboard).")
 	f.StringVar(&c.HTTP.PprofListenAddress, "http.pprof-listen-address", "", "Serve Go's /debug/pprof/ profiling endpoints on this separate address (off when empty).")
+	c.HTTP.TLS.RegisterFlagsWithPrefix("http.tls", "the HTTP and pprof listeners (and the OTLP listeners unless -otlp.tls.cert-file is set)", f)
+	c.Auth.RegisterFlags(f)
 	host, _ := os.Hostname()
 	f.StringVar(&c.Agent.ID, "agent.id", host, "This agent's name in message IDs; unique per agent (defaults to the host name).")
 	c.Agent.Publish.RegisterFlags(f)
@@ -178,6 +187,9 @@ func (c *Config) Validate() error {
 		c.Cluster.Validate(),
 		c.Rules.Validate(),
 		c.Notify.Validate(),
+		c.HTTP.TLS.Validate("http.tls"),
+		c.Auth.Validate(),
+		c.checkExposure(),
 	)
 	return errors.Join(errs...)
 }

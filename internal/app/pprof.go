@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,25 +12,32 @@ import (
 	"time"
 
 	"github.com/grafana/dskit/services"
+
+	"github.com/pharos-obs/pharos/internal/auth"
 )
 
 // newPprofServer serves Go's profiling endpoints on their own listener, so
 // they are never exposed by the public port; it only runs when configured.
-func newPprofServer(addr string, logger *slog.Logger) services.Service {
+// It is served with tlsCfg (nil: plain HTTP) and behind l, as the HTTP
+// listener is.
+func newPprofServer(addr string, tlsCfg *tls.Config, l *auth.Listener, logger *slog.Logger) services.Service {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: l.Wrap(mux), ReadHeaderTimeout: 10 * time.Second}
 	var ln net.Listener
 	start := func(context.Context) error {
 		var err error
 		if ln, err = net.Listen("tcp", addr); err != nil {
 			return fmt.Errorf("http.pprof_listen_address: %w", err)
 		}
-		logger.Info("pprof listening", "address", ln.Addr().String())
+		if tlsCfg != nil {
+			ln = tls.NewListener(ln, tlsCfg)
+		}
+		logger.Info("pprof listening", "address", ln.Addr().String(), "tls", tlsCfg != nil)
 		return nil
 	}
 	run := func(ctx context.Context) error {

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,8 @@ import (
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/pharos-obs/pharos/internal/auth"
 )
 
 // server is the process's one HTTP listener. Modules add their routes to
@@ -24,6 +27,7 @@ type server struct {
 	addr     string
 	mux      *http.ServeMux
 	srv      *http.Server
+	tls      *tls.Config // nil: plain HTTP
 	ln       net.Listener
 	logger   *slog.Logger
 	mu       sync.Mutex
@@ -52,6 +56,14 @@ func newServer(addr string, gatherer prometheus.Gatherer, logger *slog.Logger) *
 	}
 	s.Service = services.NewBasicService(s.starting, s.running, s.stop)
 	return s
+}
+
+// secure serves the listener with tlsCfg (nil: plain HTTP) and puts every
+// route but the probes behind l (see auth.ExemptPaths). Routes added to
+// mux later are covered too. It must come before the service starts.
+func (s *server) secure(tlsCfg *tls.Config, l *auth.Listener) {
+	s.tls = tlsCfg
+	s.srv.Handler = l.Wrap(s.mux)
 }
 
 // addReadyCheck adds a condition /ready requires.
@@ -93,8 +105,11 @@ func (s *server) starting(context.Context) error {
 	if err != nil {
 		return fmt.Errorf("http.listen_address: %w", err)
 	}
+	if s.tls != nil {
+		ln = tls.NewListener(ln, s.tls)
+	}
 	s.ln = ln
-	s.logger.Info("http server listening", "address", ln.Addr().String())
+	s.logger.Info("http server listening", "address", ln.Addr().String(), "tls", s.tls != nil)
 	return nil
 }
 

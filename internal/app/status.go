@@ -130,8 +130,12 @@ type alertmanagerStatus struct {
 	Queued  float64 `json:"queued"`
 }
 
-func (a *App) handleNotificationsStatus(w http.ResponseWriter, _ *http.Request) {
+func (a *App) handleNotificationsStatus(w http.ResponseWriter, r *http.Request) {
 	if !a.cfg.rulesEnabled() {
+		if a.rulesFanOut != nil && r.URL.Query().Get("scope") != "local" {
+			a.rulesFanOut.NotificationsHandler().ServeHTTP(w, r)
+			return
+		}
 		http.Error(w, "this process evaluates no rules, so it sends no notifications (rules run on aggregators with -rules.files or -rules.log-files)", http.StatusNotFound)
 		return
 	}
@@ -247,6 +251,7 @@ func (a *App) fanOutStatus(ctx context.Context, st *clusterStatus, instances []c
 	answers := make([]*clusterStatus, len(instances))
 	errs := make([]error, len(instances))
 	sem := make(chan struct{}, statusFanOut)
+	client := a.internalClient(0) // ctx bounds each request
 	var wg sync.WaitGroup
 	for i, in := range instances {
 		if !in.Healthy || in.Addr == "" || in.State == cluster.StateLeft {
@@ -262,7 +267,7 @@ func (a *App) fanOutStatus(ctx context.Context, st *clusterStatus, instances []c
 				errs[i] = ctx.Err()
 				return
 			}
-			answers[i], errs[i] = memberStatusOf(ctx, in.Addr)
+			answers[i], errs[i] = memberStatusOf(ctx, client, in.Addr)
 		}()
 	}
 	wg.Wait()
@@ -296,13 +301,14 @@ func (a *App) fanOutStatus(ctx context.Context, st *clusterStatus, instances []c
 const maxStatusBytes = 8 << 20
 
 // memberStatusOf gets a member's local view of /cluster/status.
-func memberStatusOf(ctx context.Context, addr string) (*clusterStatus, error) {
+// The client carries the internal credential (and TLS) of -auth.client.*.
+func memberStatusOf(ctx context.Context, client *http.Client, addr string) (*clusterStatus, error) {
 	u := url.URL{Scheme: "http", Host: addr, Path: "/cluster/status", RawQuery: "scope=local"}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, err
 	}

@@ -291,6 +291,89 @@ route:
 		require.Equal(t, http.StatusOK, code, body)
 		require.Len(t, st.Consumers, 6)
 	})
+
+	t.Run("rules from a querier", func(t *testing.T) {
+		// A query-only process evaluates no rules: it asks its aggregators,
+		// one of which does not answer.
+		dead := httptest.NewServer(http.NotFoundHandler())
+		deadAddr := dead.Listener.Addr().String()
+		dead.Close()
+		q := startApp(t, "-target=query", "-query.aggregator.addresses="+a.server.Addr()+","+deadAddr)
+		type warned struct {
+			Warnings []string `json:"warnings"`
+		}
+
+		var rulesDoc struct {
+			envelope[struct {
+				Groups []struct {
+					Name           string    `json:"name"`
+					LastEvaluation time.Time `json:"lastEvaluation"`
+					Rules          []struct {
+						Name  string `json:"name"`
+						State string `json:"state"`
+					} `json:"rules"`
+				} `json:"groups"`
+			}]
+			warned
+		}
+		code, body := get(t, q, "/api/v1/rules", &rulesDoc)
+		require.Equal(t, http.StatusOK, code, body)
+		require.Len(t, rulesDoc.Data.Groups, 1, body)
+		g := rulesDoc.Data.Groups[0]
+		require.Equal(t, "always", g.Name)
+		require.False(t, g.LastEvaluation.IsZero())
+		require.Equal(t, "Always", g.Rules[0].Name)
+		require.Equal(t, "firing", g.Rules[0].State)
+		require.Len(t, rulesDoc.Warnings, 1)
+		require.Contains(t, rulesDoc.Warnings[0], "aggregator "+deadAddr)
+
+		var alertsDoc struct {
+			envelope[struct {
+				Alerts []struct {
+					Labels map[string]string `json:"labels"`
+					State  string            `json:"state"`
+				} `json:"alerts"`
+			}]
+			warned
+		}
+		code, body = get(t, q, "/api/v1/alerts", &alertsDoc)
+		require.Equal(t, http.StatusOK, code, body)
+		require.Len(t, alertsDoc.Data.Alerts, 1, body)
+		require.Equal(t, "Always", alertsDoc.Data.Alerts[0].Labels["alertname"])
+		require.Equal(t, "firing", alertsDoc.Data.Alerts[0].State)
+
+		var notifDoc struct {
+			envelope[struct {
+				Receivers []struct {
+					Name     string `json:"name"`
+					Instance string `json:"instance"`
+					Failed   uint64 `json:"failed"`
+				} `json:"receivers"`
+				Failures []struct {
+					Receiver string `json:"receiver"`
+					Instance string `json:"instance"`
+				} `json:"failures"`
+			}]
+			warned
+		}
+		code, body = get(t, q, "/api/v1/status/notifications", &notifDoc)
+		require.Equal(t, http.StatusOK, code, body)
+		require.Len(t, notifDoc.Data.Receivers, 1, body)
+		r := notifDoc.Data.Receivers[0]
+		require.Equal(t, "broken", r.Name)
+		require.Equal(t, a.server.Addr(), r.Instance, "a static aggregator is named by its address")
+		require.NotZero(t, r.Failed)
+		require.NotEmpty(t, notifDoc.Data.Failures)
+		require.Equal(t, a.server.Addr(), notifDoc.Data.Failures[0].Instance)
+		require.Len(t, notifDoc.Warnings, 1)
+
+		// Asked as an aggregator, the querier has nothing of its own.
+		for _, path := range []string{"/api/v1/rules", "/api/v1/alerts", "/api/v1/status/notifications"} {
+			code, body := get(t, q, path+"?scope=local", nil)
+			require.Equal(t, http.StatusNotFound, code, path)
+			require.Contains(t, body, "evaluates no rules", path)
+		}
+	})
 }
 
 // TestStatusNotFound: a process without the data says why.

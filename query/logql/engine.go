@@ -14,12 +14,14 @@ import (
 	"flag"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 
+	"github.com/pharos-obs/pharos/query/limits"
 	"github.com/pharos-obs/pharos/storage/logs"
 )
 
@@ -34,6 +36,14 @@ const (
 	MaxPoints = 11000
 )
 
+// The flags of the limits, named in their errors.
+const (
+	FlagMaxEntries = "-query.logql.max-entries-limit-per-query"
+	FlagMaxSeries  = "-query.logql.max-query-series"
+	FlagTimeout    = "-query.logql.timeout"
+	FlagMaxBytes   = "-query.logql.max-fetched-bytes-per-query"
+)
+
 // EngineOpts limit and tune query evaluation. Zero values take the defaults.
 type EngineOpts struct {
 	// MaxEntries is the largest limit a log query may ask for (Loki's
@@ -44,6 +54,9 @@ type EngineOpts struct {
 	MaxSeries int `yaml:"max_query_series"`
 	// Timeout bounds each query.
 	Timeout time.Duration `yaml:"query_timeout"`
+	// MaxBytesRead bounds the bytes of log lines one query reads from the
+	// store (Loki's max_query_bytes_read; 0: unbounded).
+	MaxBytesRead int64 `yaml:"max_fetched_bytes_per_query"`
 	// BatchSize is how many entries one Select returns when the engine
 	// pages through a time range, which bounds the memory a query holds.
 	BatchSize int `yaml:"select_batch_size"`
@@ -54,6 +67,7 @@ func (o *EngineOpts) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&o.MaxEntries, "query.logql.max-entries-limit-per-query", DefaultMaxEntries, "Largest limit a LogQL log query may ask for.")
 	f.IntVar(&o.MaxSeries, "query.logql.max-query-series", DefaultMaxSeries, "Most series a LogQL metric query may return.")
 	f.DurationVar(&o.Timeout, "query.logql.timeout", DefaultTimeout, "Longest time a LogQL query may run.")
+	f.Int64Var(&o.MaxBytesRead, "query.logql.max-fetched-bytes-per-query", 0, "Most bytes of log lines one LogQL query may read from the log store (or receive from aggregators); 0 is unbounded. Past it the query fails with 400.")
 	f.IntVar(&o.BatchSize, "query.logql.select-batch-size", DefaultBatchSize, "Entries the LogQL engine reads from the log store per request when paging through a time range.")
 }
 
@@ -68,6 +82,9 @@ func (o *EngineOpts) Validate() error {
 	}
 	if o.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("query.logql.query_timeout: must not be negative, got %s", o.Timeout))
+	}
+	if o.MaxBytesRead < 0 {
+		errs = append(errs, fmt.Errorf("query.logql.max_fetched_bytes_per_query: must not be negative, got %d", o.MaxBytesRead))
 	}
 	if o.BatchSize < 0 {
 		errs = append(errs, fmt.Errorf("query.logql.select_batch_size: must not be negative, got %d", o.BatchSize))
@@ -205,7 +222,7 @@ func (e *Engine) Exec(ctx context.Context, q logs.Querier, tenant string, expr E
 			return Result{}, ErrInstantLogQuery
 		}
 		if p.Limit > e.opts.MaxEntries {
-			return Result{}, &LimitError{Msg: fmt.Sprintf("max entries limit per query exceeded, limit > max_entries_limit_per_query (%d > %d)", p.Limit, e.opts.MaxEntries)}
+			return Result{}, MaxEntriesError(p.Limit, e.opts.MaxEntries)
 		}
 		streams, err := ev.evalLogs(expr)
 		if err != nil {
@@ -370,7 +387,30 @@ func (ev *evaluator) selectStreams(sp logs.SelectParams) ([]logs.Stream, error) 
 			ev.stats.BytesProcessed += int64(len(e.Line))
 		}
 	}
+	if err := ev.checkBytes(); err != nil {
+		return nil, err
+	}
 	return streams, nil
+}
+
+// checkBytes stops a query that has read more than MaxBytesRead.
+func (ev *evaluator) checkBytes() error {
+	if max := ev.opts.MaxBytesRead; max > 0 && ev.stats.BytesProcessed > max {
+		return &limits.Error{
+			Limit: limits.Bytes, Flag: FlagMaxBytes, Value: strconv.FormatInt(max, 10),
+			Msg: fmt.Sprintf("the query would read too many bytes (read: %d, limit: %d); consider adding more specific stream selectors or reduce the time range of the query", ev.stats.BytesProcessed, max),
+		}
+	}
+	return nil
+}
+
+// MaxEntriesError is a log query (or tail) asking for more entries than the
+// engine allows, in Loki's words.
+func MaxEntriesError(limit, maxEntries int) error {
+	return &limits.Error{
+		Limit: limits.LogLines, Flag: FlagMaxEntries, Value: strconv.Itoa(maxEntries),
+		Msg: fmt.Sprintf("max entries limit per query exceeded, limit > max_entries_limit_per_query (%d > %d)", limit, maxEntries),
+	}
 }
 
 // sortStreams orders streams by labels, as Loki returns them.

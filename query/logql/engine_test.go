@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/prometheus/promql"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pharos-obs/pharos/query/limits"
 	"github.com/pharos-obs/pharos/query/logql/logqltest"
 	"github.com/pharos-obs/pharos/storage/logs"
 )
@@ -466,15 +467,16 @@ func TestLimitsAndErrors(t *testing.T) {
 	q := fixture(t)
 	ctx := context.Background()
 	e := NewEngine(EngineOpts{MaxEntries: 10, MaxSeries: 1})
-	var le *LimitError
+	// The query limits are *limits.Error, naming their flags; user errors all the same.
 	_, err := e.Query(ctx, q, "t1", Params{Query: `{app="api"}`, Start: at(0), End: at(121), Step: time.Second, Limit: 11})
-	require.True(t, errors.As(err, &le), "%v", err)
-	require.Contains(t, err.Error(), "max entries limit per query exceeded, limit > max_entries_limit_per_query (11 > 10)")
+	require.NotNil(t, limits.As(err), "%v", err)
+	require.True(t, IsUserError(err))
+	require.Contains(t, err.Error(), "max entries limit per query exceeded, limit > max_entries_limit_per_query (11 > 10) (limit -query.logql.max-entries-limit-per-query=10)")
 	_, err = e.Query(ctx, q, "t1", Params{Query: `count_over_time({app="api"}[1m])`, Start: at(60), End: at(120), Step: time.Second, Limit: 1000})
-	require.True(t, errors.As(err, &le), "%v", err)
+	require.NotNil(t, limits.As(err), "%v", err)
 	require.Contains(t, err.Error(), "maximum number of series (1)", "the entries limit does not apply to metric queries")
 	_, err = e.Query(ctx, q, "t1", Params{Query: `count_over_time({app="api"}[1m])`, Start: at(60), End: at(60)})
-	require.True(t, errors.As(err, &le), "%v", err)
+	require.NotNil(t, limits.As(err), "%v", err)
 	_, err = e.Query(ctx, q, "t1", Params{Query: `count_over_time({app="api"}[1m])`, Start: at(0), End: at(20000), Step: time.Second})
 	require.ErrorContains(t, err, "exceeded maximum resolution of 11000 points")
 	_, err = e.Query(ctx, q, "t1", Params{Query: `count_over_time({app="api"}[1m])`, Start: at(60), End: at(0), Step: time.Second})

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/pharos-obs/pharos/query/limits"
 )
 
 // ParseError is a syntax or type error in a query. An HTTP API answers it
@@ -75,5 +77,5 @@ func IsUserError(err error) bool {
 		pl *PipelineError
 		le *LimitError
 	)
-	return errors.As(err, &pe) || errors.As(err, &ue) || errors.As(err, &pl) || errors.As(err, &le) || errors.Is(err, ErrInstantLogQuery)
+	return errors.As(err, &pe) || errors.As(err, &ue) || errors.As(err, &pl) || errors.As(err, &le) || errors.Is(err, ErrInstantLogQuery) || limits.As(err) != nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 
+	"github.com/pharos-obs/pharos/query/limits"
 	"github.com/pharos-obs/pharos/storage/logs"
 )
 
@@ -87,7 +88,10 @@ func (ev *evaluator) evalMetric(e SampleExpr) (parser.Value, error) {
 }
 
 func (ev *evaluator) tooManySeries() error {
-	return &LimitError{Msg: fmt.Sprintf("maximum number of series (%d) reached for a single query; consider reducing query cardinality by adding more specific stream selectors, reducing the time range, or aggregating results with functions like sum(), count() or topk()", ev.opts.MaxSeries)}
+	return &limits.Error{
+		Limit: limits.Series, Flag: FlagMaxSeries, Value: strconv.Itoa(ev.opts.MaxSeries),
+		Msg: fmt.Sprintf("maximum number of series (%d) reached for a single query; consider reducing query cardinality by adding more specific stream selectors, reducing the time range, or aggregating results with functions like sum(), count() or topk()", ev.opts.MaxSeries),
+	}
 }
 
 // eval evaluates e at every step. push, when set, is the grouping of an
@@ -412,6 +416,9 @@ func (ev *evaluator) extract(sp logs.SelectParams, x *extractor) error {
 	err := st.SelectStream(ev.ctx, sp, func(ls labels.Labels, e *logs.Entry) error {
 		ev.stats.LinesProcessed++
 		ev.stats.BytesProcessed += int64(len(e.Line))
+		if err := ev.checkBytes(); err != nil {
+			return err
+		}
 		if !started || !labels.Equal(ls, cur) {
 			x.startStream(ls)
 			cur, started = ls, true

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pharos-obs/pharos/query/limits"
 	"github.com/pharos-obs/pharos/query/logql/logqltest"
 	"github.com/pharos-obs/pharos/storage/logs"
 )
@@ -147,6 +148,6 @@ func TestStreamingStops(t *testing.T) {
 	e := NewEngine(EngineOpts{MaxSeries: 2})
 	_, err := e.Query(context.Background(), &streamQuerier{Querier: q, rnd: rand.New(rand.NewPCG(1, 2))}, "t",
 		Params{Query: `count_over_time({app="a"}[1m])`, Start: at(20), End: at(20)})
-	var le *LimitError
-	require.ErrorAs(t, err, &le)
+	require.NotNil(t, limits.As(err), "%v", err)
+	require.Equal(t, limits.Series, limits.As(err).Limit)
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pharos-obs/pharos/query/limits"
 	"github.com/pharos-obs/pharos/query/logql"
 	"github.com/pharos-obs/pharos/storage/logs"
 )
@@ -51,6 +52,11 @@ type Config struct {
 	// TailMaxDuration ends a tail after this long, as Loki's
 	// tail_max_duration does.
 	TailMaxDuration time.Duration `yaml:"tail_max_duration"`
+	// MaxConcurrent is how many requests (tails aside) are served at once;
+	// more wait up to MaxQueueWait, then get 429 with Retry-After.
+	// Zero values take the defaults.
+	MaxConcurrent int           `yaml:"max_concurrent"`
+	MaxQueueWait  time.Duration `yaml:"max_queue_wait"`
 }
 
 // Defaults of Config.
@@ -59,6 +65,8 @@ const (
 	DefaultTailPollInterval = time.Second
 	DefaultTailLateness     = 10 * time.Second
 	DefaultTailMaxDuration  = time.Hour
+	DefaultMaxConcurrent    = 20
+	DefaultMaxQueueWait     = 30 * time.Second
 )
 
 // RegisterFlags registers the options under -query.loki.
@@ -67,6 +75,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.TailPollInterval, "query.loki.tail-poll-interval", DefaultTailPollInterval, "How often a Loki tail polls the log store for new entries.")
 	f.DurationVar(&c.TailLateness, "query.loki.tail-lateness", DefaultTailLateness, "How late an entry may become searchable and still reach a Loki tail.")
 	f.DurationVar(&c.TailMaxDuration, "query.loki.tail-max-duration", DefaultTailMaxDuration, "Longest time a Loki tail stays open.")
+	f.IntVar(&c.MaxConcurrent, "query.loki.max-concurrent", DefaultMaxConcurrent, "Requests of the Loki API (tails aside) served at once; more wait up to -query.loki.max-queue-wait, then get 429.")
+	f.DurationVar(&c.MaxQueueWait, "query.loki.max-queue-wait", DefaultMaxQueueWait, "Longest time a Loki API request waits for a free slot (-query.loki.max-concurrent) before it is refused with 429 and Retry-After.")
 }
 
 // Validate reports every invalid field.
@@ -83,6 +93,12 @@ func (c *Config) Validate() error {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s: must be positive, got %s", d.name, d.v))
 		}
+	}
+	if c.MaxConcurrent < 0 {
+		errs = append(errs, fmt.Errorf("query.loki.max_concurrent: must not be negative, got %d", c.MaxConcurrent))
+	}
+	if c.MaxQueueWait < 0 {
+		errs = append(errs, fmt.Errorf("query.loki.max_queue_wait: must not be negative, got %s", c.MaxQueueWait))
 	}
 	if c.TailLateness < 0 {
 		errs = append(errs, fmt.Errorf("query.loki.tail_lateness: must not be negative, got %s", c.TailLateness))
@@ -110,6 +126,8 @@ type API struct {
 	build   BuildInfo
 	logger  *slog.Logger
 	metrics *metrics
+	limited *limits.Metrics
+	gate    *limits.Gate
 	now     func() time.Time
 
 	// stop ends running tails, whose hijacked connections http.Server's
@@ -141,8 +159,21 @@ func New(cfg Config, q logs.Querier, engine *logql.Engine, build BuildInfo, logg
 	if err != nil {
 		return nil, fmt.Errorf("lokiapi metrics: %w", err)
 	}
+	lm, err := limits.NewMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("lokiapi metrics: %w", err)
+	}
+	if cfg.MaxConcurrent == 0 {
+		cfg.MaxConcurrent = DefaultMaxConcurrent
+	}
+	if cfg.MaxQueueWait == 0 {
+		cfg.MaxQueueWait = DefaultMaxQueueWait
+	}
 	stop, stopFunc := context.WithCancel(context.Background())
-	return &API{cfg: cfg, q: q, engine: engine, build: build, logger: logger, metrics: m, now: time.Now, stop: stop, stopFunc: stopFunc}, nil
+	return &API{
+		cfg: cfg, q: q, engine: engine, build: build, logger: logger, metrics: m, limited: lm, now: time.Now, stop: stop, stopFunc: stopFunc,
+		gate: limits.NewGate(cfg.MaxConcurrent, cfg.MaxQueueWait, "-query.loki.max-concurrent", "-query.loki.max-queue-wait"),
+	}, nil
 }
 
 // Stop ends the running tails and waits for them. Call it after the HTTP
@@ -176,6 +207,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	}{
 		{"/loki/api/v1/query_range", a.queryRange, true},
 		{"/loki/api/v1/query", a.query, true},
+		// The rest are bounded by -query.loki.timeout, the queries by the engine's.
 		{"/loki/api/v1/labels", a.labelNames, true},
 		{"/loki/api/v1/label", a.labelNames, true}, // Loki's older alias
 		{"/loki/api/v1/label/{name}/values", a.labelValues, true},
@@ -220,13 +252,20 @@ func (a *API) wrap(endpoint string, h handlerFunc) http.Handler {
 			}
 			a.metrics.requests.Observe(endpoint, rec.code, time.Since(start))
 		}()
-		err := r.ParseForm()
+		release, err := a.gate.Acquire(r.Context())
 		if err != nil {
+			a.reject(rec, err)
+			return
+		}
+		defer release()
+		if err = r.ParseForm(); err != nil {
 			err = badParam("error parsing form values: %v", err)
 		} else {
 			err = h(rec, r)
 		}
 		if err != nil {
+			err = a.timeoutLimit(endpoint, r, err)
+			a.limited.Observe(limits.APILoki, err)
 			code, msg := classify(err)
 			if code >= 500 && code != http.StatusServiceUnavailable && code != http.StatusGatewayTimeout {
 				a.logger.Error("Loki API request failed", "endpoint", endpoint, "err", err)
@@ -236,9 +275,45 @@ func (a *API) wrap(endpoint string, h handlerFunc) http.Handler {
 	})
 }
 
+// reject answers a request the concurrency gate refused: 429 with
+// Retry-After, or nothing when the client went away while waiting.
+func (a *API) reject(w http.ResponseWriter, err error) {
+	le := a.limited.Observe(limits.APILoki, err)
+	if le == nil {
+		return
+	}
+	w.Header().Set("Retry-After", limits.RetryAfterSeconds(le.RetryAfter))
+	http.Error(w, le.Error(), http.StatusTooManyRequests)
+}
+
+// timeoutLimit names the time limit a request ran out of: the engine's for
+// the query endpoints, -query.loki.timeout for the others. A client that
+// went away is no limit.
+func (a *API) timeoutLimit(endpoint string, r *http.Request, err error) error {
+	if !errors.Is(err, context.DeadlineExceeded) || r.Context().Err() != nil || limits.As(err) != nil {
+		return err
+	}
+	flag, d := "-query.loki.timeout", a.cfg.Timeout
+	if endpoint == "/loki/api/v1/query_range" || endpoint == "/loki/api/v1/query" {
+		flag, d = logql.FlagTimeout, a.engine.Opts().Timeout
+	}
+	_, msg := classify(err)
+	return limits.TimeoutError(flag, d, msg)
+}
+
 // classify maps an error to Loki's status code and plain-text message.
 func classify(err error) (int, string) {
 	var pe *paramError
+	if le := limits.As(err); le != nil {
+		switch le.Limit {
+		case limits.Concurrency:
+			return http.StatusTooManyRequests, le.Error()
+		case limits.Timeout:
+			return http.StatusGatewayTimeout, le.Error()
+		}
+		// Loki answers its query limits (entries, series, bytes read) with 400.
+		return http.StatusBadRequest, le.Error()
+	}
 	switch {
 	case errors.As(err, &pe), logql.IsUserError(err):
 		return http.StatusBadRequest, err.Error()

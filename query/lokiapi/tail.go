@@ -11,6 +11,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/prometheus/prometheus/model/labels"
 
+	"github.com/pharos-obs/pharos/query/limits"
 	"github.com/pharos-obs/pharos/query/logql"
 	"github.com/pharos-obs/pharos/storage/logs"
 )
@@ -29,6 +30,7 @@ func (a *API) tail(w http.ResponseWriter, r *http.Request) {
 
 	t, err := a.newTailer(r)
 	if err != nil {
+		a.limited.Observe(limits.APILoki, err)
 		var msg string
 		code, msg = classify(err)
 		http.Error(w, msg, code)
@@ -111,7 +113,7 @@ func (a *API) newTailer(r *http.Request) (*tailer, error) {
 		return nil, err
 	}
 	if maxEntries := a.engine.Opts().MaxEntries; limit > maxEntries {
-		return nil, badParam("max entries limit per query exceeded, limit > max_entries_limit_per_query (%d > %d)", limit, maxEntries)
+		return nil, logql.MaxEntriesError(limit, maxEntries)
 	}
 	from, err := parseTimestamp(r.Form.Get("start"), a.now().Add(-defaultSince))
 	if err != nil {

@@ -28,6 +28,7 @@ import (
 
 	"github.com/pharos-obs/pharos/internal/jsonappend"
 	"github.com/pharos-obs/pharos/query/apimetrics"
+	"github.com/pharos-obs/pharos/query/limits"
 )
 
 // MetadataSource returns metric metadata like Prometheus's /api/v1/metadata: metric family
@@ -63,6 +64,7 @@ type API struct {
 	parser    parser.Parser
 	logger    *slog.Logger
 	metrics   *apimetrics.Requests
+	limited   *limits.Metrics
 
 	// now is the clock for a query's default evaluation time; tests replace it.
 	now func() time.Time
@@ -88,6 +90,10 @@ func New(cfg Config, queryable storage.Queryable, exemplars storage.ExemplarQuer
 	if err != nil {
 		return nil, fmt.Errorf("promapi metrics: %w", err)
 	}
+	lm, err := limits.NewMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("promapi metrics: %w", err)
+	}
 	p := cfg.Parser
 	if p == nil {
 		p = parser.NewParser(parser.Options{})
@@ -102,6 +108,7 @@ func New(cfg Config, queryable storage.Queryable, exemplars storage.ExemplarQuer
 		parser:    p,
 		logger:    logger,
 		metrics:   m,
+		limited:   lm,
 		now:       time.Now,
 	}, nil
 }
@@ -214,6 +221,10 @@ func (a *API) wrap(endpoint string, h handlerFunc) gin.HandlerFunc {
 			defer res.finalizer()
 		}
 		if res.err != nil {
+			timeout, byParam := a.timeout(c.Request)
+			if le := a.limitError(res.err, timeout, byParam); le != nil {
+				a.limited.Inc(limits.APIPrometheus, le.Limit)
+			}
 			code = writeError(c.Writer, res.err, a.logger)
 			if res.err.typ == ErrorInternal {
 				a.logger.Error("Prometheus API request failed", "endpoint", endpoint, "err", res.err.err)
@@ -298,6 +309,9 @@ func writeErrorStatus(w http.ResponseWriter, code int, apiErr *apiError, logger 
 // requestContext bounds a data-reading request by Config.Timeout, or by a shorter
 // `timeout` parameter when allowParam is set. It stays tied to the request's context, so a
 // client that goes away cancels the work.
+//
+// The context also carries the request's limits.Budget, which the storage adapters charge
+// for the series and bytes they read.
 func (a *API) requestContext(r *http.Request, allowParam bool) (context.Context, context.CancelFunc, *apiError) {
 	timeout := a.cfg.Timeout
 	if v := formValue(r, "timeout"); allowParam && v != "" {
@@ -311,5 +325,27 @@ func (a *API) requestContext(r *http.Request, allowParam bool) (context.Context,
 		timeout = min(timeout, d)
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	ctx = limits.WithBudget(ctx, limits.NewBudget(limits.BudgetLimits{
+		MaxSeries: int64(a.cfg.Limits.MaxFetchedSeries), SeriesFlag: FlagMaxFetchedSeries,
+		MaxBytes: a.cfg.Limits.MaxFetchedBytes, BytesFlag: FlagMaxFetchedBytes,
+	}))
 	return ctx, cancel, nil
+}
+
+// timeout returns the request's time limit, and whether its `timeout` parameter set it,
+// for the error naming it.
+func (a *API) timeout(r *http.Request) (time.Duration, bool) {
+	if v := formValue(r, "timeout"); v != "" {
+		if d, err := parseDuration(v); err == nil && d > 0 && d < a.cfg.Timeout {
+			return d, true
+		}
+	}
+	return a.cfg.Timeout, false
+}
+
+// WriteLimited answers a request refused by a concurrency limit: 429 with Retry-After and
+// a Prometheus error body of type "unavailable", the type clients treat as "try again".
+func WriteLimited(w http.ResponseWriter, err *limits.Error, logger *slog.Logger) {
+	w.Header().Set("Retry-After", limits.RetryAfterSeconds(err.RetryAfter))
+	writeErrorStatus(w, http.StatusTooManyRequests, &apiError{ErrorUnavailable, err}, logger)
 }

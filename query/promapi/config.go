@@ -24,11 +24,36 @@ type Config struct {
 	// carries the same "results truncated due to limit" warning an explicit limit gives.
 	MaxSeriesLimit int `yaml:"max_series_limit"`
 
+	// Limits bound one request's reads. The query package sets them from its own flags
+	// (-query.max-samples, -query.max-fetched-*); zero values are unbounded.
+	Limits Limits `yaml:"-"`
+
 	// Parser parses match[] selectors, /query_exemplars and /format_query. Give it the
 	// engine's parser so both accept the same language (experimental functions and so on);
 	// nil means the default parser.
 	Parser parser.Parser `yaml:"-"`
 }
+
+// Limits bound what one request may read; zero values are unbounded.
+type Limits struct {
+	// MaxSamples is the engine's limit, named in its error (the engine enforces it).
+	MaxSamples int
+	// MaxFetchedSeries bounds the series a request's selectors fetch from storage, and the
+	// results of /series, /labels and /label/<name>/values.
+	MaxFetchedSeries int
+	// MaxFetchedBytes bounds the bytes a request reads from storage or receives from
+	// aggregators.
+	MaxFetchedBytes int64
+}
+
+// The flags of the limits, named in errors. They belong to the query package, which
+// composes this one.
+const (
+	FlagTimeout          = "-query.promapi.timeout"
+	FlagMaxSamples       = "-query.max-samples"
+	FlagMaxFetchedSeries = "-query.max-fetched-series-per-query"
+	FlagMaxFetchedBytes  = "-query.max-fetched-chunk-bytes-per-query"
+)
 
 // Default values, also used by RegisterFlags.
 const (

@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/prometheus/prometheus/promql"
+
+	"github.com/pharos-obs/pharos/query/limits"
 )
 
 // ErrUnavailable marks a storage error that means "not ready yet, try again" (for example a
@@ -76,6 +80,10 @@ func classify(err error) *apiError {
 	if err == nil {
 		return nil
 	}
+	// A query limit of ours, before the rest: the fan-out wraps it in "aggregator … unavailable".
+	if le := limits.As(err); le != nil {
+		return &apiError{ErrorExec, le}
+	}
 	if _, ok := errors.AsType[promql.ErrQueryCanceled](err); ok {
 		return &apiError{ErrorCanceled, err}
 	}
@@ -118,4 +126,30 @@ func constructionError(err error) *apiError {
 		return classify(err)
 	}
 	return invalidParam(err, "query")
+}
+
+// limitError names the limit behind a timeout or the engine's sample limit, whose own
+// messages do not say what to change, and returns the *limits.Error to count (nil when err
+// is no limit). timeout is the request's: the flag's value, or the lower `timeout`
+// parameter.
+func (a *API) limitError(err *apiError, timeout time.Duration, byParam bool) *limits.Error {
+	if le := limits.As(err.err); le != nil {
+		return le
+	}
+	switch {
+	case err.typ == ErrorTimeout:
+		le := limits.TimeoutError(FlagTimeout, timeout, err.err.Error())
+		if byParam {
+			le.Flag = "timeout"
+		}
+		err.err = le
+		return le
+	case err.typ == ErrorExec:
+		if tms, ok := errors.AsType[promql.ErrTooManySamples](err.err); ok {
+			le := &limits.Error{Limit: limits.Samples, Flag: FlagMaxSamples, Value: strconv.Itoa(a.cfg.Limits.MaxSamples), Msg: tms.Error()}
+			err.err = le
+			return le
+		}
+	}
+	return nil
 }

@@ -52,9 +52,11 @@ type fixture struct {
 type fixtureOpts struct {
 	cfg       func(*Config)
 	queryable storage.Queryable // replaces the TSDB as the API's Queryable when set
-	engine    promql.QueryEngine
-	metadata  MetadataSource
-	noExemp   bool
+	// wrap wraps the API's Queryable (the TSDB or queryable) when set.
+	wrap     func(storage.Queryable) storage.Queryable
+	engine   promql.QueryEngine
+	metadata MetadataSource
+	noExemp  bool
 }
 
 func newEngine() *promql.Engine {
@@ -80,6 +82,9 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	var q storage.Queryable = store
 	if o.queryable != nil {
 		q = o.queryable
+	}
+	if o.wrap != nil {
+		q = o.wrap(q)
 	}
 	var eng promql.QueryEngine = newEngine()
 	if o.engine != nil {

@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/util/stats"
+
+	"github.com/pharos-obs/pharos/query/limits"
 )
 
 // errTruncated is the warning Prometheus attaches when `limit` cut a result short.
@@ -104,6 +106,11 @@ func (a *API) exec(ctx context.Context, qry promql.Query, limit int, statsParam 
 	out := qry.Exec(ctx)
 	if out.Err != nil {
 		return result{err: classify(out.Err), warnings: out.Warnings}
+	}
+	// A limit hit where the engine does not look (an iterator it does not check, an
+	// aggregator's failure turned into a warning) still fails the query.
+	if err := limits.FromContext(ctx).Err(); err != nil {
+		return result{err: classify(err), warnings: out.Warnings}
 	}
 	warnings := out.Warnings
 	value := out.Value

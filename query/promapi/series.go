@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/prometheus/model/timestamp"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/annotations"
+
+	"github.com/pharos-obs/pharos/query/limits"
 )
 
 // checkContextEvery is how many series /series reads between checks for cancellation: often
@@ -104,6 +106,9 @@ func (a *API) series(c *gin.Context) (res result) {
 	if err := set.Err(); err != nil {
 		return result{err: classify(err), warnings: set.Warnings(), finalizer: closer}
 	}
+	if err := limits.FromContext(ctx).Err(); err != nil {
+		return result{err: classify(err), warnings: set.Warnings(), finalizer: closer}
+	}
 	return result{data: out, warnings: set.Warnings(), finalizer: closer}
 }
 
@@ -170,7 +175,13 @@ func (a *API) labelQuery(c *gin.Context, lookup labelLookup) (res result) {
 	}()
 	closer := func() { _ = q.Close() }
 
-	hints := &storage.LabelHints{Limit: hintLimit(limit)}
+	// The limit on fetched series bounds label look-ups too: asking the storage for one
+	// more than it tells a result that would exceed it without reading all of it.
+	hintMax := limit
+	if maxSeries := a.cfg.Limits.MaxFetchedSeries; maxSeries > 0 && (hintMax == 0 || hintMax > maxSeries) {
+		hintMax = maxSeries
+	}
+	hints := &storage.LabelHints{Limit: hintLimit(hintMax)}
 	var (
 		vals     []string
 		warnings annotations.Annotations
@@ -204,6 +215,9 @@ func (a *API) labelQuery(c *gin.Context, lookup labelLookup) (res result) {
 	if limit > 0 && len(vals) > limit {
 		vals = vals[:limit]
 		warnings.Add(errTruncated)
+	}
+	if err := limits.FromContext(ctx).AddSeries(len(vals)); err != nil {
+		return result{err: classify(err), warnings: warnings, finalizer: closer}
 	}
 	return result{data: vals, warnings: warnings, finalizer: closer}
 }

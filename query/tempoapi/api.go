@@ -37,6 +37,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pharos-obs/pharos/query/apimetrics"
+	"github.com/pharos-obs/pharos/query/limits"
 	"github.com/pharos-obs/pharos/query/traceql"
 	"github.com/pharos-obs/pharos/storage/traces"
 )
@@ -80,6 +81,14 @@ type Config struct {
 	// JaegerFetchConcurrency is how many traces a Jaeger search fetches at
 	// once: Jaeger's search returns whole traces, Tempo's only summaries.
 	JaegerFetchConcurrency int `yaml:"jaeger_fetch_concurrency"`
+	// MaxConcurrent is how many requests are served at once; more wait up
+	// to MaxQueueWait, then get 429 with Retry-After.
+	// Zero values take the defaults.
+	MaxConcurrent int           `yaml:"max_concurrent"`
+	MaxQueueWait  time.Duration `yaml:"max_queue_wait"`
+	// MaxFetchedBytes bounds the bytes one request reads: traces fetched
+	// by ID (their protobuf size) and what aggregators send (0: unbounded).
+	MaxFetchedBytes int64 `yaml:"max_fetched_bytes_per_query"`
 }
 
 // Defaults of Config.
@@ -90,6 +99,15 @@ const (
 	DefaultMaxSpansPerSpanSet     = 100
 	DefaultJaegerPrefix           = "/jaeger"
 	DefaultJaegerFetchConcurrency = 8
+	DefaultMaxConcurrent          = 20
+	DefaultMaxQueueWait           = 30 * time.Second
+)
+
+// The flags of the limits, named in their errors.
+const (
+	FlagTimeout         = "-query.tempo.timeout"
+	FlagMaxResultLimit  = "-query.tempo.max-result-limit"
+	FlagMaxFetchedBytes = "-query.tempo.max-fetched-bytes-per-query"
 )
 
 // RegisterFlags registers the options under -query.tempo.
@@ -101,6 +119,9 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.MaxSpansPerSpanSet, "query.tempo.max-spans-per-span-set", DefaultMaxSpansPerSpanSet, "Most matching spans per trace a search may ask for; 0 is no bound.")
 	f.StringVar(&c.JaegerPrefix, "query.tempo.jaeger-prefix", DefaultJaegerPrefix, "Path prefix of the Jaeger query API (point Grafana's Jaeger data source at it); empty turns it off.")
 	f.IntVar(&c.JaegerFetchConcurrency, "query.tempo.jaeger-fetch-concurrency", DefaultJaegerFetchConcurrency, "Traces a Jaeger search fetches from the store at once.")
+	f.IntVar(&c.MaxConcurrent, "query.tempo.max-concurrent", DefaultMaxConcurrent, "Requests of the Tempo and Jaeger APIs served at once; more wait up to -query.tempo.max-queue-wait, then get 429.")
+	f.DurationVar(&c.MaxQueueWait, "query.tempo.max-queue-wait", DefaultMaxQueueWait, "Longest time a Tempo or Jaeger API request waits for a free slot (-query.tempo.max-concurrent) before it is refused with 429 and Retry-After.")
+	f.Int64Var(&c.MaxFetchedBytes, "query.tempo.max-fetched-bytes-per-query", 0, "Most bytes one Tempo or Jaeger API request may read: traces fetched by ID (protobuf size) and responses received from aggregators; 0 is unbounded. Past it the request fails with 400.")
 }
 
 // Validate reports every invalid field.
@@ -123,6 +144,15 @@ func (c *Config) Validate() error {
 	}
 	if p := c.JaegerPrefix; p != "" && (!strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || strings.ContainsAny(p, " {}\t\n")) {
 		errs = append(errs, fmt.Errorf("query.tempo.jaeger_prefix: must be empty or a path such as /jaeger, without a trailing slash, got %q", p))
+	}
+	if c.MaxConcurrent < 0 {
+		errs = append(errs, fmt.Errorf("query.tempo.max_concurrent: must not be negative, got %d", c.MaxConcurrent))
+	}
+	if c.MaxQueueWait < 0 {
+		errs = append(errs, fmt.Errorf("query.tempo.max_queue_wait: must not be negative, got %s", c.MaxQueueWait))
+	}
+	if c.MaxFetchedBytes < 0 {
+		errs = append(errs, fmt.Errorf("query.tempo.max_fetched_bytes_per_query: must not be negative, got %d", c.MaxFetchedBytes))
 	}
 	if c.JaegerFetchConcurrency < 1 {
 		errs = append(errs, fmt.Errorf("query.tempo.jaeger_fetch_concurrency: must be positive, got %d", c.JaegerFetchConcurrency))
@@ -170,6 +200,8 @@ type API struct {
 	build   BuildInfo
 	logger  *slog.Logger
 	metrics *apimetrics.Requests
+	limited *limits.Metrics
+	gate    *limits.Gate
 	logs    LogsByTrace
 	now     func() time.Time
 }
@@ -193,7 +225,20 @@ func New(cfg Config, q traces.Querier, build BuildInfo, logger *slog.Logger, reg
 	if err != nil {
 		return nil, fmt.Errorf("tempoapi metrics: %w", err)
 	}
-	a := &API{cfg: cfg, q: q, build: build, logger: logger, metrics: m, now: time.Now}
+	lm, err := limits.NewMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("tempoapi metrics: %w", err)
+	}
+	if cfg.MaxConcurrent == 0 {
+		cfg.MaxConcurrent = DefaultMaxConcurrent
+	}
+	if cfg.MaxQueueWait == 0 {
+		cfg.MaxQueueWait = DefaultMaxQueueWait
+	}
+	a := &API{
+		cfg: cfg, q: q, build: build, logger: logger, metrics: m, limited: lm, now: time.Now,
+		gate: limits.NewGate(cfg.MaxConcurrent, cfg.MaxQueueWait, "-query.tempo.max-concurrent", "-query.tempo.max-queue-wait"),
+	}
 	for _, o := range opts {
 		o(a)
 	}
@@ -262,15 +307,34 @@ func (a *API) wrap(endpoint string, h handlerFunc, writeError errorWriter) http.
 			}
 			a.metrics.Observe(endpoint, rec.code, time.Since(start))
 		}()
+		release, err := a.gate.Acquire(r.Context())
+		if err != nil {
+			if le := a.limited.Observe(limits.APITempo, err); le != nil {
+				rec.Header().Set("Retry-After", limits.RetryAfterSeconds(le.RetryAfter))
+				writeError(rec, http.StatusTooManyRequests, le.Error())
+			}
+			return
+		}
+		defer release()
 		ctx, cancel := context.WithTimeout(r.Context(), a.cfg.Timeout)
 		defer cancel()
-		err := r.ParseForm()
-		if err != nil {
+		budget := limits.NewBudget(limits.BudgetLimits{MaxBytes: a.cfg.MaxFetchedBytes, BytesFlag: FlagMaxFetchedBytes})
+		ctx = limits.WithBudget(ctx, budget)
+		if err = r.ParseForm(); err != nil {
 			err = badParam("invalid query parameters: %v", err)
 		} else {
 			err = h(rec, r.WithContext(ctx))
 		}
 		if err != nil {
+			// A limit beats what it caused (a failed or timed-out read).
+			if lerr := budget.Err(); lerr != nil {
+				err = lerr
+			}
+			if errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil && limits.As(err) == nil {
+				_, msg := classify(err)
+				err = limits.TimeoutError(FlagTimeout, a.cfg.Timeout, msg)
+			}
+			a.limited.Observe(limits.APITempo, err)
 			code, msg := classify(err)
 			if code >= 500 && code != http.StatusServiceUnavailable && code != http.StatusGatewayTimeout {
 				a.logger.Error("trace API request failed", "endpoint", endpoint, "err", err)
@@ -292,6 +356,15 @@ func badParam(format string, args ...any) error {
 // classify maps an error to a status code and message.
 func classify(err error) (int, string) {
 	var pe *paramError
+	if le := limits.As(err); le != nil {
+		switch le.Limit {
+		case limits.Concurrency:
+			return http.StatusTooManyRequests, le.Error()
+		case limits.Timeout:
+			return http.StatusGatewayTimeout, le.Error()
+		}
+		return http.StatusBadRequest, le.Error()
+	}
 	switch {
 	case errors.As(err, &pe), traceql.IsUserError(err):
 		return http.StatusBadRequest, err.Error()

@@ -205,7 +205,7 @@ func TestConfig(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 	require.Equal(t, Config{
 		Timeout: time.Minute, DefaultResultLimit: 20, DefaultSpansPerSpanSet: 3, MaxSpansPerSpanSet: 100,
-		JaegerPrefix: "/jaeger", JaegerFetchConcurrency: 8,
+		JaegerPrefix: "/jaeger", JaegerFetchConcurrency: 8, MaxConcurrent: 20, MaxQueueWait: 30 * time.Second,
 	}, cfg)
 
 	fs := flag.NewFlagSet("", flag.ContinueOnError)

@@ -175,6 +175,9 @@ func (a *API) jaegerTrace(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	td, err := a.q.Trace(r.Context(), tenant(r), id, start, end)
+	if err == nil {
+		err = chargeTrace(r.Context(), td)
+	}
 	if err != nil {
 		return fmt.Errorf("trace %s: %w", id, err)
 	}
@@ -410,6 +413,9 @@ func (a *API) fetchTraces(ctx context.Context, tenant string, ids []traces.Trace
 				<-sem
 			}()
 			td, err := a.q.Trace(ctx, tenant, id, time.Time{}, time.Time{})
+			if err == nil {
+				err = chargeTrace(ctx, td)
+			}
 			if err != nil {
 				errs[i] = fmt.Errorf("trace %s: %w", id, err)
 				cancel()

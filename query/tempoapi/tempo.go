@@ -1,12 +1,17 @@
 package tempoapi
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/pharos-obs/pharos/query/limits"
 	"github.com/pharos-obs/pharos/query/traceql"
 	"github.com/pharos-obs/pharos/storage/traces"
 )
@@ -55,6 +60,9 @@ func (a *API) traceByID(v2 bool) handlerFunc {
 		if td.SpanCount() == 0 {
 			return errTraceNotFound
 		}
+		if err := chargeTrace(r.Context(), td); err != nil {
+			return err
+		}
 		if wantsProtobuf(r) {
 			body, err := marshalTraceProto(td, v2)
 			if err != nil {
@@ -84,7 +92,7 @@ func (a *API) search(w http.ResponseWriter, r *http.Request) error {
 	if p.MinDuration, p.MaxDuration, err = durations(r); err != nil {
 		return err
 	}
-	if p.Limit, err = positive(r, "limit", a.cfg.DefaultResultLimit, a.cfg.MaxResultLimit); err != nil {
+	if p.Limit, err = a.resultLimit(r); err != nil {
 		return err
 	}
 	if p.SpansPerSpanSet, err = positive(r, "spss", a.cfg.DefaultSpansPerSpanSet, a.cfg.MaxSpansPerSpanSet); err != nil {
@@ -102,6 +110,9 @@ func (a *API) search(w http.ResponseWriter, r *http.Request) error {
 	hits, err := a.q.Search(r.Context(), p)
 	if err != nil {
 		return fmt.Errorf("search: %w", err)
+	}
+	if err := limits.FromContext(r.Context()).Err(); err != nil {
+		return err
 	}
 	return respond(w, "application/json", func(b []byte) []byte { return appendSearch(b, hits) })
 }
@@ -304,4 +315,34 @@ func (a *API) buildInfo(w http.ResponseWriter, _ *http.Request) error {
 		}
 		return append(b, '}')
 	})
+}
+
+// resultLimit reads a search's limit: the traces it may return, at most
+// MaxResultLimit.
+func (a *API) resultLimit(r *http.Request) (int, error) {
+	n, err := positive(r, "limit", a.cfg.DefaultResultLimit, 0)
+	if err != nil {
+		return 0, err
+	}
+	if m := a.cfg.MaxResultLimit; m > 0 && n > m {
+		return 0, &limits.Error{
+			Limit: limits.Traces, Flag: FlagMaxResultLimit, Value: strconv.Itoa(m),
+			Msg: fmt.Sprintf("invalid limit: %d exceeds the maximum of %d traces per search", n, m),
+		}
+	}
+	return n, nil
+}
+
+// chargeTrace charges a fetched trace's protobuf size to the request's
+// budget: the local store hands whole traces, so that is what was read.
+func chargeTrace(ctx context.Context, td ptrace.Traces) error {
+	b := limits.FromContext(ctx)
+	if b == nil {
+		return nil
+	}
+	var m ptrace.ProtoMarshaler
+	if err := b.AddBytes(int64(m.TracesSize(td))); err != nil {
+		return err
+	}
+	return b.Err()
 }

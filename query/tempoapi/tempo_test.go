@@ -211,7 +211,7 @@ func TestSearch(t *testing.T) {
 	f = newFixture(t, cfg, nil)
 	r = f.get(t, "/api/search?limit=51")
 	require.Equal(t, http.StatusBadRequest, r.code)
-	require.Equal(t, "invalid limit: 51 exceeds the maximum of 50\n", string(r.body))
+	require.Equal(t, "invalid limit: 51 exceeds the maximum of 50 traces per search (limit -query.tempo.max-result-limit=50)\n", string(r.body))
 }
 
 func TestTags(t *testing.T) {

@@ -206,8 +206,16 @@ func (p *pharosProc) Stop() {
 }
 
 // cleanup kills the process if it still runs (only this PID, which the
-// test started) and shows its log if the test failed.
+// test started) and shows its log if the test failed, with its consumers'
+// state (what a stalled partition looks like from the inside).
 func (p *pharosProc) cleanup() {
+	if p.t.Failed() && p.addr != "" {
+		select {
+		case <-p.exited:
+		default:
+			p.logStatus()
+		}
+	}
 	select {
 	case <-p.exited:
 	default:
@@ -233,6 +241,21 @@ func (p *pharosProc) cleanup() {
 		raw = append([]byte("[…]"), raw[len(raw)-maxLogDump:]...)
 	}
 	p.t.Logf("log of pharos %s (%s):\n%s", p.name, p.logPath, raw)
+}
+
+// logStatus logs the process's own /cluster/status (consumers per signal
+// and partition with lag and messages awaiting ack, streams), if it has one.
+func (p *pharosProc) logStatus() {
+	resp, err := httpClient.Get("http://" + p.addr + "/cluster/status?scope=local")
+	if err != nil {
+		p.t.Logf("status of pharos %s: %v", p.name, err)
+		return
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode == http.StatusOK {
+		p.t.Logf("status of pharos %s: %s", p.name, bytes.TrimSpace(body))
+	}
 }
 
 // logEvent holds the fields of a JSON log line the tests look at.

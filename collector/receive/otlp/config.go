@@ -9,6 +9,8 @@ import (
 
 	"github.com/grafana/dskit/flagext"
 	"github.com/prometheus/otlptranslator"
+
+	"github.com/pharos-obs/pharos/internal/auth"
 )
 
 // Config is the OTLP receiver: its two listeners and how OTLP metrics are
@@ -16,6 +18,9 @@ import (
 type Config struct {
 	GRPC ListenerConfig `yaml:"grpc"`
 	HTTP ListenerConfig `yaml:"http"`
+	// TLS serves both listeners over TLS. When its cert_file is empty the
+	// process gives them the HTTP listener's TLS (http.tls) instead.
+	TLS auth.TLSConfig `yaml:"tls"`
 
 	// TranslationStrategy is how OTLP metric and attribute names become
 	// Prometheus names (as Prometheus's otlp.translation_strategy).
@@ -46,6 +51,7 @@ type ListenerConfig struct {
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.GRPC.ListenAddress, "otlp.grpc.listen-address", "127.0.0.1:4317", "OTLP/gRPC listener of the agent; empty turns it off.")
 	f.StringVar(&c.HTTP.ListenAddress, "otlp.http.listen-address", "127.0.0.1:4318", "OTLP/HTTP listener of the agent (/v1/metrics; also served on the main HTTP port); empty turns it off.")
+	c.TLS.RegisterFlagsWithPrefix("otlp.tls", "the OTLP gRPC and HTTP listeners (when unset, they use -http.tls.*)", f)
 	f.StringVar(&c.TranslationStrategy, "otlp.translation-strategy", string(otlptranslator.UnderscoreEscapingWithSuffixes),
 		"How OTLP names become Prometheus names: UnderscoreEscapingWithSuffixes (Prometheus 3 default), UnderscoreEscapingWithoutSuffixes, NoUTF8EscapingWithSuffixes or NoTranslation.")
 	f.Var(&c.PromoteResourceAttributes, "otlp.promote-resource-attributes", "Comma-separated resource attributes copied as labels onto every series of their resource.")
@@ -70,6 +76,7 @@ func (c *Config) Validate() error {
 	if c.GRPC.ListenAddress != "" && c.GRPC.ListenAddress == c.HTTP.ListenAddress && !strings.HasSuffix(c.GRPC.ListenAddress, ":0") {
 		errs = append(errs, fmt.Errorf("otlp.http.listen_address: must differ from otlp.grpc.listen_address (%s)", c.GRPC.ListenAddress))
 	}
+	errs = append(errs, c.TLS.Validate("otlp.tls"))
 	switch otlptranslator.TranslationStrategyOption(c.TranslationStrategy) {
 	case otlptranslator.UnderscoreEscapingWithSuffixes, otlptranslator.UnderscoreEscapingWithoutSuffixes,
 		otlptranslator.NoUTF8EscapingWithSuffixes, otlptranslator.NoTranslation:

@@ -9,6 +9,7 @@ package otlp
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,6 +25,7 @@ import (
 	"google.golang.org/grpc/tap"
 
 	"github.com/pharos-obs/pharos/collector/receive"
+	"github.com/pharos-obs/pharos/internal/auth"
 )
 
 // Signal is one OTLP signal's receiver. The Receiver calls both methods
@@ -53,32 +55,68 @@ type Receiver struct {
 	started bool
 
 	mux     *http.ServeMux
+	httpTLS *tls.Config // nil: plain HTTP
 	httpSrv *http.Server
 	grpcSrv *grpc.Server
 	httpLn  net.Listener
 	grpcLn  net.Listener
 }
 
+// Option configures a Receiver.
+type Option func(*options)
+
+type options struct {
+	authn *auth.Authenticator
+}
+
+// WithAuth puts both listeners behind authn (with their listener names
+// otlp-http and otlp-grpc); without it they authenticate nothing.
+func WithAuth(authn *auth.Authenticator) Option {
+	return func(o *options) { o.authn = authn }
+}
+
+// Listener names of the failures metric.
+const (
+	listenerHTTP = "otlp-http"
+	listenerGRPC = "otlp-grpc"
+)
+
 // New returns the OTLP receiver with the metrics signal registered.
-// Nothing listens until the service starts.
-func New(cfg Config, in *receive.Intake, logger *slog.Logger) (*Receiver, error) {
+// Nothing listens until the service starts. cfg.TLS, when enabled, serves
+// both listeners over TLS.
+func New(cfg Config, in *receive.Intake, logger *slog.Logger, opts ...Option) (*Receiver, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	metrics, err := NewMetrics(cfg, in, logger)
 	if err != nil {
 		return nil, err
 	}
-	r := &Receiver{cfg: cfg, in: in, logger: logger, metrics: metrics, mux: http.NewServeMux()}
+	httpTLS, err := auth.ServerTLS(cfg.TLS, "http/1.1")
+	if err != nil {
+		return nil, fmt.Errorf("otlp.tls: %w", err)
+	}
+	grpcTLS, err := auth.ServerTLS(cfg.TLS, "h2")
+	if err != nil {
+		return nil, fmt.Errorf("otlp.tls: %w", err)
+	}
+	r := &Receiver{cfg: cfg, in: in, logger: logger, metrics: metrics, mux: http.NewServeMux(), httpTLS: httpTLS}
 	r.httpSrv = &http.Server{
-		Handler:           r.mux,
+		Handler:           o.authn.Listener(listenerHTTP, cfg.TLS).Wrap(r.mux),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	r.grpcSrv = grpc.NewServer(
+	// Authentication comes first: an unauthenticated call takes no
+	// in-flight slot.
+	grpcOpts := o.authn.Listener(listenerGRPC, cfg.TLS).ServerOptions(grpcTLS)
+	r.grpcSrv = grpc.NewServer(append(grpcOpts,
 		// The limit holds for the message as sent and once decompressed.
 		grpc.MaxRecvMsgSize(in.Config().MaxDecompressedBytes),
 		grpc.InTapHandle(r.tap),
 		grpc.ChainUnaryInterceptor(r.admit),
-	)
+	)...)
 	if err := r.Register(metrics); err != nil {
 		return nil, err
 	}
@@ -136,9 +174,12 @@ func (r *Receiver) starting(context.Context) error {
 			}
 			return fmt.Errorf("otlp.http.listen_address: %w", err)
 		}
+		if r.httpTLS != nil {
+			ln = tls.NewListener(ln, r.httpTLS)
+		}
 		r.httpLn = ln
 	}
-	r.logger.Info("OTLP receiver listening", "grpc", r.GRPCAddr(), "http", r.HTTPAddr())
+	r.logger.Info("OTLP receiver listening", "grpc", r.GRPCAddr(), "http", r.HTTPAddr(), "tls", r.httpTLS != nil)
 	return nil
 }
 
