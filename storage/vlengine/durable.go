@@ -45,6 +45,9 @@ type durability struct {
 	// idbDurableStreams is owned by the durability goroutine: see
 	// makeDurable.
 	idbDurableStreams uint64
+	// epochStreams is the stream count streamEpoch last moved at (owned
+	// by the durability goroutine).
+	epochStreams uint64
 }
 
 func (d *durability) init() {
@@ -214,6 +217,7 @@ func (e *Engine) makeDurable(days []int64) (string, error) {
 	}
 	streams := e.streamsCreated()
 	e.storage.DebugFlush()
+	e.noteStreams(streams, e.streamsCreated())
 	fi := e.cfg.FlushInterval
 	deadline := time.Now().Add(2*fi + fi/2)
 	// The stream index holds nothing unproven if no stream was created

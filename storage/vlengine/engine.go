@@ -140,6 +140,7 @@ type Engine struct {
 	mu      sync.RWMutex
 	closed  bool
 	storage *logstorage.Storage
+	tenants *tenantRegistry
 
 	// roCheckedAt and readOnly cache Storage.IsReadOnly (a statfs call) for
 	// a second.
@@ -165,6 +166,10 @@ func Open(cfg Config, opts Options, logger *slog.Logger, reg prometheus.Register
 	if err := os.MkdirAll(filepath.Dir(cfg.Path), 0o755); err != nil {
 		return nil, fmt.Errorf("create %s parent directory: %w", opts.Name, err)
 	}
+	tenants, err := openTenantRegistry(tenantRegistryPath(cfg.Path))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", opts.Name, err)
+	}
 	st, err := openStorage(cfg.Path, opts.Name, &logstorage.StorageConfig{
 		Retention:              cfg.Retention,
 		FutureRetention:        cfg.FutureRetention,
@@ -182,6 +187,7 @@ func Open(cfg Config, opts Options, logger *slog.Logger, reg prometheus.Register
 		logger:  logger,
 		reg:     reg,
 		storage: st,
+		tenants: tenants,
 	}
 	e.durability.init()
 	// Snapshots are only ever made by forceFlush, which deletes them at
@@ -320,7 +326,7 @@ func (e *Engine) Query(ctx context.Context, tenant string, q *logstorage.Query, 
 		return err
 	}
 	var qs logstorage.QueryStats
-	qctx := logstorage.NewQueryContext(ctx, &qs, []logstorage.TenantID{TenantID(tenant)}, q, false, nil)
+	qctx := logstorage.NewQueryContext(ctx, &qs, []logstorage.TenantID{e.tenants.lookup(tenant)}, q, false, nil)
 	err = fn(qctx, st)
 	e.Release()
 	if err != nil {
@@ -335,7 +341,7 @@ func (e *Engine) Query(ctx context.Context, tenant string, q *logstorage.Query, 
 // strconv.Unquote, so that no value can change the query's structure; an
 // error here is a bug, not bad input.
 func ParseQuery(qs string, start, end int64) (*logstorage.Query, error) {
-	q, err := logstorage.ParseQueryAtTimestamp(qs, time.Now().UnixNano())
+	q, err := logstorage.ParseQueryAtTimestamp(withStreamEpoch(qs), time.Now().UnixNano())
 	if err != nil {
 		return nil, fmt.Errorf("parse LogsQL %s: %w", qs, err)
 	}
@@ -355,14 +361,23 @@ func (e *Engine) stats() *logstorage.StorageStats {
 // of any open partition since it was opened.
 func (e *Engine) streamsCreated() uint64 { return e.stats().StreamsCreatedTotal }
 
-// TenantID maps a tenant to a VictoriaLogs TenantID: "" is the default
-// tenant {0,0}; any other string hashes to AccountID = FNV-1a(tenant) and
-// ProjectID = FNV-1a(0x00 + tenant).
-//
-// Two tenants whose hashes agree share their data. With 64 hash bits the
-// odds are about n²/2⁶⁵ for n tenants (one in 10¹⁰ for a thousand), and
-// nothing detects it: a tenant registry should replace this once tenants
-// come from authentication rather than a header.
+// AppendTenantID is the VictoriaLogs TenantID the rows of tenant ("" is
+// the default tenant) are written with: the one the engine's tenant
+// registry holds for it, recorded (durably) on its first write. No two
+// tenants share one.
+func (e *Engine) AppendTenantID(tenant string) (logstorage.TenantID, error) {
+	return e.tenants.assign(tenant)
+}
+
+// ReadTenantID is the TenantID reads of tenant use: its registered one, or
+// one no tenant has (so nothing is found) when it has never written.
+func (e *Engine) ReadTenantID(tenant string) logstorage.TenantID { return e.tenants.lookup(tenant) }
+
+// TenantID is the hash a tenant's TenantID is taken from when no other
+// tenant holds it (see AppendTenantID): "" is the default tenant {0,0};
+// any other string hashes to AccountID = FNV-1a(tenant) and ProjectID =
+// FNV-1a(0x00 + tenant). Before the registry, it was the mapping itself,
+// so the rows written then stay their tenant's.
 func TenantID(tenant string) logstorage.TenantID {
 	if tenant == "" {
 		return logstorage.TenantID{}
