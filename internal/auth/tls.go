@@ -89,6 +89,11 @@ func equalStamps(a, b []fileStamp) bool {
 	return true
 }
 
+// LoadCAPool reads a PEM CA bundle; it fails when the file holds no
+// certificate, so that a wrong path or format is caught at start rather
+// than as failed handshakes.
+func LoadCAPool(path string) (*x509.CertPool, error) { return loadCAPool(path) }
+
 func loadCAPool(path string) (*x509.CertPool, error) {
 	pem, err := os.ReadFile(path)
 	if err != nil {

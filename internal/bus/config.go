@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/grafana/dskit/flagext"
+
+	"github.com/pharos-obs/pharos/internal/auth"
 )
 
 // Limits on configuration values. They keep a typo from turning into a
@@ -42,6 +44,10 @@ type Config struct {
 	Consumer ConsumerConfig `yaml:"consumer"`
 	// PublishTimeout bounds one publish, from send to PubAck.
 	PublishTimeout time.Duration `yaml:"publish_timeout"`
+	// TLS and the client authentication apply to connections to URL; the
+	// all-in-one's in-process connection uses neither.
+	TLS              ClientTLSConfig `yaml:"tls"`
+	ClientAuthConfig `yaml:",inline"`
 }
 
 // EmbeddedConfig configures the NATS server embedded in a Pharos process:
@@ -69,6 +75,13 @@ type EmbeddedConfig struct {
 	// SyncInterval is "always" (fsync every write before it is acknowledged)
 	// or how often JetStream fsyncs; see StartEmbedded.
 	SyncInterval string `yaml:"sync_interval"`
+	// TLS is the server TLS of the client listener (mTLS with a client
+	// CA).
+	TLS auth.TLSConfig `yaml:"tls"`
+	// ClusterTLS is the mutual TLS of the routes between nodes.
+	ClusterTLS RouteTLSConfig `yaml:"cluster_tls"`
+	// Auth is the authorization clients need.
+	Auth EmbeddedAuthConfig `yaml:"auth"`
 }
 
 // StreamConfig configures the PHAROS_<SIGNAL> streams.
@@ -123,6 +136,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Stream.RegisterFlags(f)
 	c.Consumer.RegisterFlags(f)
 	f.DurationVar(&c.PublishTimeout, "nats.publish-timeout", 10*time.Second, "Maximum time for one publish to be acknowledged by JetStream.")
+	c.TLS.RegisterFlags(f)
+	c.ClientAuthConfig.RegisterFlags(f)
 }
 
 // RegisterFlags registers the embedded server's options under
@@ -133,6 +148,9 @@ func (c *EmbeddedConfig) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.ClusterName, "nats.embedded.cluster-name", "pharos", "NATS cluster name; the same on every node. Used only with -nats.embedded.cluster-listen-address.")
 	f.StringVar(&c.ClusterListenAddress, "nats.embedded.cluster-listen-address", "", "Route listen address (host:port) for the other NATS nodes; port 0 picks a free port. Empty = no clustering.")
 	f.Var(&c.Routes, "nats.embedded.routes", "Comma-separated cluster addresses (nats-route://host:port or host:port) of the NATS nodes; list every node, this one included (it is ignored). Required with -nats.embedded.cluster-listen-address.")
+	c.TLS.RegisterFlagsWithPrefix("nats.embedded.tls", "the embedded NATS server's client listener (in-process clients skip TLS)", f)
+	c.ClusterTLS.RegisterFlags(f)
+	c.Auth.RegisterFlags(f)
 	f.StringVar(&c.SyncInterval, "nats.embedded.sync-interval", "always", `"always" to fsync every JetStream write before acknowledging it, or a duration between fsyncs (faster; an acked write then survives a node's power loss only through its replicas).`)
 }
 
@@ -175,6 +193,7 @@ func (c *Config) Validate() error {
 	if c.PublishTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("nats.publish_timeout: must be positive, got %s", c.PublishTimeout))
 	}
+	errs = append(errs, c.TLS.Validate(), c.ClientAuthConfig.Validate())
 	return errors.Join(errs...)
 }
 
@@ -201,9 +220,13 @@ func (c *EmbeddedConfig) Validate() error {
 			errs = append(errs, fmt.Errorf("nats.embedded.routes[%d]: %w", i, err))
 		}
 	}
+	errs = append(errs, c.TLS.Validate("nats.embedded.tls"), c.ClusterTLS.Validate(), c.Auth.Validate())
 	if c.ClusterListenAddress == "" {
 		if len(c.Routes) > 0 {
 			errs = append(errs, errors.New("nats.embedded.routes: set without nats.embedded.cluster_listen_address, which a cluster node needs"))
+		}
+		if c.ClusterTLS.Enabled() {
+			errs = append(errs, errors.New("nats.embedded.cluster_tls.cert_file: set without nats.embedded.cluster_listen_address: there are no routes to secure"))
 		}
 		return errors.Join(errs...)
 	}

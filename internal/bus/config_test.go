@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/pharos-obs/pharos/internal/auth"
 )
 
 func TestRegisterFlagsDefaults(t *testing.T) {
@@ -13,7 +15,7 @@ func TestRegisterFlagsDefaults(t *testing.T) {
 	require.NoError(t, cfg.Validate())
 	require.Equal(t, Config{
 		URL:            "",
-		Embedded:       EmbeddedConfig{ListenAddress: "127.0.0.1:4222", ClusterName: "pharos", SyncInterval: "always"},
+		Embedded:       EmbeddedConfig{ListenAddress: "127.0.0.1:4222", ClusterName: "pharos", SyncInterval: "always", TLS: auth.TLSConfig{MinVersion: "TLS12"}},
 		Partitions:     16,
 		Stream:         StreamConfig{Replicas: 1, MaxAge: 24 * time.Hour, MaxBytes: 8 << 30, DuplicateWindow: 10 * time.Minute},
 		Consumer:       ConsumerConfig{AckWait: 30 * time.Second, MaxAckPending: 1024, FetchBatch: 64, PinnedTTL: 30 * time.Second},
@@ -37,14 +39,17 @@ func TestRegisterFlagsNames(t *testing.T) {
 		"-nats.consumer.max-ack-pending=2048",
 		"-nats.consumer.fetch-batch=128",
 		"-nats.publish-timeout=3s",
+		"-nats.tls.server-name=nats.internal",
+		"-nats.embedded.tls.min-version=TLS13",
 	}))
 	require.Equal(t, Config{
 		URL:            "nats://a:4222,nats://b:4222",
-		Embedded:       EmbeddedConfig{ListenAddress: ":5222", ClusterName: "pharos", SyncInterval: "always"},
+		Embedded:       EmbeddedConfig{ListenAddress: ":5222", ClusterName: "pharos", SyncInterval: "always", TLS: auth.TLSConfig{MinVersion: "TLS13"}},
 		Partitions:     32,
 		Stream:         StreamConfig{Replicas: 3, MaxAge: 48 * time.Hour, MaxBytes: 1 << 30, DuplicateWindow: 5 * time.Minute},
 		Consumer:       ConsumerConfig{AckWait: time.Minute, MaxAckPending: 2048, FetchBatch: 128, PinnedTTL: 30 * time.Second},
 		PublishTimeout: 3 * time.Second,
+		TLS:            ClientTLSConfig{ServerName: "nats.internal"},
 	}, cfg)
 	require.NoError(t, cfg.Validate())
 }

@@ -142,11 +142,27 @@ func Connect(cfg Config, embedded *EmbeddedServer, name string, logger *slog.Log
 		nats.ReconnectHandler(c.onReconnect),
 		nats.ClosedHandler(c.onClosed),
 		nats.ErrorHandler(c.onAsyncError),
+		nats.ReconnectErrHandler(c.onConnectError),
+		// nats.go gives up for good after the same authorization error
+		// twice; credentials being rotated on both ends must not leave an
+		// agent disconnected until restarted.
+		nats.IgnoreAuthErrorAbort(),
 	}
 	if url == "" {
-		// The URL only names the server in logs; the bytes go through a pipe.
+		// The URL only names the server in logs; the bytes go through a
+		// pipe, without TLS, with the embedded server's own credential.
 		url = embedded.ClientURL()
 		opts = append(opts, nats.InProcessServer(embedded.srv))
+		opts = append(opts, embedded.inProcess...)
+	} else {
+		sec, err := clientSecurityOptions(cfg.TLS, cfg.ClientAuthConfig)
+		if err != nil {
+			return nil, fmt.Errorf("connect nats: %w", err)
+		}
+		opts = append(opts, sec...)
+		if cfg.TLS.InsecureSkipVerify {
+			c.logger.Warn("nats server certificates are not verified (nats.tls.insecure_skip_verify): the connection can be intercepted")
+		}
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
@@ -233,6 +249,14 @@ func (c *Conn) onClosed(nc *nats.Conn) {
 	c.metrics.connected.DeleteLabelValues(c.name)
 	c.connMu.Unlock()
 	close(c.closed)
+}
+
+// onConnectError logs a failed connection attempt (refused, TLS
+// handshake, authorization), one line per interval while it lasts.
+func (c *Conn) onConnectError(_ *nats.Conn, err error) {
+	if ok, suppressed := c.asyncLogs.allow(); ok {
+		c.logger.Warn("nats connect failed, retrying", "err", err, "suppressed", suppressed)
+	}
 }
 
 func (c *Conn) onAsyncError(_ *nats.Conn, sub *nats.Subscription, err error) {

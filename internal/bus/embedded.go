@@ -15,6 +15,9 @@ import (
 	"unicode"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/pharos-obs/pharos/internal/auth"
 )
 
 const (
@@ -37,7 +40,8 @@ type EmbeddedServer struct {
 	srv         *server.Server
 	logger      *slog.Logger
 	url         string
-	clusterAddr string // empty when not clustered
+	clusterAddr string        // empty when not clustered
+	inProcess   []nats.Option // the in-process client's credential
 }
 
 // StartEmbedded starts an in-process nats-server with JetStream storing under
@@ -70,6 +74,10 @@ func StartEmbedded(cfg EmbeddedConfig, storeDir string, logger *slog.Logger) (*E
 	if err != nil {
 		return nil, fmt.Errorf("start embedded nats: %w", err)
 	}
+	inProcess, err := applySecurity(cfg, opts)
+	if err != nil {
+		return nil, fmt.Errorf("start embedded nats: %w", err)
+	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("start embedded nats: %w", err)
@@ -86,15 +94,22 @@ func StartEmbedded(cfg EmbeddedConfig, storeDir string, logger *slog.Logger) (*E
 		srv.WaitForShutdown()
 		return nil, fmt.Errorf("start embedded nats on %s: %w", cfg.ListenAddress, err)
 	}
-	e := &EmbeddedServer{srv: srv, logger: logger, url: clientURL(srv)}
-	attrs := []any{"url", e.url, "store_dir", storeDir, "server_name", opts.ServerName}
+	e := &EmbeddedServer{srv: srv, logger: logger, url: clientURL(srv), inProcess: inProcess}
+	attrs := []any{"url", e.url, "store_dir", storeDir, "server_name", opts.ServerName,
+		"tls", cfg.TLS.Enabled(), "client_auth", clientAuthMode(cfg)}
 	if clustered {
 		if addr := srv.ClusterAddr(); addr != nil {
 			e.clusterAddr = dialAddr(addr)
 		}
-		attrs = append(attrs, "cluster", opts.Cluster.Name, "cluster_addr", e.clusterAddr, "jetstream_ready", jsReady)
+		attrs = append(attrs, "cluster", opts.Cluster.Name, "cluster_addr", e.clusterAddr, "cluster_tls", cfg.ClusterTLS.Enabled(), "jetstream_ready", jsReady)
 	}
 	logger.Info("embedded nats started", attrs...)
+	if !auth.IsLoopback(cfg.ListenAddress) && clientAuthMode(cfg) == "none" {
+		logger.Warn("embedded nats accepts unauthenticated clients from the network: set nats.embedded.auth (-nats.embedded.auth.token-file or -users-file) or verify client certificates (-nats.embedded.tls.client-ca-file)", "listen_address", cfg.ListenAddress)
+	}
+	if clustered && !cfg.ClusterTLS.Enabled() && !auth.IsLoopback(cfg.ClusterListenAddress) {
+		logger.Warn("embedded nats accepts routes from the network without TLS: any host that reaches the cluster port can join; set -nats.embedded.cluster.tls.*", "cluster_listen_address", cfg.ClusterListenAddress)
+	}
 	if clustered && !jsReady {
 		logger.Info("jetstream cluster not formed yet, waiting for peers in the background", "routes", len(opts.Routes), "reason", jetStreamNotReady(srv))
 	}
@@ -151,6 +166,19 @@ func serverOptions(cfg EmbeddedConfig, storeDir string) (*server.Options, error)
 		opts.Routes = append(opts.Routes, u)
 	}
 	return opts, nil
+}
+
+// clientAuthMode names how clients authenticate, for logs.
+func clientAuthMode(cfg EmbeddedConfig) string {
+	switch {
+	case cfg.Auth.TokenFile != "":
+		return "token"
+	case cfg.Auth.UsersFile != "":
+		return "users"
+	case cfg.TLS.VerifiesClients():
+		return "client-certificate"
+	}
+	return "none"
 }
 
 // listenHostPort splits a validated listen address for server.Options.

@@ -7,6 +7,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pharos-obs/pharos/internal/auth"
 )
 
 func TestEmbeddedConfigClusterFlags(t *testing.T) {
@@ -27,6 +29,7 @@ func TestEmbeddedConfigClusterFlags(t *testing.T) {
 		ClusterListenAddress: "0.0.0.0:6222",
 		Routes:               []string{"nats-route://n1:6222", "n2:6222", " n3:6222"},
 		SyncInterval:         "1s",
+		TLS:                  auth.TLSConfig{MinVersion: "TLS12"},
 	}, cfg)
 	require.NoError(t, cfg.Validate())
 }

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,12 +12,15 @@ import (
 	"strings"
 	"time"
 
+	dstls "github.com/grafana/dskit/crypto/tls"
 	"github.com/grafana/dskit/flagext"
 	"github.com/grafana/dskit/kv/codec"
 	"github.com/grafana/dskit/kv/consul"
 	"github.com/grafana/dskit/kv/etcd"
 	"github.com/grafana/dskit/kv/memberlist"
 	"github.com/grafana/dskit/ring"
+
+	"github.com/pharos-obs/pharos/internal/auth"
 )
 
 // Ring stores accepted by -ring.store.
@@ -55,6 +59,75 @@ type MemberlistConfig struct {
 	RejoinInterval     time.Duration               `yaml:"rejoin_interval"`
 	LeftMembersTimeout time.Duration               `yaml:"left_members_timeout"`
 	LeaveTimeout       time.Duration               `yaml:"leave_timeout"`
+	TLS                MemberlistTLSConfig         `yaml:"tls"`
+}
+
+// MemberlistTLSConfig is the TLS of the gossip transport, mapped onto
+// dskit's (memberlist.TCPTransportConfig.TLSEnabled and TLS). Every member
+// both listens and dials, so each one needs a certificate; gossip uses TLS
+// when CertFile is set.
+//
+// dskit's listener does not ask dialling members for a certificate, so
+// TLS encrypts the gossip and lets a member check whom it dials, but does
+// not stop a host that reaches the gossip port from sending to it: keep
+// that port on a private network (or behind a network policy). dskit does
+// not expose memberlist's symmetric encryption key (SecretKey/Keyring),
+// which would.
+type MemberlistTLSConfig struct {
+	CertFile   string `yaml:"cert_file"`
+	KeyFile    string `yaml:"key_file"`
+	CAFile     string `yaml:"ca_file"`
+	ServerName string `yaml:"server_name"`
+	// InsecureSkipVerify accepts any member certificate: encryption only.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+// Enabled reports whether gossip uses TLS.
+func (c MemberlistTLSConfig) Enabled() bool { return c.CertFile != "" }
+
+// RegisterFlags registers the options under -memberlist.tls.
+func (c *MemberlistTLSConfig) RegisterFlags(f *flag.FlagSet) {
+	f.StringVar(&c.CertFile, "memberlist.tls.cert-file", "", "PEM certificate of this member for gossip over TLS, presented when others dial it; TLS is on when set, and must then be on in every member.")
+	f.StringVar(&c.KeyFile, "memberlist.tls.key-file", "", "PEM key of -memberlist.tls.cert-file.")
+	f.StringVar(&c.CAFile, "memberlist.tls.ca-file", "", "PEM CA bundle the certificates of the members this one dials are verified against (default: the system roots).")
+	f.StringVar(&c.ServerName, "memberlist.tls.server-name", "", "Name expected in the other members' certificates (default: the IP dialled, so certificates need IP SANs; set a shared name when pod IPs are not known in advance).")
+	f.BoolVar(&c.InsecureSkipVerify, "memberlist.tls.insecure-skip-verify", false, "Do not verify the other members' certificates (tests only: encryption without knowing whom you talk to).")
+}
+
+// Validate reports every invalid field.
+func (c MemberlistTLSConfig) Validate() error {
+	var errs []error
+	if !c.Enabled() {
+		if c.KeyFile != "" || c.CAFile != "" || c.ServerName != "" || c.InsecureSkipVerify {
+			errs = append(errs, errors.New("memberlist.tls.cert_file: required when another memberlist.tls option is set (every member serves TLS)"))
+		}
+		return errors.Join(errs...)
+	}
+	if c.KeyFile == "" {
+		errs = append(errs, errors.New("memberlist.tls.key_file: required with cert_file"))
+	} else if _, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile); err != nil {
+		errs = append(errs, fmt.Errorf("memberlist.tls.cert_file: %w", err))
+	}
+	if c.CAFile != "" {
+		if _, err := auth.LoadCAPool(c.CAFile); err != nil {
+			errs = append(errs, fmt.Errorf("memberlist.tls.ca_file: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// dskit returns the TLS configuration as dskit's transport takes it. dskit
+// reads the certificate and key again for every connection it dials, but
+// loads the listener's once: rotating them needs a restart.
+func (c MemberlistTLSConfig) dskit() dstls.ClientConfig {
+	return dstls.ClientConfig{
+		CertPath:           c.CertFile,
+		KeyPath:            c.KeyFile,
+		CAPath:             c.CAFile,
+		ServerName:         c.ServerName,
+		InsecureSkipVerify: c.InsecureSkipVerify,
+		MinVersion:         "VersionTLS12",
+	}
 }
 
 // RingConfig configures the aggregator ring and this process's entry in it.
@@ -92,6 +165,7 @@ func (c *MemberlistConfig) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.PushPullInterval, "memberlist.push-pull-interval", 30*time.Second, "How often to exchange the full state with one random member, which repairs anything gossip missed. 0 disables.")
 	f.DurationVar(&c.RejoinInterval, "memberlist.rejoin-interval", 0, "How often to join -memberlist.join again, which heals a split cluster when the join list is a fixed set of seeds. 0 disables.")
 	f.DurationVar(&c.LeftMembersTimeout, "memberlist.left-members-timeout", 5*time.Minute, "How long ring members that left stay in the gossiped ring as tombstones; queriers see them as recently left for this long.")
+	c.TLS.RegisterFlags(f)
 	f.DurationVar(&c.LeaveTimeout, "memberlist.leave-timeout", 2*time.Second, "On shutdown, the longest wait for each of the two steps of leaving the gossip cluster: sending this node's last ring updates, then announcing that it leaves. Both normally take milliseconds.")
 }
 
@@ -154,6 +228,7 @@ func (c *MemberlistConfig) Validate() error {
 	if c.LeaveTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("memberlist.leave_timeout: must be positive, got %s", c.LeaveTimeout))
 	}
+	errs = append(errs, c.TLS.Validate())
 	return errors.Join(errs...)
 }
 
@@ -258,6 +333,10 @@ func (c *Config) memberlistKVConfig() memberlist.KVConfig {
 	// A clean stop waits this long at most for its last ring updates (the
 	// member leaving) to be gossiped: bounded, so SIGTERM still ends in time.
 	kc.BroadcastTimeoutForLocalUpdatesOnShutdown = c.Memberlist.LeaveTimeout
+	if c.Memberlist.TLS.Enabled() {
+		kc.TCPTransport.TLSEnabled = true
+		kc.TCPTransport.TLS = c.Memberlist.TLS.dskit()
+	}
 	kc.MetricsNamespace = "pharos"
 	kc.Codecs = []codec.Codec{ring.GetCodec()}
 	return kc
