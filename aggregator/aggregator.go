@@ -24,6 +24,8 @@ import (
 
 	"github.com/pharos-obs/pharos/internal/bus"
 	"github.com/pharos-obs/pharos/internal/bus/codec"
+	"github.com/pharos-obs/pharos/internal/tenant"
+	mstore "github.com/pharos-obs/pharos/storage/metrics"
 )
 
 // Config tunes consumption.
@@ -53,10 +55,12 @@ func (c *Config) Validate() error {
 // MetricsStore is where decoded samples go. AppenderV2 transactions must be
 // durable (WAL) once Commit returns: the aggregator acknowledges the bus
 // messages right after. SetMetadata is called for every series that carries
-// metadata and must be cheap when nothing changed.
+// metadata and must be cheap when nothing changed. A tenant other than the
+// default one (bus.DefaultTenant) has its series appended with the label
+// mstore.TenantLabel set to its ID.
 type MetricsStore interface {
 	storage.AppendableV2
-	SetMetadata(name string, m metadata.Metadata)
+	SetMetadata(tenant, name string, m metadata.Metadata)
 }
 
 // Consumer reads one partition of a signal with a durable consumer and
@@ -89,6 +93,7 @@ type Aggregator struct {
 	wg         sync.WaitGroup
 	logs       *logsSignal   // nil: no logs
 	traces     *tracesSignal // nil: no traces
+	gate       MemoryGate    // nil: no memory limit
 
 	mu      sync.Mutex
 	ctx     context.Context // the running context; nil before running and after stopping
@@ -241,7 +246,7 @@ func (a *Aggregator) consumePartition(ctx context.Context, pr PartitionReplica, 
 
 func (a *Aggregator) consumeSignal(ctx context.Context, pr PartitionReplica, signal bus.Signal, h bus.BatchHandler) {
 	durable := bus.DurableName(signal, pr.Partition, pr.Replica)
-	if err := a.consume(ctx, signal, pr.Partition, durable, h); err != nil && ctx.Err() == nil {
+	if err := a.consume(ctx, signal, pr.Partition, durable, a.gated(signal, h)); err != nil && ctx.Err() == nil {
 		a.logger.Error("partition consumer stopped", "signal", signal, "partition", pr.Partition, "replica", pr.Replica, "err", err)
 	}
 }
@@ -256,6 +261,7 @@ type metricsWriter struct {
 	good      []*bus.Delivery
 	cache     *refCache
 	key       []byte
+	lb        *labels.Builder
 }
 
 // handle appends a fetched batch in one transaction and acks its messages
@@ -312,13 +318,36 @@ func (w *metricsWriter) appendMessage(app storage.AppenderV2, d *bus.Delivery) (
 	if err != nil {
 		return 0, err
 	}
+	// The tenant's label value: "" for the default tenant, whose series
+	// must not carry the label either. A bad tenant cannot come from an
+	// agent, which validates it, so it is refused like an undecodable
+	// message rather than stored where another tenant could read it.
+	tv := ""
+	if d.Tenant != "" && d.Tenant != bus.DefaultTenant {
+		if err := tenant.Validate(d.Tenant); err != nil {
+			return 0, fmt.Errorf("%s header: %w", bus.HeaderTenant, err)
+		}
+		tv = d.Tenant
+	}
 	n := 0
 	for i := range req.Timeseries {
 		ts := &req.Timeseries[i]
-		ci, cached := w.cache.predicted(ts.LabelsRefs, req.Symbols)
+		var ci int
+		var cached bool
+		if tv == "" {
+			// A tenant's series must not match the default tenant's entry
+			// of the same wire labels, so only these are predicted.
+			ci, cached = w.cache.predicted(ts.LabelsRefs, req.Symbols)
+		}
 		var key []byte
 		if !cached {
 			key, err = seriesKey(w.key[:0], ts.LabelsRefs, req.Symbols)
+			if err == nil && tv != "" {
+				// One more length-prefixed string: keys of the default
+				// tenant hold an even number of them, so none is equal.
+				key = binary.AppendUvarint(key, uint64(len(tv)))
+				key = append(key, tv...)
+			}
 			w.key = key
 			if err != nil {
 				return n, fmt.Errorf("series %d: %w", i, err)
@@ -334,6 +363,17 @@ func (w *metricsWriter) appendMessage(app storage.AppenderV2, d *bus.Delivery) (
 			// ScratchBuilder.Labels copies, so the labels do not alias the
 			// decoder's buffer that the symbols point into.
 			return n, fmt.Errorf("series %d: %w", i, err)
+		} else if tv != "" || ls.Has(mstore.TenantLabel) {
+			if w.lb == nil {
+				w.lb = labels.NewBuilder(labels.EmptyLabels())
+			}
+			w.lb.Reset(ls)
+			if tv == "" {
+				w.lb.Del(mstore.TenantLabel)
+			} else {
+				w.lb.Set(mstore.TenantLabel, tv)
+			}
+			ls = w.lb.Labels()
 		}
 		var opts storage.AppendV2Options
 		if ts.Metadata.Type != 0 || ts.Metadata.HelpRef != 0 || ts.Metadata.UnitRef != 0 {
@@ -344,7 +384,7 @@ func (w *metricsWriter) appendMessage(app storage.AppenderV2, d *bus.Delivery) (
 			opts.Metadata = md
 			// Agents send a series' metadata only when it changes and every
 			// few minutes, so recording it each time it comes is cheap.
-			w.a.store.SetMetadata(ls.Get(labels.MetricName), md)
+			w.a.store.SetMetadata(d.Tenant, ls.Get(labels.MetricName), md)
 		}
 		w.exemplars = w.exemplars[:0]
 		for j := range ts.Exemplars {

@@ -246,7 +246,8 @@ func (in *Intake) decompress(dst, src []byte, enc Encoding) ([]byte, error) {
 			return dst, fmt.Errorf("%w: gzip: %v", ErrMalformedBody, err)
 		}
 		defer in.gzips.Put(zr)
-		out, err := readLimited(dst, zr, 0, limit)
+		reopen := func() (io.Reader, error) { return zr, zr.Reset(bytes.NewReader(src)) }
+		out, err := inflate(dst, zr, reopen, limit)
 		if errors.Is(err, ErrTooLarge) {
 			return out, tooLarge()
 		}
@@ -280,7 +281,8 @@ func (in *Intake) decompress(dst, src []byte, enc Encoding) ([]byte, error) {
 		// in the first read, before its memory is taken.
 		out := dst
 		if err = zr.Reset(bytes.NewReader(src)); err == nil {
-			out, err = readLimited(dst, zr, 0, limit)
+			reopen := func() (io.Reader, error) { return zr, zr.Reset(bytes.NewReader(src)) }
+			out, err = inflate(dst, zr, reopen, limit)
 		}
 		if errors.Is(err, zstd.ErrWindowSizeExceeded) {
 			return out, fmt.Errorf("%w: the zstd body asks for a decoding window over %d bytes", ErrTooLarge, min(limit, maxZstdWindow))
@@ -294,4 +296,36 @@ func (in *Intake) decompress(dst, src []byte, enc Encoding) ([]byte, error) {
 		return out, nil
 	}
 	return dst, fmt.Errorf("%w %s", ErrUnsupportedEncoding, enc)
+}
+
+// inflateProbe is the most a compressed body may take in memory before its
+// decompressed size is known. Past it, the rest is decompressed and
+// counted without being kept, so a bomb is refused having cost this much
+// (and no more than the limit in CPU); a body that fits the limit is then
+// decompressed again, into a buffer of its exact size. Most bodies are
+// smaller and are decompressed once.
+const inflateProbe = maxPooledBuffer
+
+// inflate appends what r decompresses to dst, at most limit bytes, else
+// ErrTooLarge; reopen restarts the decompression from the beginning.
+func inflate(dst []byte, r io.Reader, reopen func() (io.Reader, error), limit int) ([]byte, error) {
+	probe := min(limit, inflateProbe)
+	start := len(dst)
+	out, err := readLimited(dst, r, 0, probe)
+	if !errors.Is(err, ErrTooLarge) || probe == limit {
+		return out, err
+	}
+	kept := len(out) - start
+	rest, err := io.Copy(io.Discard, io.LimitReader(r, int64(limit-kept)+1))
+	if err != nil {
+		return out[:start], err
+	}
+	total := kept + int(rest)
+	if total > limit {
+		return out[:start], ErrTooLarge
+	}
+	if r, err = reopen(); err != nil {
+		return out[:start], err
+	}
+	return readLimited(out[:start], r, int64(total), limit)
 }

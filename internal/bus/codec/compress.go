@@ -40,14 +40,25 @@ var (
 		}
 		return enc
 	})
-	zstdDecoder = sync.OnceValue(func() *zstd.Decoder {
-		dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(256<<20))
-		if err != nil {
-			panic(err)
-		}
-		return dec
-	})
+	// zstdDecoders holds one decoder per decompressed-size limit (a
+	// process has one or two): the limit is the decoder's maximum memory,
+	// so a frame without a declared size stops inflating just past it
+	// instead of at a process-wide cap.
+	zstdDecoders sync.Map // int → *zstd.Decoder
 )
+
+func zstdDecoder(limit int) *zstd.Decoder {
+	if d, ok := zstdDecoders.Load(limit); ok {
+		return d.(*zstd.Decoder)
+	}
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(uint64(max(limit, 1))),
+		zstd.WithDecoderMaxWindow(uint64(min(max(limit, zstd.MinWindowSize), zstd.MaxWindowSize))))
+	if err != nil {
+		panic(err) // only invalid options fail, and these are in range
+	}
+	d, _ := zstdDecoders.LoadOrStore(limit, dec)
+	return d.(*zstd.Decoder)
+}
 
 func compress(c Compression, dst, src []byte) ([]byte, error) {
 	if c == CompressionZstd {
@@ -90,7 +101,10 @@ func decompress(c Compression, dst, src []byte, limit int) ([]byte, error) {
 		if h.HasFCS && h.FrameContentSize > uint64(limit) {
 			return dst, fmt.Errorf("%w: %d > %d bytes", ErrTooLarge, h.FrameContentSize, limit)
 		}
-		out, err := zstdDecoder().DecodeAll(src, dst)
+		out, err := zstdDecoder(limit).DecodeAll(src, dst)
+		if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
+			return dst, fmt.Errorf("%w: over %d bytes", ErrTooLarge, limit)
+		}
 		if err != nil {
 			return dst, fmt.Errorf("zstd: %w", err)
 		}
