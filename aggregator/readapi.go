@@ -3,6 +3,7 @@ package aggregator
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"math"
 	"net/http"
@@ -17,6 +18,9 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/storage/remote"
 	"github.com/prometheus/prometheus/util/annotations"
+
+	"github.com/pharos-obs/pharos/internal/tenant"
+	mstore "github.com/pharos-obs/pharos/storage/metrics"
 )
 
 // Internal read API paths, served by every aggregator to queriers. Samples
@@ -29,7 +33,10 @@ const (
 	MetadataPath    = "/internal/v1/metadata"
 )
 
-// ReadableStore is the local data an aggregator serves.
+// ReadableStore is the local data an aggregator serves. Its reads must be
+// scoped to the tenant of their context (tenant.FromContext), as
+// storage/metrics.Store's are: the read API puts the tenant a querier
+// names in X-Scope-OrgID there, the default tenant when none.
 type ReadableStore interface {
 	storage.SampleAndChunkQueryable
 	Metadata(ctx context.Context, metric string, limit, limitPerMetric int) (map[string][]metadata.Metadata, error)
@@ -46,19 +53,19 @@ type ReadAPIConfig struct {
 func RegisterReadAPI(mux *http.ServeMux, cfg ReadAPIConfig, store ReadableStore, logger *slog.Logger, reg prometheus.Registerer) {
 	p := parser.NewParser(parser.Options{})
 	cfgFn := func() config.Config { return config.Config{GlobalConfig: config.DefaultGlobalConfig} }
-	mux.Handle("POST "+ReadPath, remote.NewReadHandler(logger, reg, store, cfgFn, cfg.SampleLimit, cfg.ConcurrencyLimit, cfg.MaxBytesInFrame))
-	mux.HandleFunc("GET "+LabelNamesPath, func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("POST "+ReadPath, withTenant(remote.NewReadHandler(logger, reg, store, cfgFn, cfg.SampleLimit, cfg.ConcurrencyLimit, cfg.MaxBytesInFrame)))
+	mux.Handle("GET "+LabelNamesPath, withTenant(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		serveLabels(w, r, p, store, "")
-	})
-	mux.HandleFunc("GET "+LabelValuesPath, func(w http.ResponseWriter, r *http.Request) {
+	})))
+	mux.Handle("GET "+LabelValuesPath, withTenant(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name := r.URL.Query().Get("name")
 		if name == "" {
 			http.Error(w, "missing name", http.StatusBadRequest)
 			return
 		}
 		serveLabels(w, r, p, store, name)
-	})
-	mux.HandleFunc("GET "+MetadataPath, func(w http.ResponseWriter, r *http.Request) {
+	})))
+	mux.Handle("GET "+MetadataPath, withTenant(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		limit, _ := strconv.Atoi(q.Get("limit"))
 		md, err := store.Metadata(r.Context(), q.Get("metric"), limit, -1)
@@ -67,6 +74,21 @@ func RegisterReadAPI(mux *http.ServeMux, cfg ReadAPIConfig, store ReadableStore,
 			return
 		}
 		writeJSON(w, md)
+	})))
+}
+
+// withTenant serves h with the tenant the querier names in X-Scope-OrgID
+// in the request's context (the default tenant when none); a malformed
+// one is refused with 400. The caller's identity is not asked: queriers
+// call with the internal credential and forward their client's tenant.
+func withTenant(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := tenant.FromHeader(r.Header)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		h.ServeHTTP(w, r.WithContext(tenant.WithContext(r.Context(), id)))
 	})
 }
 
@@ -114,6 +136,10 @@ func serveLabels(w http.ResponseWriter, r *http.Request, p parser.Parser, q stor
 			vals, ws, err = querier.LabelNames(r.Context(), hints, ms...)
 		} else {
 			vals, ws, err = querier.LabelValues(r.Context(), name, hints, ms...)
+		}
+		if errors.Is(err, mstore.ErrTenantLabel) {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
 		}
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)

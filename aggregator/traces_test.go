@@ -106,7 +106,7 @@ func eachSpan(td ptrace.Traces, fn func(service string, sp ptrace.Span)) {
 type nopMetrics struct{}
 
 func (nopMetrics) AppenderV2(context.Context) storage.AppenderV2 { return nopAppender{} }
-func (nopMetrics) SetMetadata(string, metadata.Metadata)         {}
+func (nopMetrics) SetMetadata(string, string, metadata.Metadata) {}
 
 type nopAppender struct{}
 

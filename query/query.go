@@ -157,9 +157,11 @@ func New(cfg Config, src Source, build promapi.BuildInfo, logger *slog.Logger, r
 // MaxConcurrent requests run at once, so a burst of heavy queries cannot
 // exhaust memory; the rest wait for a slot up to MaxQueueWait, then get 429
 // with Retry-After, or stop when their client gives up.
+//
+// Every request is scoped to its tenant (WithTenant).
 func (a *API) PrometheusHandler() http.Handler {
 	h := a.prom.Handler()
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return WithTenant(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		release, err := a.gate.Acquire(r.Context())
 		if err != nil {
 			if le := a.limited.Observe(limits.APIPrometheus, err); le != nil {
@@ -169,5 +171,5 @@ func (a *API) PrometheusHandler() http.Handler {
 		}
 		defer release()
 		h.ServeHTTP(w, r)
-	})
+	}))
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/prometheus/storage/remote"
 	"github.com/prometheus/prometheus/util/annotations"
 
+	"github.com/pharos-obs/pharos/internal/tenant"
 	"github.com/pharos-obs/pharos/query/limits"
 )
 
@@ -135,7 +136,9 @@ func (r *Remote) client(addr string) (*aggregatorClient, error) {
 	// Response bodies are charged to the query's limits.Budget, which bounds the bytes
 	// one query receives (-query.max-fetched-chunk-bytes-per-query).
 	if hc, ok := rc.(*remote.Client); ok {
-		hc.Client.Transport = limits.Transport(hc.Client.Transport)
+		hc.Client.Transport = tenant.Transport(limits.Transport(hc.Client.Transport))
+	} else {
+		return nil, fmt.Errorf("aggregator %q: remote read client of type %T cannot forward the tenant", addr, rc)
 	}
 	// The JSON calls carry the same credentials and TLS as the reads.
 	rt, err := config_util.NewRoundTripperFromConfig(r.httpCfg, "aggregator-"+addr)
@@ -145,7 +148,7 @@ func (r *Remote) client(addr string) (*aggregatorClient, error) {
 	c := &aggregatorClient{
 		base:    base,
 		samples: remote.NewSampleAndChunkQueryableClient(rc, labels.EmptyLabels(), nil, true, nil),
-		http:    &http.Client{Timeout: r.timeout, Transport: limits.Transport(rt)},
+		http:    &http.Client{Timeout: r.timeout, Transport: tenant.Transport(limits.Transport(rt))},
 	}
 	r.clients[addr] = c
 	return c, nil
@@ -174,7 +177,47 @@ func (r *Remote) Querier(mint, maxt int64) (storage.Querier, error) {
 			primaries = append(primaries, aq)
 		}
 	}
-	return storage.NewMergeQuerier(primaries, secondaries, storage.ChainedSeriesMerge), nil
+	return reservedLabelQuerier{storage.NewMergeQuerier(primaries, secondaries, storage.ChainedSeriesMerge)}, nil
+}
+
+// ErrTenantLabel refuses a query that matches on the label that isolates
+// tenants in the aggregators' stores; the aggregators refuse it too, but a
+// refusal there would only be a warning under partial responses.
+var ErrTenantLabel = errors.New("the label " + tenant.Label + " is reserved for tenant isolation and cannot be queried")
+
+// reservedLabelQuerier refuses queries on tenant.Label before they fan
+// out. The tenant itself travels in each request's context, which the
+// aggregator clients' transport sends as X-Scope-OrgID.
+type reservedLabelQuerier struct{ storage.Querier }
+
+func checkTenantLabel(ms []*labels.Matcher) error {
+	for _, m := range ms {
+		if m.Name == tenant.Label {
+			return ErrTenantLabel
+		}
+	}
+	return nil
+}
+
+func (q reservedLabelQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	if err := checkTenantLabel(ms); err != nil {
+		return storage.ErrSeriesSet(err)
+	}
+	return q.Querier.Select(ctx, sortSeries, hints, ms...)
+}
+
+func (q reservedLabelQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	if err := checkTenantLabel(ms); err != nil || name == tenant.Label {
+		return nil, nil, ErrTenantLabel
+	}
+	return q.Querier.LabelValues(ctx, name, hints, ms...)
+}
+
+func (q reservedLabelQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	if err := checkTenantLabel(ms); err != nil {
+		return nil, nil, err
+	}
+	return q.Querier.LabelNames(ctx, hints, ms...)
 }
 
 // Metadata merges the metadata of every aggregator that answers.

@@ -38,6 +38,8 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/pharos-obs/pharos/internal/tenant"
 )
 
 // Series names, as Tempo's metrics-generator writes them.
@@ -58,7 +60,8 @@ const (
 	// cardinality limit, as in Tempo.
 	LabelOverflow = "metric_overflow"
 	// LabelTenant names the tenant of a span, for tenants other than the
-	// default one (which has no label).
+	// default one (which has no label); the series are written as that
+	// tenant's, so only it reads them.
 	LabelTenant = "tenant"
 	// UnknownService is the service of spans whose resource has no
 	// service.name, as the OpenTelemetry SDKs name it.
@@ -356,10 +359,26 @@ func (g *Generator) flush(ctx context.Context, now time.Time) {
 	if len(g.points) == 0 {
 		return
 	}
-	app := g.app.AppenderV2(ctx)
+	// Each tenant's series are written as that tenant's (one transaction
+	// each), so that span metrics are read by the spans' tenant only.
+	apps := map[string]storage.AppenderV2{}
+	appFor := func(ls labels.Labels) storage.AppenderV2 {
+		t := ls.Get(LabelTenant)
+		a, ok := apps[t]
+		if !ok {
+			actx := ctx
+			if t != "" {
+				actx = tenant.WithContext(ctx, t)
+			}
+			a = g.app.AppenderV2(actx)
+			apps[t] = a
+		}
+		return a
+	}
 	failed := 0
 	for i := range g.points {
 		p := &g.points[i]
+		app := appFor(p.ls)
 		var opts storage.AppendV2Options
 		if p.meta != nil {
 			opts.Metadata = *p.meta
@@ -374,7 +393,13 @@ func (g *Generator) flush(ctx context.Context, now time.Time) {
 			}
 		}
 	}
-	if err := app.Commit(); err != nil {
+	var commitErr error
+	for _, app := range apps {
+		if err := app.Commit(); err != nil && commitErr == nil {
+			commitErr = err
+		}
+	}
+	if err := commitErr; err != nil {
 		g.m.flushFailures.Inc()
 		g.logger.Warn("span metrics not written; the next flush writes the totals again", "series", len(g.points), "err", err)
 	} else {

@@ -23,6 +23,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/goleak"
+
+	"github.com/pharos-obs/pharos/internal/tenant"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -40,14 +42,18 @@ type sample struct {
 type recorder struct {
 	mu      sync.Mutex
 	commits [][]sample
+	tenants []string // of each commit
 	fail    error
 }
 
-func (r *recorder) AppenderV2(context.Context) storage.AppenderV2 { return &recApp{r: r} }
+func (r *recorder) AppenderV2(ctx context.Context) storage.AppenderV2 {
+	return &recApp{r: r, tenant: tenant.FromContext(ctx)}
+}
 
 type recApp struct {
-	r   *recorder
-	buf []sample
+	r      *recorder
+	buf    []sample
+	tenant string
 }
 
 func (a *recApp) Append(_ storage.SeriesRef, ls labels.Labels, st, t int64, v float64, _ *histogram.Histogram, _ *histogram.FloatHistogram, opts storage.AppendV2Options) (storage.SeriesRef, error) {
@@ -62,6 +68,7 @@ func (a *recApp) Commit() error {
 		return a.r.fail
 	}
 	a.r.commits = append(a.r.commits, a.buf)
+	a.r.tenants = append(a.r.tenants, a.tenant)
 	return nil
 }
 
@@ -300,10 +307,23 @@ func TestSpanMetricsTenants(t *testing.T) {
 	g.Observe("", build(s))
 	g.Observe("team-a", build(s, s))
 	g.flush(context.Background(), clk.now())
-	got := rec.last(t)
+	// One transaction per tenant, written as that tenant's.
+	rec.mu.Lock()
+	require.Len(t, rec.commits, 2)
+	byTenant := map[string]map[string]sample{}
+	for i, c := range rec.commits {
+		m := map[string]sample{}
+		for _, smp := range c {
+			m[smp.ls.String()] = smp
+		}
+		byTenant[rec.tenants[i]] = m
+	}
+	rec.mu.Unlock()
 	kv := []string{"service", "cart", "span_kind", "SPAN_KIND_CLIENT", "span_name", "op", "status_code", "STATUS_CODE_UNSET"}
-	require.InDelta(t, 1, got[series(MetricCalls, kv...)].v, 0)
-	require.InDelta(t, 2, got[series(MetricCalls, append(kv, LabelTenant, "team-a")...)].v, 0)
+	require.InDelta(t, 1, byTenant[tenant.Default][series(MetricCalls, kv...)].v, 0)
+	require.NotContains(t, byTenant[tenant.Default], series(MetricCalls, append(kv, LabelTenant, "team-a")...))
+	require.InDelta(t, 2, byTenant["team-a"][series(MetricCalls, append(kv, LabelTenant, "team-a")...)].v, 0)
+	require.NotContains(t, byTenant["team-a"], series(MetricCalls, kv...))
 }
 
 func TestSpanMetricsOverflow(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/pharos-obs/pharos/collector/spool"
 	"github.com/pharos-obs/pharos/internal/bus"
 	"github.com/pharos-obs/pharos/internal/bus/codec"
+	"github.com/pharos-obs/pharos/internal/tenant"
 )
 
 // ErrStopped is returned by appends that reach a batcher after shutdown began.
@@ -45,10 +47,15 @@ type Metrics struct {
 
 	cfg        Config
 	comp       codec.Compression
-	partitions []*partition
-	publish    PublishFunc
-	idPrefix   string
-	seq        atomic.Uint64
+	partitions []*partition // the default tenant's
+	// tenantParts holds the partition batches of the other tenants, made
+	// on a tenant's first sample: a batch, hence a message, holds one
+	// tenant's samples, named in its Pharos-Tenant header.
+	tenantsMu   sync.Mutex
+	tenantParts map[string][]*partition
+	publish     PublishFunc
+	idPrefix    string
+	seq         atomic.Uint64
 
 	// stopMu guards closed and the queue's closing: commits hold it shared,
 	// shutdown takes it exclusively, so no commit sends on a closed queue.
@@ -97,9 +104,10 @@ func WithSpool(cfg spool.Config, dir string) Option {
 }
 
 type partition struct {
-	mu    sync.Mutex
-	enc   *codec.MetricsEncoder
-	first time.Time // when the oldest sample in enc arrived
+	mu     sync.Mutex
+	enc    *codec.MetricsEncoder
+	first  time.Time // when the oldest sample in enc arrived
+	tenant string    // sent as Pharos-Tenant
 }
 
 type batch struct {
@@ -141,12 +149,49 @@ func NewMetrics(cfg Config, partitions int, agentID string, publish PublishFunc,
 			return nil, err
 		}
 	}
-	for range partitions {
-		b.partitions = append(b.partitions, &partition{enc: codec.NewMetricsEncoder(comp)})
-	}
+	b.partitions = b.newPartitions(bus.DefaultTenant, partitions)
 	b.appenders.New = func() any { return &appender{b: b} }
 	b.Service = services.NewBasicService(b.starting, b.running, b.stopping)
 	return b, nil
+}
+
+func (b *Metrics) newPartitions(tenant string, n int) []*partition {
+	ps := make([]*partition, n)
+	for i := range ps {
+		ps[i] = &partition{enc: codec.NewMetricsEncoder(b.comp), tenant: tenant}
+	}
+	return ps
+}
+
+// partitionsOf returns the partition batches of tenant ("" or
+// bus.DefaultTenant is the default tenant).
+func (b *Metrics) partitionsOf(tenant string) []*partition {
+	if tenant == "" || tenant == bus.DefaultTenant {
+		return b.partitions
+	}
+	b.tenantsMu.Lock()
+	defer b.tenantsMu.Unlock()
+	ps, ok := b.tenantParts[tenant]
+	if !ok {
+		if b.tenantParts == nil {
+			b.tenantParts = map[string][]*partition{}
+		}
+		ps = b.newPartitions(strings.Clone(tenant), len(b.partitions))
+		b.tenantParts[ps[0].tenant] = ps
+	}
+	return ps
+}
+
+// allPartitions returns the partition batches of every tenant.
+func (b *Metrics) allPartitions() [][]*partition {
+	b.tenantsMu.Lock()
+	defer b.tenantsMu.Unlock()
+	out := make([][]*partition, 0, 1+len(b.tenantParts))
+	out = append(out, b.partitions)
+	for _, ps := range b.tenantParts {
+		out = append(out, ps)
+	}
+	return out
 }
 
 // Partition returns the partition of a series: its label-set hash modulo the
@@ -256,15 +301,17 @@ func (b *Metrics) stopping(_ error) error {
 // flushOlderThan flushes every partition whose oldest sample arrived before
 // cutoff; the zero time flushes all non-empty partitions.
 func (b *Metrics) flushOlderThan(cutoff time.Time) {
-	for i, p := range b.partitions {
-		p.mu.Lock()
-		var bt *batch
-		if p.enc.Samples() > 0 && (cutoff.IsZero() || p.first.Before(cutoff)) {
-			bt = b.takeLocked(i, p)
-		}
-		p.mu.Unlock()
-		if bt != nil {
-			b.enqueue(bt)
+	for _, ps := range b.allPartitions() {
+		for i, p := range ps {
+			p.mu.Lock()
+			var bt *batch
+			if p.enc.Samples() > 0 && (cutoff.IsZero() || p.first.Before(cutoff)) {
+				bt = b.takeLocked(i, p)
+			}
+			p.mu.Unlock()
+			if bt != nil {
+				b.enqueue(bt)
+			}
 		}
 	}
 }
@@ -284,7 +331,7 @@ func (b *Metrics) takeLocked(i int, p *partition) *batch {
 		msg: bus.OutMsg{
 			Signal:    bus.SignalMetrics,
 			Partition: i,
-			Tenant:    bus.DefaultTenant,
+			Tenant:    p.tenant,
 			Encoding:  p.enc.Encoding(),
 			ID:        b.idPrefix + strconv.FormatUint(b.seq.Add(1), 10),
 			Data:      data,
@@ -299,20 +346,26 @@ func (b *Metrics) enqueue(bt *batch) {
 	b.queue <- bt
 }
 
-// AppenderV2 implements storage.AppendableV2.
-func (b *Metrics) AppenderV2(_ context.Context) storage.AppenderV2 {
-	return b.appenders.Get().(*appender)
+// AppenderV2 implements storage.AppendableV2. The transaction's samples
+// belong to the tenant ctx carries (tenant.WithContext; the default
+// tenant when none): the push receivers put the request's tenant there,
+// the scraper a target's __tenant__.
+func (b *Metrics) AppenderV2(ctx context.Context) storage.AppenderV2 {
+	a := b.appenders.Get().(*appender)
+	a.tenant = tenant.FromContext(ctx)
+	return a
 }
 
 // appender buffers one transaction. The scrape loop keeps label sets alive in
 // its cache, so holding them until Commit copies nothing; exemplar slices
 // and histograms may be reused by the caller and are copied.
 type appender struct {
-	b     *Metrics
-	items []codec.Sample
-	parts []uint32
-	order []int32
-	count []int32
+	b      *Metrics
+	tenant string
+	items  []codec.Sample
+	parts  []uint32
+	order  []int32
+	count  []int32
 }
 
 func (a *appender) Append(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AppendV2Options) (storage.SeriesRef, error) {
@@ -350,9 +403,10 @@ func (a *appender) Commit() error {
 	a.sortByPartition()
 	var ready []*batch
 	now := time.Now()
+	parts := b.partitionsOf(a.tenant)
 	for lo := 0; lo < len(a.order); {
 		pi := a.parts[a.order[lo]]
-		p := b.partitions[pi]
+		p := parts[pi]
 		p.mu.Lock()
 		if p.enc.Samples() == 0 {
 			p.first = now
@@ -404,6 +458,7 @@ func (a *appender) release() {
 	clear(a.items) // drop label and histogram references before pooling
 	a.items = a.items[:0]
 	a.parts = a.parts[:0]
+	a.tenant = ""
 	a.b.appenders.Put(a)
 }
 

@@ -33,6 +33,7 @@ type Intake struct {
 	now    func() time.Time
 
 	inflight atomic.Int64
+	gate     MemoryGate // nil: no memory limit
 
 	bufs      sync.Pool // *[]byte
 	gzips     sync.Pool // *gzip.Reader

@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +21,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 
+	"github.com/pharos-obs/pharos/internal/tenant"
 	"github.com/pharos-obs/pharos/storage/logs"
 )
 
@@ -73,39 +73,9 @@ const (
 	ProtocolLokiProtobuf Protocol = "loki_protobuf"
 )
 
-// TenantHeader carries the tenant of a push, as in Loki and Mimir; gRPC
-// clients send it as the x-scope-orgid metadata key.
-const TenantHeader = "X-Scope-OrgID"
-
-// maxTenantLength is Loki's (dskit's) limit.
-const maxTenantLength = 150
-
-// ErrInvalidTenant is wrapped by ParseTenant's errors (400).
-var ErrInvalidTenant = errors.New("invalid tenant ID")
-
-// ParseTenant reads a TenantHeader value: surrounding space is dropped,
-// and empty is the default tenant (""). IDs become part of storage paths
-// and bus subjects, so ".", "..", "/", non-printable characters and IDs
-// over 150 bytes are refused.
-func ParseTenant(h string) (string, error) {
-	t := strings.TrimSpace(h)
-	switch {
-	case t == "":
-		return "", nil
-	case len(t) > maxTenantLength:
-		return "", fmt.Errorf("%w: %d bytes long, over the limit of %d", ErrInvalidTenant, len(t), maxTenantLength)
-	case t == "." || t == "..":
-		return "", fmt.Errorf("%w %q", ErrInvalidTenant, t)
-	case strings.ContainsRune(t, '/'):
-		return "", fmt.Errorf("%w %q: contains '/'", ErrInvalidTenant, t)
-	}
-	for _, r := range t {
-		if r == utf8.RuneError || !unicode.IsPrint(r) {
-			return "", fmt.Errorf("%w %s: contains a non-printable character or invalid UTF-8", ErrInvalidTenant, strconv.QuoteToASCII(t))
-		}
-	}
-	return t, nil
-}
+// TenantHeader carries the tenant of a push (tenant.Header); tenant.Resolve
+// reads it, after the authenticated identity's tenant.
+const TenantHeader = tenant.Header
 
 // LogsConfig is the ingestion rules for pushed log entries, shared by the
 // Loki and OTLP log receivers. A zero limit turns its rule off. Defaults

@@ -59,36 +59,6 @@ func TestLogsConfigValidate(t *testing.T) {
 	require.Error(t, err)
 }
 
-func TestParseTenant(t *testing.T) {
-	for _, c := range []struct {
-		in, want, err string
-	}{
-		{"", "", ""},
-		{"   ", "", ""},
-		{" team-a ", "team-a", ""},
-		{"a.b_c-d|e f", "a.b_c-d|e f", ""},
-		{"équipe", "équipe", ""},
-		{strings.Repeat("t", 150), strings.Repeat("t", 150), ""},
-		{strings.Repeat("t", 151), "", "151 bytes long, over the limit of 150"},
-		{".", "", `invalid tenant ID "."`},
-		{"..", "", `invalid tenant ID ".."`},
-		{"a/b", "", "contains '/'"},
-		{"a\x00b", "", "non-printable"},
-		{"a\tb", "", "non-printable"},
-		{"a\u00a0b", "", "non-printable"},
-		{"a\xffb", "", "invalid UTF-8"},
-	} {
-		got, err := ParseTenant(c.in)
-		if c.err != "" {
-			require.ErrorIs(t, err, ErrInvalidTenant, c.in)
-			require.ErrorContains(t, err, c.err, c.in)
-			continue
-		}
-		require.NoError(t, err, c.in)
-		require.Equal(t, c.want, got)
-	}
-}
-
 func entries(lines ...string) []logs.Entry {
 	out := make([]logs.Entry, len(lines))
 	for i, l := range lines {

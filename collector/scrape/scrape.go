@@ -112,7 +112,9 @@ func New(cfg Config, app storage.AppendableV2, selfAddr func() string, logger *s
 	sm, err := promscrape.NewManager(&promscrape.Options{
 		AppendMetadata:          true,
 		DiscoveryReloadInterval: model.Duration(cfg.DiscoveryReloadInterval),
-	}, logger.With("component", "scrape"), nil, nil, app, reg)
+		// The target in the appender's context carries __tenant__.
+		PassMetadataInContext: true,
+	}, logger.With("component", "scrape"), nil, nil, tenantAppendable{next: app}, reg)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("create scrape manager: %w", err)

@@ -84,8 +84,8 @@ func (a *App) initRules() (services.Service, error) {
 		}
 		return services.StopAndAwaitTerminated(context.Background(), m)
 	}
-	a.server.mux.Handle("GET /api/v1/rules", rules.RulesHandler(rulesSource{a}))
-	a.server.mux.Handle("GET /api/v1/alerts", rules.AlertsHandler(rulesSource{a}))
+	a.server.mux.Handle("GET /api/v1/rules", query.DefaultTenantRules(rules.RulesHandler(rulesSource{a})))
+	a.server.mux.Handle("GET /api/v1/alerts", query.DefaultTenantAlerts(rules.AlertsHandler(rulesSource{a})))
 	return services.NewBasicService(start, run, stop), nil
 }
 

@@ -96,6 +96,7 @@ type App struct {
 	rulesFanOut *query.RemoteRules
 	ownState
 	authState
+	memState
 	started atomic.Bool
 }
 
@@ -176,6 +177,7 @@ func (a *App) registerModules() error {
 	m.RegisterModule(modRingWatcher, a.initRingWatcher, modules.UserInvisibleModule)
 	m.RegisterModule(modNotifier, a.initNotifier, modules.UserInvisibleModule)
 	m.RegisterModule(modRules, a.initRules, modules.UserInvisibleModule)
+	m.RegisterModule(modMemLimit, a.initMemLimiter, modules.UserInvisibleModule)
 	m.RegisterModule(TargetAgent, nil)
 	m.RegisterModule(TargetAggregator, nil)
 	m.RegisterModule(TargetQuery, nil)
@@ -191,7 +193,7 @@ func (a *App) registerModules() error {
 	// The all-in-one's query reads local storage; a split query role reads
 	// the aggregators over HTTP.
 	queryDeps := []string{modServer}
-	aggDeps := []string{modBus, modMetricsStore, modLogsStore, modTracesStore, modSpanMetrics}
+	aggDeps := []string{modBus, modMetricsStore, modLogsStore, modTracesStore, modSpanMetrics, modMemLimit}
 	switch {
 	case a.cfg.ringEnabled():
 		// In a cluster the local store holds only this node's partitions:
@@ -228,7 +230,7 @@ func (a *App) registerModules() error {
 		modRingMember:    {modClusterKV, modServer},
 		modRingWatcher:   {modClusterKV},
 		modQuery:         queryDeps,
-		modReceivers:     {modPublisher, modServer},
+		modReceivers:     {modPublisher, modServer, modMemLimit},
 		modLogsStore:     {modServer},
 		modTracesStore:   {modServer},
 		modSpanMetrics:   {modPublisher},
@@ -476,6 +478,7 @@ func (a *App) initReceivers() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	in.SetMemoryGate(a.receiveGate())
 	promrw.NewHandler(in, a.logger.With("component", "remote-write")).Register(a.server.mux)
 	otlpCfg, otlpAuth := a.otlpConfig()
 	r, err := otlp.New(otlpCfg, in, a.logger.With("component", "otlp"), otlpAuth)
@@ -520,6 +523,7 @@ func (a *App) initAggregator() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	agg.WithMemoryGate(a.aggregatorGate())
 	agg.WithLogs(logStoreRef{a}, a.reg)
 	agg.WithTraces(traceStoreRef{a}, a.reg, a.spanGen.Observe)
 	if a.cfg.ringEnabled() {
@@ -702,7 +706,9 @@ type storeRef struct{ a *App }
 func (r storeRef) AppenderV2(ctx context.Context) storage.AppenderV2 {
 	return r.a.store.AppenderV2(ctx)
 }
-func (r storeRef) SetMetadata(name string, m metadata.Metadata) { r.a.store.SetMetadata(name, m) }
+func (r storeRef) SetMetadata(tenant, name string, m metadata.Metadata) {
+	r.a.store.SetMetadata(tenant, name, m)
+}
 
 // traceStoreRef defers to the trace store opened by its module.
 type traceStoreRef struct{ a *App }

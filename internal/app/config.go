@@ -28,6 +28,7 @@ import (
 	"github.com/pharos-obs/pharos/internal/auth"
 	"github.com/pharos-obs/pharos/internal/bus"
 	"github.com/pharos-obs/pharos/internal/cluster"
+	"github.com/pharos-obs/pharos/internal/memlimit"
 	"github.com/pharos-obs/pharos/query"
 	"github.com/pharos-obs/pharos/query/logql"
 	"github.com/pharos-obs/pharos/query/lokiapi"
@@ -79,6 +80,9 @@ type Config struct {
 	// Auth is the authentication of every HTTP and OTLP listener and the
 	// credential of this process's own calls to Pharos listeners.
 	Auth auth.Config `yaml:"auth"`
+	// Memory is the memory limiter of the agent's receivers and the
+	// aggregator's consumers.
+	Memory memlimit.Config `yaml:"memory"`
 }
 
 // AgentConfig groups the agent's options.
@@ -139,6 +143,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Cluster.RegisterFlags(f)
 	c.Rules.RegisterFlags(f)
 	c.Notify.RegisterFlags(f)
+	c.Memory.RegisterFlags(f)
 }
 
 // Validate checks the whole configuration and reports every problem, each
@@ -189,6 +194,7 @@ func (c *Config) Validate() error {
 		c.Notify.Validate(),
 		c.HTTP.TLS.Validate("http.tls"),
 		c.Auth.Validate(),
+		c.Memory.Validate(),
 		c.checkExposure(),
 	)
 	return errors.Join(errs...)

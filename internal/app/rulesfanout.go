@@ -27,8 +27,8 @@ func (a *App) registerRulesFanOut() {
 	// Each request is bounded by the read timeout through its context.
 	rr := query.NewRemoteRules(eps, a.internalClient(0), a.cfg.Query.ReadTimeout)
 	a.rulesFanOut = rr
-	a.server.mux.Handle("GET "+query.RulesPath, rr.RulesHandler())
-	a.server.mux.Handle("GET "+query.AlertsPath, rr.AlertsHandler())
+	a.server.mux.Handle("GET "+query.RulesPath, query.DefaultTenantRules(rr.RulesHandler()))
+	a.server.mux.Handle("GET "+query.AlertsPath, query.DefaultTenantAlerts(rr.AlertsHandler()))
 }
 
 // healthyAggregators are the aggregators whose rules a querier shows: the

@@ -1,8 +1,9 @@
 // Package lokiapi serves Loki's read HTTP API (/loki/api/v1/...) with
 // Loki's JSON shapes, status codes and plain-text errors, so that Grafana's
 // Loki data source and logcli work against Pharos unchanged. Queries run
-// on a logql.Engine over a logs.Querier; the tenant comes from the
-// X-Scope-OrgID header.
+// on a logql.Engine over a logs.Querier; the tenant is the request's
+// (internal/tenant.Resolve: the identity's, else X-Scope-OrgID), a
+// malformed one answered 400.
 package lokiapi
 
 import (
@@ -18,6 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pharos-obs/pharos/internal/tenant"
 	"github.com/pharos-obs/pharos/query/limits"
 	"github.com/pharos-obs/pharos/query/logql"
 	"github.com/pharos-obs/pharos/storage/logs"
@@ -260,8 +262,10 @@ func (a *API) wrap(endpoint string, h handlerFunc) http.Handler {
 		defer release()
 		if err = r.ParseForm(); err != nil {
 			err = badParam("error parsing form values: %v", err)
+		} else if id, terr := tenant.Resolve(r); terr != nil {
+			err = badParam("%v", terr)
 		} else {
-			err = h(rec, r)
+			err = h(rec, r.WithContext(tenant.WithContext(r.Context(), id)))
 		}
 		if err != nil {
 			err = a.timeoutLimit(endpoint, r, err)
@@ -337,8 +341,9 @@ func (s *statusRecorder) WriteHeader(code int) {
 	s.ResponseWriter.WriteHeader(code)
 }
 
-// tenant is the X-Scope-OrgID header ("" is the default tenant).
-func tenant(r *http.Request) string { return r.Header.Get("X-Scope-OrgID") }
+// tenantOf is the storage key (tenant.Key) of the request's tenant, which
+// wrap resolved (tenant.Resolve) and put in its context.
+func tenantOf(r *http.Request) string { return tenant.Key(tenant.FromContext(r.Context())) }
 
 func writeJSON(w http.ResponseWriter, body []byte) error {
 	w.Header().Set("Content-Type", "application/json; charset=UTF-8")

@@ -44,7 +44,7 @@ func (a *API) queryRange(w http.ResponseWriter, r *http.Request) error {
 		return badParam("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)")
 	}
 	cat := categorizeLabels(r)
-	res, err := a.engine.Exec(r.Context(), a.q, tenant(r), expr, logql.Params{
+	res, err := a.engine.Exec(r.Context(), a.q, tenantOf(r), expr, logql.Params{
 		Start: start, End: end, Step: step, Limit: limit, Direction: dir, CategorizeLabels: cat,
 	})
 	if err != nil {
@@ -71,7 +71,7 @@ func (a *API) query(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	cat := categorizeLabels(r)
-	res, err := a.engine.Exec(r.Context(), a.q, tenant(r), expr, logql.Params{
+	res, err := a.engine.Exec(r.Context(), a.q, tenantOf(r), expr, logql.Params{
 		Start: t, End: t, Limit: limit, Direction: dir, CategorizeLabels: cat,
 	})
 	if err != nil {
@@ -105,7 +105,7 @@ func (a *API) labelParams(r *http.Request) (logs.LabelParams, error) {
 	if err != nil {
 		return logs.LabelParams{}, err
 	}
-	p := logs.LabelParams{Tenant: tenant(r), Start: start.UnixNano(), End: end.UnixNano()}
+	p := logs.LabelParams{Tenant: tenantOf(r), Start: start.UnixNano(), End: end.UnixNano()}
 	if q := r.Form.Get("query"); q != "" {
 		sels, err := selectors(q)
 		if err != nil {
@@ -244,7 +244,7 @@ func (a *API) indexStats(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, cancel := a.timeout(r)
 	defer cancel()
-	series, err := a.seriesOf(ctx, logs.LabelParams{Tenant: tenant(r), Start: start.UnixNano(), End: end.UnixNano()}, sets)
+	series, err := a.seriesOf(ctx, logs.LabelParams{Tenant: tenantOf(r), Start: start.UnixNano(), End: end.UnixNano()}, sets)
 	if err != nil {
 		return err
 	}

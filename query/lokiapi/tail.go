@@ -11,6 +11,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/prometheus/prometheus/model/labels"
 
+	"github.com/pharos-obs/pharos/internal/tenant"
 	"github.com/pharos-obs/pharos/query/limits"
 	"github.com/pharos-obs/pharos/query/logql"
 	"github.com/pharos-obs/pharos/storage/logs"
@@ -119,8 +120,12 @@ func (a *API) newTailer(r *http.Request) (*tailer, error) {
 	if err != nil {
 		return nil, badParam("could not parse 'start' parameter: %v", err)
 	}
+	id, err := tenant.Resolve(r)
+	if err != nil {
+		return nil, badParam("%v", err)
+	}
 	return &tailer{
-		api: a, tenant: tenant(r), expr: expr, limit: limit,
+		api: a, tenant: tenant.Key(id), expr: expr, limit: limit,
 		delay: time.Duration(delay) * time.Second, from: from, sent: map[tailKey]struct{}{},
 	}, nil
 }

@@ -5,7 +5,8 @@
 // model, for Grafana's Jaeger data source and the Jaeger UI. Searches are
 // TraceQL (the subset query/traceql parses), Tempo's legacy tags, or
 // Jaeger's service, operation and tags, all run on a traces.Querier; the
-// tenant comes from the X-Scope-OrgID header.
+// tenant is the request's (internal/tenant.Resolve: the identity's, else
+// X-Scope-OrgID), a malformed one answered 400.
 //
 // Where it differs from Tempo 2.x:
 //
@@ -18,7 +19,7 @@
 //   - There is no gRPC streaming search: turn streaming off in Grafana's
 //     Tempo data source. TraceQL metrics (/api/metrics/...), the q filter
 //     of tag values, and multi-tenant queries (X-Scope-OrgID a|b) are not
-//     served; the tenant is the header as it is.
+//     served: a "|" list is refused with 400.
 //   - GET /api/traces/{traceID}/logs (with WithLogsByTrace) returns a
 //     trace's log lines; Tempo has no such endpoint.
 package tempoapi
@@ -36,6 +37,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pharos-obs/pharos/internal/tenant"
 	"github.com/pharos-obs/pharos/query/apimetrics"
 	"github.com/pharos-obs/pharos/query/limits"
 	"github.com/pharos-obs/pharos/query/traceql"
@@ -322,8 +324,10 @@ func (a *API) wrap(endpoint string, h handlerFunc, writeError errorWriter) http.
 		ctx = limits.WithBudget(ctx, budget)
 		if err = r.ParseForm(); err != nil {
 			err = badParam("invalid query parameters: %v", err)
+		} else if id, terr := tenant.Resolve(r); terr != nil {
+			err = badParam("%v", terr)
 		} else {
-			err = h(rec, r.WithContext(ctx))
+			err = h(rec, r.WithContext(tenant.WithContext(ctx, id)))
 		}
 		if err != nil {
 			// A limit beats what it caused (a failed or timed-out read).
@@ -395,8 +399,9 @@ func (s *statusRecorder) WriteHeader(code int) {
 	s.ResponseWriter.WriteHeader(code)
 }
 
-// tenant is the X-Scope-OrgID header ("" is the default tenant).
-func tenant(r *http.Request) string { return r.Header.Get("X-Scope-OrgID") }
+// tenantOf is the storage key (tenant.Key) of the request's tenant, which
+// wrap resolved (tenant.Resolve) and put in its context.
+func tenantOf(r *http.Request) string { return tenant.Key(tenant.FromContext(r.Context())) }
 
 func writeBody(w http.ResponseWriter, contentType string, body []byte) error {
 	w.Header().Set("Content-Type", contentType)

@@ -86,7 +86,7 @@ func jaegerParamError(name string, err error) error {
 
 // jaegerServices serves /api/services.
 func (a *API) jaegerServices(w http.ResponseWriter, r *http.Request) error {
-	services, err := a.q.Services(r.Context(), tenant(r), time.Time{}, time.Time{})
+	services, err := a.q.Services(r.Context(), tenantOf(r), time.Time{}, time.Time{})
 	if err != nil {
 		return fmt.Errorf("services: %w", err)
 	}
@@ -96,7 +96,7 @@ func (a *API) jaegerServices(w http.ResponseWriter, r *http.Request) error {
 // jaegerServiceOperations serves /api/services/{service}/operations: the
 // service's span names, sorted, each once.
 func (a *API) jaegerServiceOperations(w http.ResponseWriter, r *http.Request) error {
-	ops, err := a.q.Operations(r.Context(), tenant(r), r.PathValue("service"), time.Time{}, time.Time{})
+	ops, err := a.q.Operations(r.Context(), tenantOf(r), r.PathValue("service"), time.Time{}, time.Time{})
 	if err != nil {
 		return fmt.Errorf("operations: %w", err)
 	}
@@ -117,7 +117,7 @@ func (a *API) jaegerOperations(w http.ResponseWriter, r *http.Request) error {
 		return badParam("parameter 'service' is required")
 	}
 	kind := r.FormValue("spanKind")
-	ops, err := a.q.Operations(r.Context(), tenant(r), service, time.Time{}, time.Time{})
+	ops, err := a.q.Operations(r.Context(), tenantOf(r), service, time.Time{}, time.Time{})
 	if err != nil {
 		return fmt.Errorf("operations: %w", err)
 	}
@@ -174,7 +174,7 @@ func (a *API) jaegerTrace(w http.ResponseWriter, r *http.Request) error {
 			*p.t = time.UnixMicro(us)
 		}
 	}
-	td, err := a.q.Trace(r.Context(), tenant(r), id, start, end)
+	td, err := a.q.Trace(r.Context(), tenantOf(r), id, start, end)
 	if err == nil {
 		err = chargeTrace(r.Context(), td)
 	}
@@ -312,7 +312,7 @@ func (a *API) parseJaegerQuery(r *http.Request) (jaegerQuery, error) {
 		intrinsic("duration", "<=", hi.String())
 	}
 	jq.params = traces.SearchParams{
-		Tenant: tenant(r), Start: start, End: end, Limit: limit, SpansPerSpanSet: 1,
+		Tenant: tenantOf(r), Start: start, End: end, Limit: limit, SpansPerSpanSet: 1,
 	}
 	if len(g) > 0 {
 		jq.params.Any = [][]traces.Condition{g}

@@ -37,7 +37,7 @@ func (a *API) traceLogs(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if start.IsZero() || end.IsZero() {
-		td, err := a.q.Trace(r.Context(), tenant(r), id, time.Time{}, time.Time{})
+		td, err := a.q.Trace(r.Context(), tenantOf(r), id, time.Time{}, time.Time{})
 		if err != nil {
 			return fmt.Errorf("trace %s: %w", id, err)
 		}
@@ -52,7 +52,7 @@ func (a *API) traceLogs(w http.ResponseWriter, r *http.Request) error {
 			end = last.Add(logsMargin)
 		}
 	}
-	lines, err := a.logs(r.Context(), tenant(r), id, start, end)
+	lines, err := a.logs(r.Context(), tenantOf(r), id, start, end)
 	if err != nil {
 		return fmt.Errorf("logs of trace %s: %w", id, err)
 	}

@@ -53,7 +53,7 @@ func (a *API) traceByID(v2 bool) handlerFunc {
 		if err != nil {
 			return err
 		}
-		td, err := a.q.Trace(r.Context(), tenant(r), id, start, end)
+		td, err := a.q.Trace(r.Context(), tenantOf(r), id, start, end)
 		if err != nil {
 			return fmt.Errorf("trace %s: %w", id, err)
 		}
@@ -84,7 +84,7 @@ func (a *API) search(w http.ResponseWriter, r *http.Request) error {
 	if q != "" && tags != "" {
 		return badParam("invalid request: can't specify tags and q in the same query")
 	}
-	p := traces.SearchParams{Tenant: tenant(r)}
+	p := traces.SearchParams{Tenant: tenantOf(r)}
 	var err error
 	if p.Start, p.End, err = unixRange(r); err != nil {
 		return err
@@ -119,7 +119,7 @@ func (a *API) search(w http.ResponseWriter, r *http.Request) error {
 
 // tagParams reads the tag endpoints' start, end, scope and limit.
 func tagParams(r *http.Request) (traces.TagParams, error) {
-	p := traces.TagParams{Tenant: tenant(r)}
+	p := traces.TagParams{Tenant: tenantOf(r)}
 	var err error
 	if p.Start, p.End, err = unixRange(r); err != nil {
 		return p, err

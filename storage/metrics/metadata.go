@@ -8,20 +8,24 @@ import (
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/metadata"
+
+	"github.com/pharos-obs/pharos/internal/tenant"
 )
 
-// metadataStore keeps the last metadata seen per metric family, bounded in
-// entries. The TSDB has no read API for metadata, so this is what
-// /api/v1/metadata answers from; it is rebuilt from the stream after a
-// restart because every batch carries its series' metadata.
+// metadataStore keeps the last metadata seen per tenant and metric family,
+// bounded in entries over all tenants. The TSDB has no read API for
+// metadata, so this is what /api/v1/metadata answers from; it is rebuilt
+// from the stream after a restart because every batch carries its series'
+// metadata. Each tenant sees only the metadata its own series came with.
 type metadataStore struct {
 	mu   sync.RWMutex
 	max  int
-	byMF map[string]metadata.Metadata
+	n    int                                     // entries over all tenants
+	byMF map[string]map[string]metadata.Metadata // TenantValue → family → metadata
 }
 
 func newMetadataStore(maxEntries int) *metadataStore {
-	return &metadataStore{max: maxEntries, byMF: map[string]metadata.Metadata{}}
+	return &metadataStore{max: maxEntries, byMF: map[string]map[string]metadata.Metadata{}}
 }
 
 // familyName maps a series name to its metric family the way the exposition
@@ -44,44 +48,56 @@ func familyName(name string, typ model.MetricType) string {
 	return name
 }
 
-// SetMetadata records the metadata of the series named name. It is called
-// per appended series, so the unchanged case takes only a read lock.
-func (s *Store) SetMetadata(name string, m metadata.Metadata) {
+// SetMetadata records the metadata of tenant's series named name. It is
+// called per appended series, so the unchanged case takes only a read
+// lock.
+func (s *Store) SetMetadata(tenantID, name string, m metadata.Metadata) {
 	if m.Type == "" || m.Type == model.MetricTypeUnknown && m.Help == "" && m.Unit == "" {
 		return
 	}
 	md := s.metadata
+	tv := TenantValue(tenantID)
 	fam := familyName(name, m.Type)
 	md.mu.RLock()
-	old, ok := md.byMF[fam]
+	old, ok := md.byMF[tv][fam]
 	md.mu.RUnlock()
 	if ok && old == m {
 		return
 	}
 	md.mu.Lock()
 	defer md.mu.Unlock()
-	if _, ok := md.byMF[fam]; !ok && len(md.byMF) >= md.max {
-		return
+	fams := md.byMF[tv]
+	if _, ok := fams[fam]; !ok {
+		if md.n >= md.max {
+			return
+		}
+		md.n++
 	}
-	md.byMF[strings.Clone(fam)] = metadata.Metadata{Type: m.Type, Help: strings.Clone(m.Help), Unit: strings.Clone(m.Unit)}
+	if fams == nil {
+		fams = map[string]metadata.Metadata{}
+		md.byMF[strings.Clone(tv)] = fams
+	}
+	fams[strings.Clone(fam)] = metadata.Metadata{Type: m.Type, Help: strings.Clone(m.Help), Unit: strings.Clone(m.Unit)}
 }
 
 // Metadata answers like Prometheus's /api/v1/metadata: family → metadata.
 // Each family holds one entry here, so limitPerMetric never cuts; a limit
 // of zero or less means no limit, as in Prometheus.
-func (s *Store) Metadata(_ context.Context, metric string, limit, _ int) (map[string][]metadata.Metadata, error) {
+// Only the metadata of ctx's tenant (tenant.FromContext) is returned.
+func (s *Store) Metadata(ctx context.Context, metric string, limit, _ int) (map[string][]metadata.Metadata, error) {
 	md := s.metadata
 	md.mu.RLock()
 	defer md.mu.RUnlock()
+	fams := md.byMF[TenantValue(tenant.FromContext(ctx))]
 	out := map[string][]metadata.Metadata{}
 	if metric != "" {
-		if m, ok := md.byMF[metric]; ok {
+		if m, ok := fams[metric]; ok {
 			out[metric] = []metadata.Metadata{m}
 		}
 		return out, nil
 	}
-	names := make([]string, 0, len(md.byMF))
-	for n := range md.byMF {
+	names := make([]string, 0, len(fams))
+	for n := range fams {
 		names = append(names, n)
 	}
 	sort.Strings(names)
@@ -89,7 +105,7 @@ func (s *Store) Metadata(_ context.Context, metric string, limit, _ int) (map[st
 		if limit > 0 && len(out) >= limit {
 			break
 		}
-		out[n] = []metadata.Metadata{md.byMF[n]}
+		out[n] = []metadata.Metadata{fams[n]}
 	}
 	return out, nil
 }

@@ -9,6 +9,8 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pharos-obs/pharos/internal/tenant"
 )
 
 func TestFamilyName(t *testing.T) {
@@ -37,11 +39,11 @@ func TestMetadataStore(t *testing.T) {
 	t.Cleanup(func() { require.NoError(t, s.Close()) })
 
 	counter := metadata.Metadata{Type: model.MetricTypeCounter, Help: "Requests."}
-	s.SetMetadata("a_total", counter)
-	s.SetMetadata("b_seconds_bucket", metadata.Metadata{Type: model.MetricTypeHistogram, Help: "Latency.", Unit: "seconds"})
-	s.SetMetadata("c", metadata.Metadata{Type: model.MetricTypeGauge}) // over the bound: ignored
-	s.SetMetadata("d", metadata.Metadata{})                            // nothing known: ignored
-	s.SetMetadata("a_total", metadata.Metadata{Type: model.MetricTypeCounter, Help: "Changed."})
+	s.SetMetadata(tenant.Default, "a_total", counter)
+	s.SetMetadata(tenant.Default, "b_seconds_bucket", metadata.Metadata{Type: model.MetricTypeHistogram, Help: "Latency.", Unit: "seconds"})
+	s.SetMetadata(tenant.Default, "c", metadata.Metadata{Type: model.MetricTypeGauge}) // over the bound: ignored
+	s.SetMetadata(tenant.Default, "d", metadata.Metadata{})                            // nothing known: ignored
+	s.SetMetadata(tenant.Default, "a_total", metadata.Metadata{Type: model.MetricTypeCounter, Help: "Changed."})
 
 	all, err := s.Metadata(context.Background(), "", 0, 0)
 	require.NoError(t, err)
@@ -55,4 +57,27 @@ func TestMetadataStore(t *testing.T) {
 	limited, err := s.Metadata(context.Background(), "", 1, 0)
 	require.NoError(t, err)
 	require.Len(t, limited, 1)
+
+	// Another tenant sees only its own metadata; the bound counts every
+	// tenant's entries.
+	cfg.MaxMetadata = 3
+	s2, err := Open(cfg, t.TempDir(), slog.New(slog.DiscardHandler), nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, s2.Close()) })
+	s2.SetMetadata(tenant.Default, "a_total", counter)
+	s2.SetMetadata("team-a", "b_total", counter)
+	s2.SetMetadata("team-b", "c_total", counter)
+	s2.SetMetadata("team-b", "d_total", counter) // over the bound
+	for id, want := range map[string][]string{tenant.Default: {"a_total"}, "team-a": {"b_total"}, "team-b": {"c_total"}, "team-c": nil} {
+		got, err := s2.Metadata(tenant.WithContext(context.Background(), id), "", 0, 0)
+		require.NoError(t, err)
+		var names []string
+		for n := range got {
+			names = append(names, n)
+		}
+		require.Equal(t, want, names, id)
+	}
+	got, err := s2.Metadata(tenant.WithContext(context.Background(), "team-a"), "a_total", 0, 0)
+	require.NoError(t, err)
+	require.Empty(t, got)
 }

@@ -89,17 +89,22 @@ func (s *Store) AppenderV2(ctx context.Context) storage.AppenderV2 { return s.db
 // by Prometheus packages that still speak v1).
 func (s *Store) Appender(ctx context.Context) storage.Appender { return s.db.Appender(ctx) }
 
-// Querier implements storage.Queryable.
-func (s *Store) Querier(mint, maxt int64) (storage.Querier, error) { return s.db.Querier(mint, maxt) }
-
-// ChunkQuerier implements storage.ChunkQueryable.
-func (s *Store) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
-	return s.db.ChunkQuerier(mint, maxt)
+// Querier implements storage.Queryable. Every read is scoped to the
+// tenant of its context (tenant.FromContext), see TenantQuerier: a read
+// without one (rule evaluation, say) sees the default tenant's series.
+func (s *Store) Querier(mint, maxt int64) (storage.Querier, error) {
+	return TenantQueryable(s.db).Querier(mint, maxt)
 }
 
-// ExemplarQuerier implements storage.ExemplarQueryable.
+// ChunkQuerier implements storage.ChunkQueryable, scoped like Querier.
+func (s *Store) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
+	return TenantChunkQueryable(s.db).ChunkQuerier(mint, maxt)
+}
+
+// ExemplarQuerier implements storage.ExemplarQueryable, scoped to ctx's
+// tenant like Querier.
 func (s *Store) ExemplarQuerier(ctx context.Context) (storage.ExemplarQuerier, error) {
-	return s.db.ExemplarQuerier(ctx)
+	return TenantExemplarQueryable(s.db).ExemplarQuerier(ctx)
 }
 
 // StartTime is the oldest timestamp the store holds.

@@ -262,9 +262,10 @@ client_certs:
 	})
 
 	// The default self-scrape reaches the process's own listener with
-	// -auth.client.*: its up series is 1.
+	// -auth.client.*: its up series is 1. It is the default tenant's, so
+	// the identity reading it carries no tenant (alice reads team-a's).
 	testutil.Poll(t, dataTimeout, 500*time.Millisecond, func() (bool, string) {
-		code, body, err := doAuth(t, trusting, authReq{url: "https://" + httpAddr + "/api/v1/query?" + url.Values{"query": {`up{job="pharos"}`}}.Encode(), user: "alice", pass: "s3cret"})
+		code, body, err := doAuth(t, trusting, authReq{url: "https://" + httpAddr + "/api/v1/query?" + url.Values{"query": {`up{job="pharos"}`}}.Encode(), bearer: "ingest-token"})
 		if err != nil || code != http.StatusOK {
 			return false, fmt.Sprintf("query up: %d %s %v", code, body, err)
 		}

@@ -256,6 +256,24 @@ func (p *pharosProc) logStatus() {
 	if resp.StatusCode == http.StatusOK {
 		p.t.Logf("status of pharos %s: %s", p.name, bytes.TrimSpace(body))
 	}
+	// And its own counters of what it received, published, consumed and
+	// stored, where a stalled signal shows which step it stalled at.
+	mresp, err := httpClient.Get("http://" + p.addr + "/metrics")
+	if err != nil {
+		return
+	}
+	defer mresp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(mresp.Body, 4<<20))
+	var keep []string
+	for _, line := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(line, "pharos_") && !strings.Contains(line, "_bucket{") &&
+			(strings.Contains(line, "_total") || strings.Contains(line, "_state")) && !strings.HasSuffix(line, " 0") {
+			keep = append(keep, line)
+		}
+	}
+	if len(keep) > 0 {
+		p.t.Logf("counters of pharos %s:\n%s", p.name, strings.Join(keep, "\n"))
+	}
 }
 
 // logEvent holds the fields of a JSON log line the tests look at.

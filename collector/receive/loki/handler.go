@@ -43,6 +43,7 @@ import (
 	"time"
 
 	"github.com/pharos-obs/pharos/collector/receive"
+	"github.com/pharos-obs/pharos/internal/tenant"
 )
 
 // Path is where Loki push is served.
@@ -89,17 +90,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.respond(w, proto, http.StatusUnsupportedMediaType, err.Error(), time.Time{})
 		return
 	}
-	tenant, err := receive.ParseTenant(r.Header.Get(receive.TenantHeader))
+	id, err := tenant.Resolve(r)
 	if err != nil {
-		h.respond(w, proto, http.StatusBadRequest, receive.TenantHeader+": "+err.Error(), time.Time{})
+		h.respond(w, proto, http.StatusBadRequest, err.Error(), time.Time{})
 		return
 	}
-	if !h.in.TryAcquire() {
+	if err := h.in.Admit(receive.SignalLogs); err != nil {
 		// Refused unread: closing the connection spares the server reading
 		// (discarding) the body.
 		w.Header().Set("Connection", "close")
 		w.Header().Set("Retry-After", h.in.RetryAfterHeader())
-		h.respond(w, proto, http.StatusTooManyRequests, "too many push requests in flight (agent.receive.max_inflight_requests); retry later", time.Time{})
+		h.respond(w, proto, http.StatusTooManyRequests, err.Error(), time.Time{})
 		return
 	}
 	defer h.in.Release()
@@ -140,19 +141,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rej.Errors > 0 {
 		// Loki's default: the whole request is refused, so that the
 		// sender's error names every problem and nothing is half-stored.
-		h.logger.Debug("Loki push rejected", "protocol", proto, "tenant", tenant, "rejected_entries", rej.Entries, "entries", total)
+		h.logger.Debug("Loki push rejected", "protocol", proto, "tenant", id, "rejected_entries", rej.Entries, "entries", total)
 		h.respond(w, proto, http.StatusBadRequest, "push rejected, nothing stored: "+rej.Message(total), start)
 		return
 	}
-	if err := h.li.Push(r.Context(), proto, tenant, streams); err != nil {
+	if err := h.li.Push(r.Context(), proto, tenant.Key(id), streams); err != nil {
 		switch {
 		case r.Context().Err() != nil:
 			h.respond(w, proto, statusClientClosed, "the sender went away: "+err.Error(), start)
 		case errors.Is(err, receive.ErrLogsRejected):
-			h.logger.Debug("Loki push refused by the log publisher", "protocol", proto, "tenant", tenant, "err", err)
+			h.logger.Debug("Loki push refused by the log publisher", "protocol", proto, "tenant", id, "err", err)
 			h.respond(w, proto, http.StatusBadRequest, "push rejected, nothing stored: "+err.Error(), start)
 		default:
-			h.logger.Warn("Loki push not stored; the sender will retry", "protocol", proto, "tenant", tenant, "err", err)
+			h.logger.Warn("Loki push not stored; the sender will retry", "protocol", proto, "tenant", id, "err", err)
 			w.Header().Set("Retry-After", h.in.RetryAfterHeader())
 			h.respond(w, proto, http.StatusServiceUnavailable, "not stored, retry later: "+err.Error(), start)
 		}

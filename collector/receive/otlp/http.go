@@ -23,8 +23,6 @@ const (
 	contentTypeJSON     = "application/json"
 )
 
-const errOverloaded = "too many push requests in flight (agent.receive.max_inflight_requests); retry later"
-
 // httpRequest is an admitted OTLP/HTTP request whose body was read.
 type httpRequest struct {
 	mt    string // contentTypeProtobuf or contentTypeJSON
@@ -65,12 +63,12 @@ func readHTTP(in *receive.Intake, w http.ResponseWriter, r *http.Request) (req *
 		writeStatus(in, w, mt, http.StatusUnsupportedMediaType, err.Error(), time.Time{})
 		return nil, false
 	}
-	if !in.TryAcquire() {
+	if err := in.Admit(receive.SignalOfPath(r.URL.Path)); err != nil {
 		// Refused unread: closing the connection spares the server reading
 		// (discarding) the body.
 		w.Header().Set("Connection", "close")
 		w.Header().Set("Retry-After", in.RetryAfterHeader())
-		writeStatus(in, w, mt, http.StatusTooManyRequests, errOverloaded, time.Time{})
+		writeStatus(in, w, mt, http.StatusTooManyRequests, err.Error(), time.Time{})
 		return nil, false
 	}
 	start := time.Now()

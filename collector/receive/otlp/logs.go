@@ -14,17 +14,17 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/pharos-obs/pharos/collector/receive"
+	"github.com/pharos-obs/pharos/internal/tenant"
 )
 
 // LogsPath is where OTLP/HTTP logs are served.
 const LogsPath = "/v1/logs"
 
 // tenantMetadataKey carries the tenant on gRPC, as Loki reads it.
-const tenantMetadataKey = "x-scope-orgid"
+const tenantMetadataKey = tenant.MetadataKey
 
 // statusClientClosed is the code counted for an HTTP request whose
 // sender went away while its logs were being stored (no one reads it).
@@ -81,9 +81,9 @@ func (l *Logs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer req.done()
 	mt, start := req.mt, req.start
-	tenant, err := receive.ParseTenant(r.Header.Get(receive.TenantHeader))
+	id, err := tenant.Resolve(r)
 	if err != nil {
-		writeStatus(l.in, w, mt, http.StatusBadRequest, receive.TenantHeader+": "+err.Error(), start)
+		writeStatus(l.in, w, mt, http.StatusBadRequest, err.Error(), start)
 		return
 	}
 	er := plogotlp.NewExportRequest()
@@ -96,7 +96,7 @@ func (l *Logs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeStatus(l.in, w, mt, http.StatusBadRequest, "decode OTLP logs: "+err.Error(), start)
 		return
 	}
-	out, err := l.consume(r.Context(), receive.ProtocolOTLPHTTP, tenant, er.Logs())
+	out, err := l.consume(r.Context(), receive.ProtocolOTLPHTTP, tenant.Key(id), er.Logs())
 	switch {
 	case err != nil && r.Context().Err() != nil:
 		l.in.ObserveRequest(receive.ProtocolOTLPHTTP, strconv.Itoa(statusClientClosed), start)
@@ -179,17 +179,11 @@ type grpcLogs struct {
 
 // Export implements the OTLP LogsService.
 func (g *grpcLogs) Export(ctx context.Context, req plogotlp.ExportRequest) (plogotlp.ExportResponse, error) {
-	var h string
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get(tenantMetadataKey); len(v) > 0 {
-			h = v[0]
-		}
-	}
-	tenant, err := receive.ParseTenant(h)
+	id, err := tenant.ResolveGRPC(ctx)
 	if err != nil {
-		return plogotlp.ExportResponse{}, status.Error(codes.InvalidArgument, tenantMetadataKey+": "+err.Error())
+		return plogotlp.ExportResponse{}, status.Error(codes.InvalidArgument, err.Error())
 	}
-	out, err := g.l.consume(ctx, receive.ProtocolOTLPGRPC, tenant, req.Logs())
+	out, err := g.l.consume(ctx, receive.ProtocolOTLPGRPC, tenant.Key(id), req.Logs())
 	switch {
 	case err != nil && ctx.Err() != nil:
 		return plogotlp.ExportResponse{}, status.FromContextError(ctx.Err()).Err()

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/pharos-obs/pharos/collector/receive"
+	"github.com/pharos-obs/pharos/internal/tenant"
 )
 
 // MetricsPath is where OTLP/HTTP metrics are served.
@@ -68,8 +69,12 @@ func (m *Metrics) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer req.done()
 	proto, mt, start := receive.ProtocolOTLPHTTP, req.mt, req.start
+	id, err := tenant.Resolve(r)
+	if err != nil {
+		m.fail(w, mt, http.StatusBadRequest, err.Error(), start)
+		return
+	}
 	er := pmetricotlp.NewExportRequest()
-	var err error
 	if mt == contentTypeJSON {
 		err = er.UnmarshalJSON(req.body.Bytes())
 	} else {
@@ -79,7 +84,7 @@ func (m *Metrics) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		m.fail(w, mt, http.StatusBadRequest, "decode OTLP metrics: "+err.Error(), start)
 		return
 	}
-	out, err := m.consume(r.Context(), er.Metrics(), proto)
+	out, err := m.consume(tenant.WithContext(r.Context(), id), er.Metrics(), proto)
 	if err != nil {
 		m.logger.Warn("OTLP metrics not stored; the sender will retry", "protocol", proto, "err", err)
 		w.Header().Set("Retry-After", m.in.RetryAfterHeader())
@@ -147,7 +152,11 @@ type grpcMetrics struct {
 
 // Export implements the OTLP MetricsService.
 func (g *grpcMetrics) Export(ctx context.Context, req pmetricotlp.ExportRequest) (pmetricotlp.ExportResponse, error) {
-	out, err := g.m.consume(ctx, req.Metrics(), receive.ProtocolOTLPGRPC)
+	id, err := tenant.ResolveGRPC(ctx)
+	if err != nil {
+		return pmetricotlp.ExportResponse{}, status.Error(codes.InvalidArgument, err.Error())
+	}
+	out, err := g.m.consume(tenant.WithContext(ctx, id), req.Metrics(), receive.ProtocolOTLPGRPC)
 	if err != nil {
 		g.m.logger.Warn("OTLP metrics not stored; the sender will retry", "protocol", receive.ProtocolOTLPGRPC, "err", err)
 		return pmetricotlp.ExportResponse{}, retryableStatus(codes.Unavailable, err.Error(), g.m.in.RetryAfter())

@@ -246,9 +246,9 @@ func (r *Receiver) shutdown() {
 
 // tap refuses a new gRPC stream before its message is read when no
 // in-flight slot is free; admit makes the binding decision.
-func (r *Receiver) tap(ctx context.Context, _ *tap.Info) (context.Context, error) {
-	if r.in.Saturated() {
-		err := retryableStatus(codes.ResourceExhausted, errOverloaded, r.in.RetryAfter())
+func (r *Receiver) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if busy := r.in.Busy(receive.SignalOfPath(info.FullMethodName)); busy != nil {
+		err := retryableStatus(codes.ResourceExhausted, busy.Error(), r.in.RetryAfter())
 		r.in.ObserveRequest(receive.ProtocolOTLPGRPC, statusString(err), time.Time{})
 		return ctx, err
 	}
@@ -256,9 +256,9 @@ func (r *Receiver) tap(ctx context.Context, _ *tap.Info) (context.Context, error
 }
 
 // admit holds an in-flight slot for the call and counts it.
-func (r *Receiver) admit(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	if !r.in.TryAcquire() {
-		err := retryableStatus(codes.ResourceExhausted, errOverloaded, r.in.RetryAfter())
+func (r *Receiver) admit(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if refused := r.in.Admit(receive.SignalOfPath(info.FullMethod)); refused != nil {
+		err := retryableStatus(codes.ResourceExhausted, refused.Error(), r.in.RetryAfter())
 		r.in.ObserveRequest(receive.ProtocolOTLPGRPC, statusString(err), time.Time{})
 		return nil, err
 	}

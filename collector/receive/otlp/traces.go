@@ -12,10 +12,10 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/pharos-obs/pharos/collector/receive"
+	"github.com/pharos-obs/pharos/internal/tenant"
 )
 
 // TracesPath is where OTLP/HTTP traces are served.
@@ -67,9 +67,9 @@ func (t *Traces) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer req.done()
 	mt, start := req.mt, req.start
-	tenant, err := receive.ParseTenant(r.Header.Get(receive.TenantHeader))
+	id, err := tenant.Resolve(r)
 	if err != nil {
-		writeStatus(t.in, w, mt, http.StatusBadRequest, receive.TenantHeader+": "+err.Error(), start)
+		writeStatus(t.in, w, mt, http.StatusBadRequest, err.Error(), start)
 		return
 	}
 	er := ptraceotlp.NewExportRequest()
@@ -82,7 +82,7 @@ func (t *Traces) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeStatus(t.in, w, mt, http.StatusBadRequest, "decode OTLP traces: "+err.Error(), start)
 		return
 	}
-	out, err := t.consume(r.Context(), receive.ProtocolOTLPHTTP, tenant, er.Traces())
+	out, err := t.consume(r.Context(), receive.ProtocolOTLPHTTP, tenant.Key(id), er.Traces())
 	switch {
 	case err != nil && r.Context().Err() != nil:
 		t.in.ObserveRequest(receive.ProtocolOTLPHTTP, strconv.Itoa(statusClientClosed), start)
@@ -157,17 +157,11 @@ type grpcTraces struct {
 
 // Export implements the OTLP TraceService.
 func (g *grpcTraces) Export(ctx context.Context, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
-	var h string
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get(tenantMetadataKey); len(v) > 0 {
-			h = v[0]
-		}
-	}
-	tenant, err := receive.ParseTenant(h)
+	id, err := tenant.ResolveGRPC(ctx)
 	if err != nil {
-		return ptraceotlp.ExportResponse{}, status.Error(codes.InvalidArgument, tenantMetadataKey+": "+err.Error())
+		return ptraceotlp.ExportResponse{}, status.Error(codes.InvalidArgument, err.Error())
 	}
-	out, err := g.t.consume(ctx, receive.ProtocolOTLPGRPC, tenant, req.Traces())
+	out, err := g.t.consume(ctx, receive.ProtocolOTLPGRPC, tenant.Key(id), req.Traces())
 	switch {
 	case err != nil && ctx.Err() != nil:
 		return ptraceotlp.ExportResponse{}, status.FromContextError(ctx.Err()).Err()

@@ -37,6 +37,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/pharos-obs/pharos/collector/receive"
+	"github.com/pharos-obs/pharos/internal/tenant"
 )
 
 // Path is where remote write is served.
@@ -101,12 +102,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("content encoding %q is not supported; remote write bodies are snappy-compressed (block format)", enc), stats{}, time.Time{})
 		return
 	}
-	if !h.in.TryAcquire() {
+	id, err := tenant.Resolve(r)
+	if err != nil {
+		h.respond(w, proto, http.StatusBadRequest, err.Error(), stats{}, time.Time{})
+		return
+	}
+	if err := h.in.Admit(receive.SignalMetrics); err != nil {
 		// Refused unread: closing the connection spares the server reading
 		// (discarding) the body.
 		w.Header().Set("Connection", "close")
 		w.Header().Set("Retry-After", h.in.RetryAfterHeader())
-		h.respond(w, proto, http.StatusTooManyRequests, "too many push requests in flight (agent.receive.max_inflight_requests); retry later", stats{}, time.Time{})
+		h.respond(w, proto, http.StatusTooManyRequests, err.Error(), stats{}, time.Time{})
 		return
 	}
 	defer h.in.Release()
@@ -141,7 +147,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.meta.update(wr.req.metadata)
 	}
 
-	if err := h.write(r.Context(), wr); err != nil {
+	if err := h.write(tenant.WithContext(r.Context(), id), wr); err != nil {
 		h.logger.Warn("remote write not stored; the sender will retry", "protocol", proto, "err", err)
 		w.Header().Set("Retry-After", h.in.RetryAfterHeader())
 		h.respond(w, proto, http.StatusServiceUnavailable, "not stored, retry later: "+err.Error(), stats{}, start)

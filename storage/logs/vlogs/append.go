@@ -75,7 +75,10 @@ func (s *Store) Append(tenant string, streams []logs.Stream) error {
 		return ErrReadOnly
 	}
 	minTS, maxTS := s.eng.TimeWindow(now)
-	tid := vlengine.TenantID(tenant)
+	tid, err := s.eng.AppendTenantID(tenant)
+	if err != nil {
+		return err
+	}
 
 	b := appendBufPool.Get().(*appendBuf)
 	defer b.put()

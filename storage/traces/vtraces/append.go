@@ -44,7 +44,10 @@ func (s *Store) Append(tenant string, td ptrace.Traces) error {
 		return ErrReadOnly
 	}
 	minTS, maxTS := s.eng.TimeWindow(now)
-	tid := vlengine.TenantID(tenant)
+	tid, err := s.eng.AppendTenantID(tenant)
+	if err != nil {
+		return err
+	}
 
 	// One marshalling of the whole batch; each span's record is then cut
 	// from it without another pass through pdata.
