@@ -310,6 +310,11 @@ func (a *App) initBus() (services.Service, error) {
 		if a.conn == nil || !a.conn.Connected() {
 			return errors.New("not connected")
 		}
+		if !a.conn.Ensured() {
+			// Publishing waits for every partition-replica's consumer
+			// (see bus.Conn.Publish); traffic should too.
+			return errors.New("streams and consumers not ensured yet")
+		}
 		return nil
 	})
 	start := func(ctx context.Context) error {

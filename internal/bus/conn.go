@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -66,6 +67,23 @@ type signalState struct {
 	stream   string
 	subjects []string // by partition
 	m        signalMetrics
+	// ensured is set once this process has made sure the stream and every
+	// partition-replica's consumer exist. Before that a publish could land
+	// in a stream whose consumer is not created yet, and interest
+	// retention deletes a message no consumer is interested in at once
+	// (seen: spans published in the first moments after start lost).
+	ensured atomic.Bool
+}
+
+// Ensured reports whether EnsureStreams has made sure every signal's
+// stream and consumers exist: until then publishes are refused.
+func (c *Conn) Ensured() bool {
+	for _, st := range c.signals {
+		if !st.ensured.Load() {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *Conn) state(s Signal) *signalState {
@@ -335,6 +353,7 @@ func (c *Conn) EnsureStreams(ctx context.Context, signals ...Signal) error {
 		if err := c.ensureConsumers(ctx, s); err != nil {
 			return err
 		}
+		c.state(s).ensured.Store(true)
 	}
 	return c.ensureStream(ctx, c.deadLetterStreamConfig())
 }

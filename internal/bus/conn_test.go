@@ -189,6 +189,9 @@ func TestMetricsSharedBetweenConns(t *testing.T) {
 	require.NoError(t, err)
 	defer func() { require.NoError(t, c2.Close()) }()
 	require.NoError(t, c1.EnsureStreams(context.Background(), SignalLogs))
+	// Each Conn publishes only once it has ensured the streams itself.
+	require.ErrorIs(t, c2.Publish(context.Background(), &OutMsg{Signal: SignalLogs, Partition: 2, Data: []byte("de")}), ErrNotConnected)
+	require.NoError(t, c2.EnsureStreams(context.Background(), SignalLogs))
 
 	ctx := context.Background()
 	require.NoError(t, c1.Publish(ctx, &OutMsg{Signal: SignalLogs, Partition: 1, Data: []byte("abc")}))

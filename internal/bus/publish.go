@@ -112,6 +112,12 @@ func (c *Conn) Publish(ctx context.Context, m *OutMsg) error {
 		st.m.errOther.Inc()
 		return fmt.Errorf("publish to %s: %w", subject, ErrNotConnected)
 	}
+	if !st.ensured.Load() {
+		// Transient like a lost connection: callers spool or answer 503,
+		// and try again once EnsureStreams has made the consumers.
+		st.m.errOther.Inc()
+		return fmt.Errorf("publish to %s: %w: the stream's consumers are not ensured yet", subject, ErrNotConnected)
+	}
 	if timeout := c.cfg.PublishTimeout; timeout > 0 {
 		if dl, ok := ctx.Deadline(); !ok || time.Until(dl) > timeout {
 			var cancel context.CancelFunc
