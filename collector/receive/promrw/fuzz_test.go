@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/prometheus/prompb"
 	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/pharos-obs/pharos/collector/receive"
 	"github.com/pharos-obs/pharos/collector/receive/receivetest"
@@ -128,6 +129,11 @@ func FuzzDecodeV2(f *testing.F) {
 		err := r.decodeV2(data)
 		var want writev2.Request
 		wantErr := want.Unmarshal(data)
+		if err != nil && wantErr == nil && truncatedPackedRefs(data) {
+			// gogo's generated code reads a packed varint past the end of its
+			// field (into the next one) and so accepts this; ours refuses it.
+			return
+		}
 		if (err == nil) != (wantErr == nil) {
 			t.Fatalf("decoder disagrees with writev2: ours %v, writev2 %v", err, wantErr)
 		}
@@ -214,5 +220,59 @@ func FuzzHandler(f *testing.F) {
 			_, err := strconv.Atoi(w.Header().Get(headerSamplesWritten))
 			require.NoError(t, err)
 		}
+	})
+}
+
+// truncatedPackedRefs reports whether a request holds a packed labels_refs
+// field (TimeSeries 1, or Exemplar 1 within TimeSeries 3) whose bytes do not
+// end on a whole varint: malformed, though writev2's generated decoder
+// accepts it.
+func truncatedPackedRefs(req []byte) bool {
+	return anyField(req, 5, func(ts []byte) bool {
+		return !wholeVarints(ts, 1) || anyField(ts, 3, func(ex []byte) bool { return !wholeVarints(ex, 1) })
+	})
+}
+
+// anyField applies fn to the content of every length-delimited field num of
+// msg (as far as msg parses) and reports whether fn held for one.
+func anyField(msg []byte, num protowire.Number, fn func([]byte) bool) bool {
+	for len(msg) > 0 {
+		n, typ, l := protowire.ConsumeTag(msg)
+		if l < 0 {
+			return false
+		}
+		msg = msg[l:]
+		if typ == protowire.BytesType {
+			v, l := protowire.ConsumeBytes(msg)
+			if l < 0 {
+				return false
+			}
+			if n == num && fn(v) {
+				return true
+			}
+			msg = msg[l:]
+			continue
+		}
+		l = protowire.ConsumeFieldValue(n, typ, msg)
+		if l < 0 {
+			return false
+		}
+		msg = msg[l:]
+	}
+	return false
+}
+
+// wholeVarints reports whether every packed field num of msg is a sequence
+// of complete varints.
+func wholeVarints(msg []byte, num protowire.Number) bool {
+	return !anyField(msg, num, func(packed []byte) bool {
+		for len(packed) > 0 {
+			_, l := protowire.ConsumeVarint(packed)
+			if l < 0 {
+				return true
+			}
+			packed = packed[l:]
+		}
+		return false
 	})
 }
