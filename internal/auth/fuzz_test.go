@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"testing"
@@ -17,12 +16,10 @@ func FuzzLoadFile(f *testing.F) {
 	f.Add([]byte("basic_users: [{username: 'a:b'}]\n"))
 	f.Add([]byte(""))
 	dir := f.TempDir()
+	f.Add([]byte("bearer_tokens:\n  - {name: dev, token_file: /dev/zero}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		// token_file names a file to read: keep the fuzzer away from the
-		// file system (a device would block).
-		if bytes.Contains(data, []byte("file")) || bytes.Contains(data, []byte(`\`)) {
-			t.Skip()
-		}
+		// A token_file may name any path: devices and FIFOs are refused
+		// before they are opened, regular files read with a bound.
 		path := filepath.Join(dir, "identities.yaml")
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			t.Fatal(err)

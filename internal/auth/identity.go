@@ -156,7 +156,7 @@ func (f *File) compile() (*identities, error) {
 			}
 			copy(e.sum[:], b)
 		default:
-			raw, err := os.ReadFile(t.TokenFile)
+			raw, err := readSecretFile(t.TokenFile)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("bearer_tokens[%d].token_file: %w", i, err))
 				continue
@@ -275,4 +275,33 @@ func hasSAN(leaf *x509.Certificate, san string) bool {
 		}
 	}
 	return false
+}
+
+// maxSecretFileBytes bounds a token file: a token is a line, not a dump.
+const maxSecretFileBytes = 64 << 10
+
+// readSecretFile reads a regular file of at most maxSecretFileBytes. A
+// path naming a device or a FIFO (which could block or never end) is
+// refused before it is opened.
+func readSecretFile(path string) ([]byte, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	raw, err := io.ReadAll(io.LimitReader(f, maxSecretFileBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(raw) > maxSecretFileBytes {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, maxSecretFileBytes)
+	}
+	return raw, nil
 }

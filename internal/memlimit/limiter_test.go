@@ -191,17 +191,28 @@ func TestOffNeverRefuses(t *testing.T) {
 
 // TestServiceSetsGoMemoryLimit: a running limiter gives its hard limit to
 // the runtime and restores the previous one when it stops.
+// With GOMEMLIMIT in the environment, the operator's setting wins and the
+// runtime's limit is left alone.
 func TestServiceSetsGoMemoryLimit(t *testing.T) {
-	if _, set := os.LookupEnv("GOMEMLIMIT"); set {
-		t.Skip("GOMEMLIMIT is set: the limiter leaves it alone")
+	for _, env := range []string{"", "1GiB"} {
+		t.Run("GOMEMLIMIT="+env, func(t *testing.T) {
+			t.Setenv("GOMEMLIMIT", env) // restored at cleanup
+			if env == "" {
+				require.NoError(t, os.Unsetenv("GOMEMLIMIT"))
+			}
+			before := debug.SetMemoryLimit(-1)
+			in := &heapInput{heap: 1 << 20}
+			l, _ := newTestLimiter(t, Config{LimitBytes: 300 << 20, CheckInterval: 10 * time.Millisecond}, in)
+			require.NoError(t, services.StartAndAwaitRunning(context.Background(), l))
+			want := int64(300 << 20)
+			if env != "" {
+				want = before
+			}
+			require.Equal(t, want, debug.SetMemoryLimit(-1))
+			require.NoError(t, services.StopAndAwaitTerminated(context.Background(), l))
+			require.Equal(t, before, debug.SetMemoryLimit(-1))
+		})
 	}
-	before := debug.SetMemoryLimit(-1)
-	in := &heapInput{heap: 1 << 20}
-	l, _ := newTestLimiter(t, Config{LimitBytes: 300 << 20, CheckInterval: 10 * time.Millisecond}, in)
-	require.NoError(t, services.StartAndAwaitRunning(context.Background(), l))
-	require.Equal(t, int64(300<<20), debug.SetMemoryLimit(-1))
-	require.NoError(t, services.StopAndAwaitTerminated(context.Background(), l))
-	require.Equal(t, before, debug.SetMemoryLimit(-1))
 }
 
 func TestReadCgroupLimit(t *testing.T) {
