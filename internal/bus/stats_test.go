@@ -60,9 +60,14 @@ func TestConsumerStats(t *testing.T) {
 		require.NoError(t, c.Publish(ctx, &OutMsg{Signal: SignalLogs, Partition: 1, ID: fmt.Sprint(i), Data: []byte("x")}))
 	}
 	durable := DurableName(SignalLogs, 1, 0)
-	st, err := c.ConsumerStats(ctx, SignalLogs, durable)
-	require.NoError(t, err)
-	require.Equal(t, ConsumerStats{Pending: 3}, st)
+	// The consumer's pending count follows the stream a moment after the
+	// publish acks.
+	var st ConsumerStats
+	var err error
+	require.Eventually(t, func() bool {
+		st, err = c.ConsumerStats(ctx, SignalLogs, durable)
+		return err == nil && st == ConsumerStats{Pending: 3}
+	}, 5*time.Second, 10*time.Millisecond, "stats %+v, err %v", st, err)
 	require.Equal(t, uint64(3), st.Lag())
 
 	// Delivered, not acked: pending moves to ack-pending, the lag stays.
