@@ -94,6 +94,7 @@ type Aggregator struct {
 	logs       *logsSignal   // nil: no logs
 	traces     *tracesSignal // nil: no traces
 	gate       MemoryGate    // nil: no memory limit
+	tl         *tenantLimits // nil: no per-tenant limits
 
 	mu      sync.Mutex
 	ctx     context.Context // the running context; nil before running and after stopping
@@ -130,6 +131,7 @@ func (a *Aggregator) SetOwned(owned []PartitionReplica) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.owned = append([]PartitionReplica(nil), owned...)
+	a.updateShareLocked()
 	a.reconcileLocked()
 }
 
@@ -461,6 +463,8 @@ func (w *metricsWriter) check(err error) bool {
 		return true
 	}
 	switch {
+	case w.a.countSeriesLimited(err):
+		w.a.m.rejected.WithLabelValues("tenant_limit").Inc()
 	case errors.Is(err, storage.ErrOutOfBounds), errors.Is(err, storage.ErrTooOldSample):
 		w.a.m.rejected.WithLabelValues("too_old").Inc()
 	case errors.Is(err, storage.ErrOutOfOrderSample):

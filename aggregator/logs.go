@@ -67,6 +67,9 @@ func (w *logsWriter) handle(ctx context.Context, batch []*bus.Delivery) {
 			a.logger.Warn("undecodable log message moved to the dead-letter stream", "partition", w.partition, "stream_seq", d.StreamSeq, "msg_id", d.MsgID, "err", err)
 			continue
 		}
+		if a.tl != nil {
+			streams = a.tl.limitStreams(d.Tenant, streams)
+		}
 		tenant := d.Tenant
 		if tenant == bus.DefaultTenant {
 			tenant = ""

@@ -39,6 +39,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/pharos-obs/pharos/internal/overrides"
 	"github.com/pharos-obs/pharos/internal/tenant"
 )
 
@@ -96,13 +97,19 @@ type Generator struct {
 
 	mu        sync.Mutex
 	spans     map[string]*spanSeries
-	spansOver *spanSeries // nil until a span overflows
-	edges     map[string]*edgeSeries
-	edgesOver *edgeSeries
-	pending   map[edgeKey]*pendingEdge
-	free      []*pendingEdge // half edges for reuse
-	nextSweep time.Time
-	key       []byte // scratch for map keys
+	spansOver map[string]*spanSeries // per tenant, once a span overflows
+	perTenant map[string]int         // len(spans) per tenant
+	// tenantLimit, when set, bounds each tenant's combinations
+	// (max_span_metrics_series); limited counts the spans it sends to
+	// the overflow series.
+	tenantLimit func(id string) int
+	limited     *overrides.Discards
+	edges       map[string]*edgeSeries
+	edgesOver   *edgeSeries
+	pending     map[edgeKey]*pendingEdge
+	free        []*pendingEdge // half edges for reuse
+	nextSweep   time.Time
+	key         []byte // scratch for map keys
 
 	flushMu sync.Mutex // one flush at a time; guards points
 	points  []point
@@ -118,15 +125,17 @@ func New(cfg Config, instance string, app storage.AppendableV2, logger *slog.Log
 		return nil, errors.New("spanmetrics: the aggregator's instance ID (the pharos_aggregator label) must not be empty")
 	}
 	g := &Generator{
-		cfg:      cfg,
-		instance: instance,
-		app:      app,
-		logger:   logger,
-		m:        newMetrics(reg),
-		now:      time.Now,
-		spans:    map[string]*spanSeries{},
-		edges:    map[string]*edgeSeries{},
-		pending:  map[edgeKey]*pendingEdge{},
+		cfg:       cfg,
+		instance:  instance,
+		app:       app,
+		logger:    logger,
+		m:         newMetrics(reg),
+		now:       time.Now,
+		spans:     map[string]*spanSeries{},
+		spansOver: map[string]*spanSeries{},
+		perTenant: map[string]int{},
+		edges:     map[string]*edgeSeries{},
+		pending:   map[edgeKey]*pendingEdge{},
 	}
 	g.Service = services.NewBasicService(nil, g.running, g.stopping)
 	return g, nil
@@ -151,6 +160,16 @@ func (g *Generator) stopping(error) error {
 	defer cancel()
 	g.flush(ctx, g.now())
 	return nil
+}
+
+// SetTenantLimit bounds each tenant's span-metric combinations to
+// limit(tenant) (0: only the global aggregator.spanmetrics.max_series);
+// spans beyond go to the tenant's overflow series and are counted in d.
+// Call it before Observe.
+func (g *Generator) SetTenantLimit(limit func(id string) int, d *overrides.Discards) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.tenantLimit, g.limited = limit, d
 }
 
 // Observe counts the spans of td for tenant ("" is the default). It reads
@@ -338,10 +357,15 @@ func (g *Generator) flush(ctx context.Context, now time.Time) {
 	for k, s := range g.spans {
 		if g.spanPoints(&b, s, staleBefore) {
 			delete(g.spans, k)
+			if g.perTenant[s.tenant]--; g.perTenant[s.tenant] <= 0 {
+				delete(g.perTenant, s.tenant)
+			}
 		}
 	}
-	if s := g.spansOver; s != nil && g.spanPoints(&b, s, staleBefore) {
-		g.spansOver = nil
+	for t, s := range g.spansOver {
+		if g.spanPoints(&b, s, staleBefore) {
+			delete(g.spansOver, t)
+		}
 	}
 	for k, e := range g.edges {
 		if g.edgePoints(&b, e, staleBefore) {

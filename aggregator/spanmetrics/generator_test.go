@@ -24,6 +24,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/goleak"
 
+	"github.com/pharos-obs/pharos/internal/overrides"
 	"github.com/pharos-obs/pharos/internal/tenant"
 )
 
@@ -308,17 +309,8 @@ func TestSpanMetricsTenants(t *testing.T) {
 	g.Observe("team-a", build(s, s))
 	g.flush(context.Background(), clk.now())
 	// One transaction per tenant, written as that tenant's.
-	rec.mu.Lock()
-	require.Len(t, rec.commits, 2)
-	byTenant := map[string]map[string]sample{}
-	for i, c := range rec.commits {
-		m := map[string]sample{}
-		for _, smp := range c {
-			m[smp.ls.String()] = smp
-		}
-		byTenant[rec.tenants[i]] = m
-	}
-	rec.mu.Unlock()
+	byTenant := rec.byTenant()
+	require.Len(t, byTenant, 2)
 	kv := []string{"service", "cart", "span_kind", "SPAN_KIND_CLIENT", "span_name", "op", "status_code", "STATUS_CODE_UNSET"}
 	require.InDelta(t, 1, byTenant[tenant.Default][series(MetricCalls, kv...)].v, 0)
 	require.NotContains(t, byTenant[tenant.Default], series(MetricCalls, append(kv, LabelTenant, "team-a")...))
@@ -347,6 +339,70 @@ func TestSpanMetricsOverflow(t *testing.T) {
 	require.Len(t, got, 3*18)
 	require.InDelta(t, 3, testutil.ToFloat64(g.m.overflowSpans), 0)
 	require.InDelta(t, 2, gauge(t, reg, "pharos_spanmetrics_active_series", "spanmetrics"), 0)
+}
+
+// A tenant's max_span_metrics_series sends its new combinations to its
+// own overflow series; other tenants keep theirs.
+func TestSpanMetricsTenantLimit(t *testing.T) {
+	g, rec, clk, reg := newTestGenerator(t, nil)
+	d := overrides.NewDiscards(reg, "aggregator")
+	g.SetTenantLimit(func(id string) int {
+		if id == "small" {
+			return 2
+		}
+		return 0
+	}, d)
+	for i := range 4 {
+		sp := span{service: "svc", name: fmt.Sprintf("op-%d", i), kind: ptrace.SpanKindServer, dur: time.Millisecond, trace: i, id: i}
+		g.Observe("small", build(sp))
+		g.Observe("", build(sp))
+	}
+	g.flush(context.Background(), clk.now())
+	byTenant := rec.byTenant()
+	kv := func(name string, extra ...string) []string {
+		return append([]string{"service", "svc", "span_kind", "SPAN_KIND_SERVER", "span_name", name, "status_code", "STATUS_CODE_UNSET"}, extra...)
+	}
+	small := byTenant["small"]
+	require.Contains(t, small, series(MetricCalls, kv("op-1", LabelTenant, "small")...))
+	require.NotContains(t, small, series(MetricCalls, kv("op-2", LabelTenant, "small")...))
+	require.InDelta(t, 2, small[series(MetricCalls, LabelOverflow, "true", LabelTenant, "small")].v, 0)
+	def := byTenant[tenant.Default]
+	require.Contains(t, def, series(MetricCalls, kv("op-3")...), "the default tenant has no limit")
+	require.NotContains(t, def, series(MetricCalls, LabelOverflow, "true"))
+	require.InDelta(t, 2, testutil.ToFloat64(g.m.overflowSpans), 0)
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	var limited float64
+	for _, mf := range mfs {
+		if mf.GetName() == "pharos_aggregator_tenant_limited_total" {
+			limited = mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	require.InDelta(t, 2, limited, 0)
+
+	// Once the tenant's series go stale, new ones fit again.
+	clk.t = clk.t.Add(testConfig().StaleAfter + time.Minute)
+	g.flush(context.Background(), clk.now())
+	g.Observe("small", build(span{service: "svc", name: "op-9", kind: ptrace.SpanKindServer, dur: time.Millisecond, trace: 9, id: 9}))
+	g.mu.Lock()
+	require.Equal(t, 1, g.perTenant["small"])
+	g.mu.Unlock()
+}
+
+// byTenant returns the samples of every commit by tenant, keyed by their
+// labels.
+func (r *recorder) byTenant() map[string]map[string]sample {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]map[string]sample{}
+	for i, c := range r.commits {
+		m := map[string]sample{}
+		for _, smp := range c {
+			m[smp.ls.String()] = smp
+		}
+		out[r.tenants[i]] = m
+	}
+	return out
 }
 
 func gauge(t *testing.T, reg *prometheus.Registry, name, processor string) float64 {

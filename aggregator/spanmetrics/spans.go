@@ -3,6 +3,9 @@ package spanmetrics
 import (
 	"github.com/prometheus/prometheus/model/labels"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/pharos-obs/pharos/internal/overrides"
+	pharostenant "github.com/pharos-obs/pharos/internal/tenant"
 )
 
 // spanSeries is one label combination of the span metrics: its calls
@@ -47,16 +50,29 @@ func (g *Generator) observeSpan(tenant, service string, sp ptrace.Span, nowMs in
 	g.key = k
 	s := g.spans[string(k)]
 	if s == nil {
-		if len(g.spans) >= g.cfg.MaxSeries {
-			g.m.overflowSpans.Inc()
-			if g.spansOver == nil {
-				g.spansOver = &spanSeries{overflow: true, latency: newHistogram(LatencyBuckets), created: nowMs}
+		overTenant := false
+		if g.tenantLimit != nil {
+			id := tenant
+			if id == "" {
+				id = pharostenant.Default
 			}
-			s = g.spansOver
+			if lim := g.tenantLimit(id); lim > 0 && g.perTenant[tenant] >= lim {
+				overTenant = true
+				g.limited.Add(id, overrides.SignalTraces, overrides.LimitMaxSpanMetricsSeries, 1)
+			}
+		}
+		if overTenant || len(g.spans) >= g.cfg.MaxSeries {
+			g.m.overflowSpans.Inc()
+			s = g.spansOver[tenant]
+			if s == nil {
+				s = &spanSeries{overflow: true, tenant: tenant, latency: newHistogram(LatencyBuckets), created: nowMs}
+				g.spansOver[tenant] = s
+			}
 		} else {
 			s = &spanSeries{service: service, name: name, kind: kind, status: status, tenant: tenant,
 				latency: newHistogram(LatencyBuckets), created: nowMs}
 			g.spans[string(k)] = s
+			g.perTenant[tenant]++
 		}
 	}
 	d := spanSeconds(sp)
@@ -91,7 +107,8 @@ func (g *Generator) spanPoints(b *labels.ScratchBuilder, s *spanSeries, staleBef
 	if s.latencyLS == nil {
 		kv := []string{"service", s.service, "span_name", s.name, "span_kind", s.kind, "status_code", s.status, LabelTenant, s.tenant}
 		if s.overflow {
-			kv = []string{LabelOverflow, "true"}
+			// Each tenant has its own, written as the tenant's.
+			kv = []string{LabelOverflow, "true", LabelTenant, s.tenant}
 		}
 		s.callsLS = g.labelsFor(b, MetricCalls, kv...)
 		s.latencyLS = g.histogramLabels(b, MetricLatency, LatencyBuckets, kv...)

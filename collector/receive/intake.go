@@ -19,6 +19,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/storage"
+
+	"github.com/pharos-obs/pharos/internal/tenant"
 )
 
 // Intake is shared by every push receiver of the process. It is a
@@ -33,7 +35,8 @@ type Intake struct {
 	now    func() time.Time
 
 	inflight atomic.Int64
-	gate     MemoryGate // nil: no memory limit
+	gate     MemoryGate    // nil: no memory limit
+	tl       *tenantLimits // nil: no per-tenant limits
 
 	bufs      sync.Pool // *[]byte
 	gzips     sync.Pool // *gzip.Reader
@@ -75,7 +78,7 @@ func (in *Intake) AppenderV2(ctx context.Context) storage.AppenderV2 {
 	if a == nil {
 		a = &appender{}
 	}
-	a.reset(in, in.next.AppenderV2(ctx), in.now())
+	a.reset(in, in.next.AppenderV2(ctx), in.now(), tenant.FromContext(ctx))
 	return a
 }
 

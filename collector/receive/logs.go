@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 
+	"github.com/pharos-obs/pharos/internal/overrides"
 	"github.com/pharos-obs/pharos/internal/tenant"
 	"github.com/pharos-obs/pharos/storage/logs"
 )
@@ -253,14 +254,25 @@ func (li *LogsIntake) Logger() *slog.Logger { return li.logger }
 // removed (all of a stream's when its labels do), and so are streams left
 // without entries. It returns the streams kept (a prefix of streams) and
 // what was refused, which it has counted.
-func (li *LogsIntake) CheckStreams(streams []logs.Stream) ([]logs.Stream, LogsRejection) {
+//
+// key is the tenant's store key (tenant.Key), whose label limits apply.
+func (li *LogsIntake) CheckStreams(key string, streams []logs.Stream) ([]logs.Stream, LogsRejection) {
 	var rej LogsRejection
+	maxNames, rule := li.cfg.MaxLabelNamesPerStream, "agent.receive.logs.max_label_names_per_stream"
+	id := tenantID(key)
+	if lim := li.in.limitsFor(id); lim.streamNames >= 0 {
+		maxNames = lim.streamNames
+		if li.in.tl.o.Overridden(id) {
+			rule = lim.path + overrides.LimitMaxLabelNamesPerStream
+		}
+	}
 	k := 0
 	for i := range streams {
 		s := streams[i]
-		ls, lerr := li.checkLabels(s.Labels)
+		ls, lerr := li.checkLabels(s.Labels, maxNames, rule)
 		if lerr != nil {
 			li.reject(&rej, lerr, len(s.Entries))
+			li.in.countLimited(id, overrides.SignalLogs, lerr.Reason, len(s.Entries))
 			continue
 		}
 		s.Labels = ls
@@ -296,16 +308,16 @@ func (li *LogsIntake) CountRejected(reason string, n int) {
 	}
 }
 
-func (li *LogsIntake) checkLabels(ls labels.Labels) (labels.Labels, *LogsError) {
+func (li *LogsIntake) checkLabels(ls labels.Labels, maxNames int, rule string) (labels.Labels, *LogsError) {
 	ls = ls.WithoutEmpty()
 	c := &li.cfg
 	if ls.IsEmpty() {
 		return ls, &LogsError{Reason: ReasonLogsMissingLabels, Stream: ls, Detail: "the stream has no labels", Rule: ReasonLogsMissingLabels}
 	}
-	if n := ls.Len(); c.MaxLabelNamesPerStream > 0 && n > c.MaxLabelNamesPerStream {
+	if n := ls.Len(); maxNames > 0 && n > maxNames {
 		return ls, &LogsError{Reason: ReasonLogsMaxLabelNames, Stream: ls,
-			Detail: fmt.Sprintf("%d labels exceed the limit of %d", n, c.MaxLabelNamesPerStream),
-			Rule:   "agent.receive.logs.max_label_names_per_stream"}
+			Detail: fmt.Sprintf("%d labels exceed the limit of %d", n, maxNames),
+			Rule:   rule}
 	}
 	var (
 		bad   *LogsError
@@ -422,6 +434,9 @@ func (li *LogsIntake) checkMetadata(stream, md labels.Labels) (*labels.Labels, *
 func (li *LogsIntake) Push(ctx context.Context, p Protocol, tenant string, streams []logs.Stream) error {
 	if len(streams) == 0 {
 		return nil
+	}
+	if err := li.limitLogs(tenantID(tenant), streams); err != nil {
+		return err
 	}
 	if err := li.sink.PushStreams(ctx, tenant, streams); err != nil {
 		if errors.Is(err, ErrLogsRejected) {

@@ -155,7 +155,7 @@ func TestCheckStreams(t *testing.T) {
 			for _, s := range c.in {
 				total += len(s.Entries)
 			}
-			kept, rej := li.CheckStreams(c.in)
+			kept, rej := li.CheckStreams("", c.in)
 			require.Len(t, kept, len(c.kept))
 			for i := range c.kept {
 				require.Equal(t, c.kept[i].Labels, kept[i].Labels)
@@ -185,7 +185,7 @@ func TestCheckStreamsRepairs(t *testing.T) {
 		{Line: "a\xffb"},
 		{Line: "meta", Metadata: badMeta},
 	}}}
-	kept, rej := li.CheckStreams(in)
+	kept, rej := li.CheckStreams("", in)
 	require.Zero(t, rej.Errors)
 	got := kept[0].Entries
 	require.Equal(t, []string{"short", "far too ", "1234567", "a\uFFFDb", "meta"}, []string{got[0].Line, got[1].Line, got[2].Line, got[3].Line, got[4].Line})
@@ -199,7 +199,7 @@ func TestCheckStreamsRepairs(t *testing.T) {
 	for i := range 15 {
 		many = append(many, logs.Stream{Labels: labels.FromStrings("i", fmt.Sprint(i)), Entries: entries("xx")})
 	}
-	_, rej = li.CheckStreams(many)
+	_, rej = li.CheckStreams("", many)
 	require.Equal(t, 15, rej.Errors)
 	require.True(t, strings.HasSuffix(rej.Message(15), "; and 5 more"), rej.Message(15))
 }

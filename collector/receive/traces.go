@@ -319,6 +319,9 @@ func (ti *TracesIntake) Push(ctx context.Context, p Protocol, tenant string, td 
 	if n == 0 {
 		return nil
 	}
+	if err := ti.limitTraces(tenantID(tenant), td); err != nil {
+		return err
+	}
 	if err := ti.sink.PushTraces(ctx, tenant, td); err != nil {
 		if errors.Is(err, ErrTracesRejected) {
 			ti.CountRejected(ReasonTracesSinkRejected, n)

@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+
+	"github.com/pharos-obs/pharos/internal/overrides"
 )
 
 // ErrRejected is wrapped by every *Error: a sample refused by an ingestion
@@ -55,6 +57,7 @@ var SampleReasons = []string{
 	ReasonDuplicateLabelName, ReasonUnsortedLabels, ReasonMaxLabelNames,
 	ReasonLabelNameTooLong, ReasonLabelValueTooLong, ReasonSampleTooOld,
 	ReasonSampleTooNew, ReasonInvalidNativeHisto, ReasonRequestTooLarge, ReasonInvalidSeries, ReasonTranslation,
+	ReasonTenantMaxSeries,
 }
 
 // ExemplarReasons lists the reasons an exemplar is dropped
@@ -178,14 +181,22 @@ type appender struct {
 	// OTLP histogram buckets multiply label sets, and a small body must
 	// not pin gigabytes.
 	held, budget int
+
+	// tenant is the transaction's tenant, lim its label and series
+	// limits, and appended the samples and histograms appended, which
+	// Commit takes from the tenant's ingestion rate.
+	tenant   string
+	lim      labelLimits
+	appended int
 }
 
 // sampleCost approximates what the batcher holds per sample besides the
 // label set (its sample record and bookkeeping).
 const sampleCost = 128
 
-func (a *appender) reset(in *Intake, next storage.AppenderV2, now time.Time) {
+func (a *appender) reset(in *Intake, next storage.AppenderV2, now time.Time, id string) {
 	a.in, a.next = in, next
+	a.tenant, a.lim, a.appended = id, in.limitsFor(id), 0
 	a.exNext, _ = next.(storage.ExemplarAppenderV2)
 	a.minT, a.maxT = math.MinInt64, math.MaxInt64
 	if d := in.limits.MaxSampleAge; d > 0 {
@@ -224,6 +235,12 @@ func (a *appender) Append(ref storage.SeriesRef, ls labels.Labels, st, t int64, 
 			// Empty labels were dropped: the caller's reference (if any)
 			// named the label set as sent.
 			ls, ref = clean, 0
+		}
+		if a.lim.maxSeries > 0 && !a.in.tl.series.Admit(a.tenant, ls.Hash(), a.lim.maxSeries) {
+			return 0, a.reject(&Error{Reason: ReasonTenantMaxSeries, Series: ls,
+				Detail: fmt.Sprintf("the tenant %q has %d active series, its limit; new series are refused until some have been idle for %s",
+					a.tenant, a.lim.maxSeries, a.in.tl.o.Config().ActiveWindow),
+				Rule: a.lim.path + overrides.LimitMaxSeries})
 		}
 	} else {
 		ls = a.okLabels
@@ -264,6 +281,7 @@ func (a *appender) Append(ref storage.SeriesRef, ls labels.Labels, st, t int64, 
 	}
 	a.okRef, a.okLabels = r, ls
 	a.held += cost
+	a.appended++
 	return r, partial.ToError()
 }
 
@@ -320,8 +338,15 @@ func hasIndex(p *storage.AppendPartialError, i int) bool {
 
 var errExemplarsUnsupported = errors.New("exemplars appended separately from samples are not supported by the agent's batcher")
 
-// Commit implements storage.AppenderV2.
+// Commit implements storage.AppenderV2. A transaction over its tenant's
+// ingestion rate is rolled back and returns the *overrides.LimitError.
 func (a *appender) Commit() error {
+	if err := a.in.allowRate(a.tenant, overrides.SignalMetrics, a.appended); err != nil {
+		a.in.tl.discards.Add(a.tenant, overrides.SignalMetrics, overrides.LimitIngestionRate, a.appended)
+		_ = a.next.Rollback()
+		a.release()
+		return err
+	}
 	err := a.next.Commit()
 	a.release()
 	return err
@@ -345,6 +370,7 @@ func (a *appender) release() {
 
 func (a *appender) reject(err *Error) error {
 	a.in.m.rejectSamples(err.Reason, 1)
+	a.in.countLimited(a.tenant, overrides.SignalMetrics, err.Reason, 1)
 	return err
 }
 
@@ -358,11 +384,11 @@ func (a *appender) histogramError(ls labels.Labels, err error) *Error {
 // Labels arrive sorted from every receiver, which lets one pass find
 // duplicates.
 func (a *appender) checkSeries(ls labels.Labels) (labels.Labels, *Error) {
-	lim := &a.in.limits
-	if n := ls.Len(); lim.MaxLabelNamesPerSeries > 0 && n > lim.MaxLabelNamesPerSeries {
+	lim := &a.lim
+	if n := ls.Len(); lim.names > 0 && n > lim.names {
 		return ls, &Error{Reason: ReasonMaxLabelNames, Series: ls,
-			Detail: fmt.Sprintf("%d label names exceed the limit of %d", n, lim.MaxLabelNamesPerSeries),
-			Rule:   "agent.limits.max_label_names_per_series"}
+			Detail: fmt.Sprintf("%d label names exceed the limit of %d", n, lim.names),
+			Rule:   lim.path + "max_label_names_per_series"}
 	}
 	var (
 		bad     *Error
@@ -392,18 +418,18 @@ func (a *appender) checkSeries(ls labels.Labels) (labels.Labels, *Error) {
 			bad = &Error{Reason: ReasonUnsortedLabels, Series: ls,
 				Detail: fmt.Sprintf("label names are not sorted (%s after %s)", strconv.Quote(truncate(l.Name, maxFormattedValue)), strconv.Quote(truncate(p, maxFormattedValue))),
 				Rule:   ReasonUnsortedLabels}
-		case lim.MaxLabelNameLength > 0 && len(l.Name) > lim.MaxLabelNameLength:
+		case lim.nameLen > 0 && len(l.Name) > lim.nameLen:
 			bad = &Error{Reason: ReasonLabelNameTooLong, Series: ls,
-				Detail: fmt.Sprintf("label name %s is %d bytes long, over the limit of %d", strconv.Quote(truncate(l.Name, maxFormattedValue)), len(l.Name), lim.MaxLabelNameLength),
-				Rule:   "agent.limits.max_label_name_length"}
+				Detail: fmt.Sprintf("label name %s is %d bytes long, over the limit of %d", strconv.Quote(truncate(l.Name, maxFormattedValue)), len(l.Name), lim.nameLen),
+				Rule:   lim.path + "max_label_name_length"}
 		case !utf8.ValidString(l.Value):
 			bad = &Error{Reason: ReasonInvalidLabelValue, Series: ls,
 				Detail: fmt.Sprintf("value of label %s is not valid UTF-8", strconv.Quote(truncate(l.Name, maxFormattedValue))),
 				Rule:   ReasonInvalidLabelValue}
-		case lim.MaxLabelValueLength > 0 && len(l.Value) > lim.MaxLabelValueLength:
+		case lim.valueLen > 0 && len(l.Value) > lim.valueLen:
 			bad = &Error{Reason: ReasonLabelValueTooLong, Series: ls,
-				Detail: fmt.Sprintf("value of label %s is %d bytes long, over the limit of %d", strconv.Quote(truncate(l.Name, maxFormattedValue)), len(l.Value), lim.MaxLabelValueLength),
-				Rule:   "agent.limits.max_label_value_length"}
+				Detail: fmt.Sprintf("value of label %s is %d bytes long, over the limit of %d", strconv.Quote(truncate(l.Name, maxFormattedValue)), len(l.Value), lim.valueLen),
+				Rule:   lim.path + "max_label_value_length"}
 		case l.Name == labels.MetricName:
 			hasName = l.Value != ""
 		case l.Value == "":

@@ -97,6 +97,7 @@ type App struct {
 	ownState
 	authState
 	memState
+	limitsState
 	started atomic.Bool
 }
 
@@ -358,6 +359,9 @@ func (a *App) initMetricsStore() (services.Service, error) {
 			return err
 		}
 		a.store = st
+		if a.seriesLimit != nil {
+			st.SetSeriesLimit(a.seriesLimit)
+		}
 		aggregator.RegisterReadAPI(a.server.mux, aggregator.ReadAPIConfig{
 			SampleLimit: 50_000_000, ConcurrencyLimit: 10, MaxBytesInFrame: 1 << 20,
 		}, st, a.logger.With("component", "read-api"), a.reg)
@@ -484,6 +488,11 @@ func (a *App) initReceivers() (services.Service, error) {
 		return nil, err
 	}
 	in.SetMemoryGate(a.receiveGate())
+	lim, err := a.tenantLimits()
+	if err != nil {
+		return nil, err
+	}
+	in.SetOverrides(lim, a.reg)
 	promrw.NewHandler(in, a.logger.With("component", "remote-write")).Register(a.server.mux)
 	otlpCfg, otlpAuth := a.otlpConfig()
 	r, err := otlp.New(otlpCfg, in, a.logger.With("component", "otlp"), otlpAuth)
@@ -529,6 +538,9 @@ func (a *App) initAggregator() (services.Service, error) {
 		return nil, err
 	}
 	agg.WithMemoryGate(a.aggregatorGate())
+	if err := a.aggregatorLimits(agg); err != nil {
+		return nil, err
+	}
 	agg.WithLogs(logStoreRef{a}, a.reg)
 	agg.WithTraces(traceStoreRef{a}, a.reg, a.spanGen.Observe)
 	if a.cfg.ringEnabled() {
@@ -613,6 +625,7 @@ func (a *App) Reload() error {
 	if m := a.rules.Load(); m != nil {
 		errs = append(errs, m.Reload())
 	}
+	errs = append(errs, a.reloadLimits())
 	return errors.Join(errs...)
 }
 

@@ -29,6 +29,7 @@ import (
 	"github.com/pharos-obs/pharos/internal/bus"
 	"github.com/pharos-obs/pharos/internal/cluster"
 	"github.com/pharos-obs/pharos/internal/memlimit"
+	"github.com/pharos-obs/pharos/internal/overrides"
 	"github.com/pharos-obs/pharos/query"
 	"github.com/pharos-obs/pharos/query/logql"
 	"github.com/pharos-obs/pharos/query/lokiapi"
@@ -83,6 +84,9 @@ type Config struct {
 	// Memory is the memory limiter of the agent's receivers and the
 	// aggregator's consumers.
 	Memory memlimit.Config `yaml:"memory"`
+	// Limits are the per-tenant ingestion limits' defaults and the file
+	// of per-tenant overrides.
+	Limits overrides.Config `yaml:"limits"`
 }
 
 // AgentConfig groups the agent's options.
@@ -144,6 +148,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Rules.RegisterFlags(f)
 	c.Notify.RegisterFlags(f)
 	c.Memory.RegisterFlags(f)
+	c.Limits.RegisterFlags(f)
 }
 
 // Validate checks the whole configuration and reports every problem, each
@@ -195,6 +200,7 @@ func (c *Config) Validate() error {
 		c.HTTP.TLS.Validate("http.tls"),
 		c.Auth.Validate(),
 		c.Memory.Validate(),
+		c.Limits.Validate(),
 		c.checkExposure(),
 	)
 	return errors.Join(errs...)

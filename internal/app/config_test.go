@@ -75,6 +75,8 @@ func TestValidateNamesTheField(t *testing.T) {
 		"zero batch":             {args: []string{"-agent.publish.max-batch-samples=0"}, want: "agent.publish.max_batch_samples"},
 		"negative retention":     {args: []string{"-storage.metrics.retention=-1d"}, want: "storage.metrics.retention"},
 		"zero query concurrency": {args: []string{"-query.max-concurrent=0"}, want: "query.max_concurrent"},
+		"rate without burst":     {args: []string{"-limits.ingestion-rate=5"}, want: "limits.ingestion_burst_size"},
+		"negative series limit":  {args: []string{"-limits.max-series=-1"}, want: "limits.max_series"},
 		"broken scrape file":     {args: []string{"-scrape.config-file=testdata/broken-scrape.yml"}, want: "scrape.config_file"},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -61,6 +61,7 @@ type Store struct {
 	db       *tsdb.DB
 	metadata *metadataStore
 	logger   *slog.Logger
+	series   *seriesCounter
 }
 
 // Open opens (or creates) the TSDB in dir. Its own prometheus_tsdb_* metrics
@@ -74,11 +75,14 @@ func Open(cfg Config, dir string, logger *slog.Logger, reg prometheus.Registerer
 	if cfg.WALCompression {
 		opts.WALCompression = compression.Snappy
 	}
+	series := newSeriesCounter()
+	opts.SeriesLifecycleCallback = series
 	db, err := tsdb.Open(dir, logger.With("component", "tsdb"), reg, opts, nil)
 	if err != nil {
 		return nil, fmt.Errorf("open tsdb %s: %w", dir, err)
 	}
-	return &Store{db: db, metadata: newMetadataStore(cfg.MaxMetadata), logger: logger}, nil
+	series.enforced.Store(true)
+	return &Store{db: db, metadata: newMetadataStore(cfg.MaxMetadata), logger: logger, series: series}, nil
 }
 
 // AppenderV2 starts an append transaction. Commit writes the WAL before the

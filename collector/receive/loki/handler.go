@@ -43,6 +43,7 @@ import (
 	"time"
 
 	"github.com/pharos-obs/pharos/collector/receive"
+	"github.com/pharos-obs/pharos/internal/overrides"
 	"github.com/pharos-obs/pharos/internal/tenant"
 )
 
@@ -137,7 +138,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	streams := d.result()
 	total := receive.CountEntries(streams)
-	streams, rej := h.li.CheckStreams(streams)
+	streams, rej := h.li.CheckStreams(tenant.Key(id), streams)
 	if rej.Errors > 0 {
 		// Loki's default: the whole request is refused, so that the
 		// sender's error names every problem and nothing is half-stored.
@@ -152,6 +153,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, receive.ErrLogsRejected):
 			h.logger.Debug("Loki push refused by the log publisher", "protocol", proto, "tenant", id, "err", err)
 			h.respond(w, proto, http.StatusBadRequest, "push rejected, nothing stored: "+err.Error(), start)
+		case errors.Is(err, overrides.ErrLimited):
+			code, retryAfter, _ := receive.LimitResponse(err)
+			if retryAfter != "" {
+				w.Header().Set("Retry-After", retryAfter)
+			}
+			h.respond(w, proto, code, "push refused, nothing stored: "+err.Error(), start)
 		default:
 			h.logger.Warn("Loki push not stored; the sender will retry", "protocol", proto, "tenant", id, "err", err)
 			w.Header().Set("Retry-After", h.in.RetryAfterHeader())

@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/pharos-obs/pharos/collector/receive"
+	"github.com/pharos-obs/pharos/internal/overrides"
 )
 
 // targetInfo is the family name the translator gives resource metadata.
@@ -228,6 +229,9 @@ func (m *Metrics) consume(ctx context.Context, md pmetric.Metrics, proto receive
 		return outcome{}, fmt.Errorf("%w: %v", errUnavailable, ctx.Err())
 	}
 	if err := rec.Commit(); err != nil {
+		if errors.Is(err, overrides.ErrLimited) {
+			return outcome{}, err
+		}
 		return outcome{}, fmt.Errorf("%w: commit: %v", errUnavailable, err)
 	}
 	out := rec.out

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/pharos-obs/pharos/collector/receive"
+	"github.com/pharos-obs/pharos/internal/overrides"
 	"github.com/pharos-obs/pharos/internal/tenant"
 )
 
@@ -105,6 +106,8 @@ func (l *Logs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, receive.ErrLogsRejected):
 		writeStatus(l.in, w, mt, http.StatusBadRequest, err.Error(), start)
 		return
+	case err != nil && limitHTTP(l.in, w, mt, err, start):
+		return
 	case err != nil:
 		w.Header().Set("Retry-After", l.in.RetryAfterHeader())
 		writeStatus(l.in, w, mt, http.StatusServiceUnavailable, err.Error(), start)
@@ -142,14 +145,14 @@ func (l *Logs) consume(ctx context.Context, proto receive.Protocol, tenant strin
 	streams := c.convert(ld, l.now())
 	out := logsOutcome{records: c.records, rej: c.rej}
 	l.li.CountRejected(receive.ReasonLogsInvalidTimestamp, c.badTimestamps)
-	streams, rej := l.li.CheckStreams(streams)
+	streams, rej := l.li.CheckStreams(tenant, streams)
 	out.rej.Merge(rej)
 	if out.rej.Entries > 0 && out.rej.Entries >= out.records {
 		l.logger.Debug("OTLP logs rejected", "protocol", proto, "tenant", tenant, "rejected_log_records", out.rej.Entries)
 		return out, fmt.Errorf("%w: %s", receive.ErrLogsRejected, out.rej.Message(out.records))
 	}
 	if err := l.li.Push(ctx, proto, tenant, streams); err != nil {
-		if ctx.Err() == nil && !errors.Is(err, receive.ErrLogsRejected) {
+		if ctx.Err() == nil && !errors.Is(err, receive.ErrLogsRejected) && !errors.Is(err, overrides.ErrLimited) {
 			l.logger.Warn("OTLP logs not stored; the sender will retry", "protocol", proto, "tenant", tenant, "err", err)
 		}
 		return out, err
@@ -189,6 +192,8 @@ func (g *grpcLogs) Export(ctx context.Context, req plogotlp.ExportRequest) (plog
 		return plogotlp.ExportResponse{}, status.FromContextError(ctx.Err()).Err()
 	case errors.Is(err, receive.ErrLogsRejected):
 		return plogotlp.ExportResponse{}, status.Error(codes.InvalidArgument, err.Error())
+	case limitGRPC(err) != nil:
+		return plogotlp.ExportResponse{}, limitGRPC(err)
 	case err != nil:
 		return plogotlp.ExportResponse{}, retryableStatus(codes.Unavailable, err.Error(), g.l.in.RetryAfter())
 	}

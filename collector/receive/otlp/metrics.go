@@ -2,6 +2,7 @@ package otlp
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/pharos-obs/pharos/collector/receive"
+	"github.com/pharos-obs/pharos/internal/overrides"
 	"github.com/pharos-obs/pharos/internal/tenant"
 )
 
@@ -85,6 +87,9 @@ func (m *Metrics) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out, err := m.consume(tenant.WithContext(r.Context(), id), er.Metrics(), proto)
+	if err != nil && limitHTTP(m.in, w, mt, err, start) {
+		return
+	}
 	if err != nil {
 		m.logger.Warn("OTLP metrics not stored; the sender will retry", "protocol", proto, "err", err)
 		w.Header().Set("Retry-After", m.in.RetryAfterHeader())
@@ -157,6 +162,9 @@ func (g *grpcMetrics) Export(ctx context.Context, req pmetricotlp.ExportRequest)
 		return pmetricotlp.ExportResponse{}, status.Error(codes.InvalidArgument, err.Error())
 	}
 	out, err := g.m.consume(tenant.WithContext(ctx, id), req.Metrics(), receive.ProtocolOTLPGRPC)
+	if st := limitGRPC(err); st != nil {
+		return pmetricotlp.ExportResponse{}, st
+	}
 	if err != nil {
 		g.m.logger.Warn("OTLP metrics not stored; the sender will retry", "protocol", receive.ProtocolOTLPGRPC, "err", err)
 		return pmetricotlp.ExportResponse{}, retryableStatus(codes.Unavailable, err.Error(), g.m.in.RetryAfter())
@@ -175,6 +183,34 @@ func retryableStatus(c codes.Code, msg string, delay time.Duration) error {
 		st = d
 	}
 	return st.Err()
+}
+
+// limitHTTP answers err when it is a per-tenant limit's refusal (429 with
+// Retry-After, or 400), and reports whether it was one.
+func limitHTTP(in *receive.Intake, w http.ResponseWriter, mt string, err error, start time.Time) bool {
+	code, retryAfter, ok := receive.LimitResponse(err)
+	if !ok {
+		return false
+	}
+	if retryAfter != "" {
+		w.Header().Set("Retry-After", retryAfter)
+	}
+	writeStatus(in, w, mt, code, err.Error(), start)
+	return true
+}
+
+// limitGRPC is the status of err when it is a per-tenant limit's refusal
+// (RESOURCE_EXHAUSTED with RetryInfo, or INVALID_ARGUMENT), nil when it
+// is not one.
+func limitGRPC(err error) error {
+	var le *overrides.LimitError
+	if !errors.As(err, &le) {
+		return nil
+	}
+	if !le.Retryable() {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	return retryableStatus(codes.ResourceExhausted, err.Error(), le.RetryAfter)
 }
 
 // statusString names a gRPC outcome for the request metrics.

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/pharos-obs/pharos/collector/receive"
+	"github.com/pharos-obs/pharos/internal/overrides"
 	"github.com/pharos-obs/pharos/internal/tenant"
 )
 
@@ -91,6 +92,8 @@ func (t *Traces) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, receive.ErrTracesRejected):
 		writeStatus(t.in, w, mt, http.StatusBadRequest, err.Error(), start)
 		return
+	case err != nil && limitHTTP(t.in, w, mt, err, start):
+		return
 	case err != nil:
 		w.Header().Set("Retry-After", t.in.RetryAfterHeader())
 		writeStatus(t.in, w, mt, http.StatusServiceUnavailable, err.Error(), start)
@@ -127,7 +130,7 @@ func (t *Traces) consume(ctx context.Context, proto receive.Protocol, tenant str
 		return out, fmt.Errorf("%w: %s", receive.ErrTracesRejected, out.rej.Message(out.spans))
 	}
 	if err := t.ti.Push(ctx, proto, tenant, td); err != nil {
-		if ctx.Err() == nil && !errors.Is(err, receive.ErrTracesRejected) {
+		if ctx.Err() == nil && !errors.Is(err, receive.ErrTracesRejected) && !errors.Is(err, overrides.ErrLimited) {
 			t.logger.Warn("OTLP traces not stored; the sender will retry", "protocol", proto, "tenant", tenant, "err", err)
 		}
 		return out, err
@@ -167,6 +170,8 @@ func (g *grpcTraces) Export(ctx context.Context, req ptraceotlp.ExportRequest) (
 		return ptraceotlp.ExportResponse{}, status.FromContextError(ctx.Err()).Err()
 	case errors.Is(err, receive.ErrTracesRejected):
 		return ptraceotlp.ExportResponse{}, status.Error(codes.InvalidArgument, err.Error())
+	case limitGRPC(err) != nil:
+		return ptraceotlp.ExportResponse{}, limitGRPC(err)
 	case err != nil:
 		return ptraceotlp.ExportResponse{}, retryableStatus(codes.Unavailable, err.Error(), g.t.in.RetryAfter())
 	}

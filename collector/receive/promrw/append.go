@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/pharos-obs/pharos/collector/receive"
+	"github.com/pharos-obs/pharos/internal/overrides"
 )
 
 // stats are what a request wrote, for the remote write 2.0 response
@@ -122,6 +123,9 @@ func (h *Handler) write(ctx context.Context, w *writer) error {
 	}
 	if err := app.Commit(); err != nil {
 		w.st = stats{}
+		if errors.Is(err, overrides.ErrLimited) {
+			return err
+		}
 		return errFatal{fmt.Errorf("commit: %w", err)}
 	}
 	return nil

@@ -148,6 +148,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	if err := h.write(tenant.WithContext(r.Context(), id), wr); err != nil {
+		if code, retryAfter, ok := receive.LimitResponse(err); ok {
+			if retryAfter != "" {
+				w.Header().Set("Retry-After", retryAfter)
+			}
+			h.respond(w, proto, code, "not stored: "+err.Error(), stats{}, start)
+			return
+		}
 		h.logger.Warn("remote write not stored; the sender will retry", "protocol", proto, "err", err)
 		w.Header().Set("Retry-After", h.in.RetryAfterHeader())
 		h.respond(w, proto, http.StatusServiceUnavailable, "not stored, retry later: "+err.Error(), stats{}, start)
