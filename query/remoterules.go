@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/pharos-obs/pharos/internal/tenant"
 )
 
 // Paths of the rules API (alerting/rules/api.go and the notifications
@@ -65,7 +67,9 @@ type RemoteRules struct {
 
 // NewRemoteRules asks the aggregators endpoints returns at each request,
 // each request bounded by timeout (DefaultRulesTimeout when not positive)
-// and by the incoming request's context.
+// and by the incoming request's context. The tenant of that context
+// (WithTenant puts it there) is sent as X-Scope-OrgID, so that each
+// aggregator answers with that tenant's groups and alerts.
 func NewRemoteRules(endpoints EndpointsFunc, client *http.Client, timeout time.Duration) *RemoteRules {
 	if client == nil {
 		client = http.DefaultClient
@@ -73,7 +77,9 @@ func NewRemoteRules(endpoints EndpointsFunc, client *http.Client, timeout time.D
 	if timeout <= 0 {
 		timeout = DefaultRulesTimeout
 	}
-	return &RemoteRules{endpoints: endpoints, client: client, timeout: timeout}
+	c := *client
+	c.Transport = tenant.Transport(c.Transport)
+	return &RemoteRules{endpoints: endpoints, client: &c, timeout: timeout}
 }
 
 // RulesHandler serves GET /api/v1/rules: the groups of every aggregator,
@@ -172,7 +178,7 @@ func (r *RemoteRules) handler(path string, prepare prepareFunc) http.Handler {
 			// Another querier's fan-out reached this one: it has no rules
 			// of its own, and asking on could loop.
 			writeAPI(w, http.StatusNotFound, apiResponse{Status: "error", ErrorType: errorNotFound,
-				Error: "this process evaluates no rules (rules run on aggregators with -rules.files or -rules.log-files)"})
+				Error: "this process evaluates no rules (rules run on aggregators with -rules.files, -rules.log-files or -rules.tenants-dir)"})
 			return
 		}
 		q, merge, err := prepare(q)

@@ -42,16 +42,24 @@ const fanOutRules = `groups:
         expr: vector(2)
 `
 
-// startRulesManager runs a real rules Manager over its own store that
-// evaluates the groups of file named in owned, as an aggregator of a
-// cluster does, and stops it at cleanup.
-func startRulesManager(t *testing.T, file string, owned ...string) *rules.Manager {
+// openRulesStore opens a metrics store with the flag defaults, closed at
+// cleanup.
+func openRulesStore(t *testing.T) *metricstore.Store {
 	t.Helper()
 	var scfg metricstore.Config
 	scfg.RegisterFlags(flag.NewFlagSet("test", flag.PanicOnError))
 	store, err := metricstore.Open(scfg, t.TempDir(), slog.New(slog.DiscardHandler), nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, store.Close()) })
+	return store
+}
+
+// startRulesManager runs a real rules Manager over its own store that
+// evaluates the groups of file named in owned, as an aggregator of a
+// cluster does, and stops it at cleanup.
+func startRulesManager(t *testing.T, file string, owned ...string) *rules.Manager {
+	t.Helper()
+	store := openRulesStore(t)
 
 	var cfg rules.Config
 	cfg.RegisterFlags(flag.NewFlagSet("test", flag.PanicOnError))
@@ -480,4 +488,86 @@ func TestMergeAlerts(t *testing.T) {
 			require.Equal(t, tc.want, s)
 		})
 	}
+}
+
+// TestRemoteRulesForwardsTenant runs a real rules Manager with a tenants
+// directory behind an aggregator's handlers (which resolve the tenant as
+// internal/app serves them): the querier sends its client's tenant to the
+// aggregator, which answers with that tenant's groups and alerts only.
+func TestRemoteRulesForwardsTenant(t *testing.T) {
+	dir := t.TempDir()
+	def := filepath.Join(dir, "default.yml")
+	require.NoError(t, os.WriteFile(def, []byte(fanOutRules), 0o644))
+	tenants := filepath.Join(dir, "tenants")
+	require.NoError(t, os.MkdirAll(filepath.Join(tenants, "team-a"), 0o755))
+	teamA := filepath.Join(tenants, "team-a", "rules.yml")
+	require.NoError(t, os.WriteFile(teamA, []byte(`groups:
+  - name: a
+    interval: 100ms
+    rules:
+      - alert: TeamA
+        expr: vector(1)
+`), 0o644))
+
+	store := openRulesStore(t)
+	var cfg rules.Config
+	cfg.RegisterFlags(flag.NewFlagSet("test", flag.PanicOnError))
+	cfg.Files = []string{def}
+	cfg.TenantsDir = tenants
+	cfg.EvaluationInterval = 100 * time.Millisecond
+	m, err := rules.New(cfg, rules.Deps{Queryable: store, Appendable: store}, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	require.NoError(t, err)
+	require.NoError(t, services.StartAndAwaitRunning(context.Background(), m))
+	t.Cleanup(func() { require.NoError(t, services.StopAndAwaitTerminated(context.Background(), m)) })
+	testutil.Poll(t, 20*time.Second, 10*time.Millisecond, func() (bool, string) {
+		as := m.Alerts()
+		return len(as) == 2 && as[0].State.String() == "firing" && as[1].State.String() == "firing", fmt.Sprintf("alerts %v", as)
+	})
+
+	mux := http.NewServeMux()
+	mux.Handle("GET "+RulesPath, WithTenant(rules.RulesHandler(m)))
+	mux.Handle("GET "+AlertsPath, WithTenant(rules.AlertsHandler(m)))
+	agg := httptest.NewServer(mux)
+	t.Cleanup(agg.Close)
+	rr := NewRemoteRules(StaticEndpoints([]string{agg.Listener.Addr().String()}), nil, 2*time.Second)
+
+	as := func(h http.Handler, id string) answer {
+		t.Helper()
+		req := httptest.NewRequest(http.MethodGet, "/x", nil)
+		if id != "" {
+			req.Header.Set("X-Scope-OrgID", id)
+		}
+		rec := httptest.NewRecorder()
+		WithTenant(h).ServeHTTP(rec, req)
+		require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+		var a answer
+		require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &a))
+		require.Empty(t, a.Warnings)
+		return a
+	}
+	groups := func(id string) []string {
+		var d struct{ Groups []testGroup }
+		require.NoError(t, json.Unmarshal(as(rr.RulesHandler(), id).Data, &d))
+		out := []string{}
+		for _, g := range d.Groups {
+			out = append(out, g.File+":"+g.Name)
+		}
+		return out
+	}
+	alerts := func(id string) []string {
+		var d struct{ Alerts []testAlert }
+		require.NoError(t, json.Unmarshal(as(rr.AlertsHandler(), id).Data, &d))
+		out := []string{}
+		for _, a := range d.Alerts {
+			out = append(out, a.Labels["alertname"])
+		}
+		return out
+	}
+	require.Equal(t, []string{def + ":a", def + ":b"}, groups(""))
+	require.Equal(t, []string{def + ":a", def + ":b"}, groups("anonymous"))
+	require.Equal(t, []string{teamA + ":a"}, groups("team-a"), "a group named like the default tenant's, team-a's own")
+	require.Empty(t, groups("team-b"))
+	require.Equal(t, []string{"Up"}, alerts(""))
+	require.Equal(t, []string{"TeamA"}, alerts("team-a"))
+	require.Empty(t, alerts("team-b"))
 }

@@ -29,33 +29,3 @@ func writeBadData(w http.ResponseWriter, msg string) {
 	w.WriteHeader(http.StatusBadRequest)
 	_ = json.NewEncoder(w).Encode(map[string]string{"status": "error", "errorType": "bad_data", "error": msg})
 }
-
-// DefaultTenantRules serves the rules API (/api/v1/rules, h) to the
-// default tenant only: rules are the operator's and read and write the
-// default tenant's series, so any other tenant gets an empty list (200),
-// as a tenant without rules does in Mimir. Per-tenant rules are not
-// implemented.
-func DefaultTenantRules(h http.Handler) http.Handler {
-	return defaultTenantOnly(h, map[string]any{"groups": []any{}})
-}
-
-// DefaultTenantAlerts is DefaultTenantRules for /api/v1/alerts.
-func DefaultTenantAlerts(h http.Handler) http.Handler {
-	return defaultTenantOnly(h, map[string]any{"alerts": []any{}})
-}
-
-func defaultTenantOnly(h http.Handler, empty any) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := tenant.Resolve(r)
-		if err != nil {
-			writeBadData(w, err.Error())
-			return
-		}
-		if id != tenant.Default {
-			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(map[string]any{"status": "success", "data": empty})
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
-}

@@ -13,12 +13,14 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	promrules "github.com/prometheus/prometheus/rules"
+
+	"github.com/pharos-obs/pharos/internal/tenant"
 )
 
-// GroupSource is what RulesHandler and AlertsHandler read: rule groups
-// sorted by file and name. *Manager implements it.
+// GroupSource is what RulesHandler and AlertsHandler read: the rule
+// groups of a tenant, sorted by file and name. *Manager implements it.
 type GroupSource interface {
-	Groups() []*promrules.Group
+	TenantGroups(id string) []*promrules.Group
 }
 
 // The types below are the JSON of Prometheus's /api/v1/rules and
@@ -102,7 +104,9 @@ const errorBadData = "bad_data"
 
 // RulesHandler serves GET /api/v1/rules as Prometheus does, with its
 // parameters: type=alert|record, rule_name[], rule_group[], file[],
-// match[], exclude_alerts, group_limit and group_next_token.
+// match[], exclude_alerts, group_limit and group_next_token. It lists the
+// groups of the request's tenant only (tenant.FromContext: the default
+// tenant unless a middleware such as query.WithTenant resolved another).
 func RulesHandler(src GroupSource) http.Handler {
 	p := newParser()
 	return apiHandler(func(r *http.Request) (any, error) {
@@ -151,7 +155,7 @@ func RulesHandler(src GroupSource) http.Handler {
 
 		res := &RuleDiscovery{RuleGroups: []*RuleGroup{}}
 		foundToken := false
-		for _, g := range src.Groups() {
+		for _, g := range src.TenantGroups(tenant.FromContext(r.Context())) {
 			if maxGroups > 0 && nextToken != "" && !foundToken {
 				if nextToken != groupToken(g.File(), g.Name()) {
 					continue
@@ -237,11 +241,11 @@ func RulesHandler(src GroupSource) http.Handler {
 }
 
 // AlertsHandler serves GET /api/v1/alerts as Prometheus does: the active
-// alerts of every alerting rule.
+// alerts of every alerting rule of the request's tenant (as RulesHandler).
 func AlertsHandler(src GroupSource) http.Handler {
-	return apiHandler(func(*http.Request) (any, error) {
+	return apiHandler(func(r *http.Request) (any, error) {
 		res := &AlertDiscovery{Alerts: []*Alert{}}
-		for _, g := range src.Groups() {
+		for _, g := range src.TenantGroups(tenant.FromContext(r.Context())) {
 			for _, rule := range g.Rules() {
 				if ar, ok := rule.(*promrules.AlertingRule); ok {
 					res.Alerts = append(res.Alerts, apiAlerts(ar.ActiveAlerts())...)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/grafana/dskit/flagext"
+
+	"github.com/pharos-obs/pharos/internal/tenant"
 )
 
 // Config configures rule evaluation and the notifications to Alertmanager.
@@ -21,6 +23,11 @@ type Config struct {
 	// apart because an expression such as sum(rate({app="x"}[5m])) is
 	// valid PromQL and valid LogQL, as Loki's ruler and Mimir keep them.
 	LogFiles flagext.StringSliceCSV `yaml:"log_files"`
+	// TenantsDir holds one directory per tenant, named by its ID, with
+	// that tenant's PromQL rule files (*.yml, *.yaml) and, in logs/, its
+	// LogQL ones. Files and LogFiles stay the default tenant's. Empty
+	// turns per-tenant rules off.
+	TenantsDir string `yaml:"tenants_dir"`
 	// LogTenant is the tenant whose logs the log rules read ("" is the
 	// default tenant, that of pushes without X-Scope-OrgID).
 	LogTenant string `yaml:"log_tenant"`
@@ -69,13 +76,15 @@ type AlertmanagerConfig struct {
 const (
 	fieldFiles    = "rules.files"
 	fieldLogFiles = "rules.log_files"
+	fieldTenants  = "rules.tenants_dir"
 )
 
 // RegisterFlags registers the options under -rules and -alertmanager.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.Var(&c.Files, "rules.files", "Comma-separated globs of rule files in Prometheus's format (groups of alerting and recording rules). Reloaded on SIGHUP and POST /-/reload.")
 	f.Var(&c.LogFiles, "rules.log-files", "Comma-separated globs of rule files in Prometheus's format whose expressions are LogQL metric queries (log rules). Kept apart from -rules.files: some expressions are valid in both languages. Reloaded with them.")
-	f.StringVar(&c.LogTenant, "rules.log-tenant", "", "Tenant (X-Scope-OrgID) whose logs the log rules read; empty is the default tenant.")
+	f.StringVar(&c.TenantsDir, "rules.tenants-dir", "", "Directory with one subdirectory per tenant, named by the tenant ID: <dir>/<tenant>/*.yml|*.yaml are that tenant's PromQL rule files, <dir>/<tenant>/logs/*.yml|*.yaml its LogQL ones. A tenant's rules read and write that tenant's data, and its alerts are notified with the label tenant=\"<tenant>\". Entries whose names start with '.' are skipped. Reloaded with -rules.files.")
+	f.StringVar(&c.LogTenant, "rules.log-tenant", "", "Tenant (X-Scope-OrgID) whose logs the log rules of -rules.log-files read; empty is the default tenant. Their results and alerts stay the default tenant's.")
 	f.DurationVar(&c.LogSampleTimeout, "rules.log-sample-timeout", 2*time.Second, "Longest look-up of the sample log lines added to the notifications of firing log alerts (annotation sample_lines); a notification never waits longer. 0 adds no sample.")
 	f.DurationVar(&c.EvaluationInterval, "rules.evaluation-interval", time.Minute, "How often rule groups are evaluated, for groups that set no interval.")
 	f.DurationVar(&c.OutageTolerance, "rules.outage-tolerance", time.Hour, "Longest outage (or ownership handover) after which the `for` state of alerts is still restored from ALERTS_FOR_STATE.")
@@ -126,6 +135,11 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: must not be negative, got %s", d.name, d.v))
 		case d.v == 0 && !d.allowZero:
 			errs = append(errs, fmt.Errorf("%s: must be positive, got %s", d.name, d.v))
+		}
+	}
+	if c.LogTenant != "" {
+		if err := tenant.Validate(c.LogTenant); err != nil {
+			errs = append(errs, fmt.Errorf("rules.log_tenant: %w", err))
 		}
 	}
 	if c.MaxSamples < 1 {

@@ -20,10 +20,12 @@ func TestConfigDefaultsValid(t *testing.T) {
 		"-rules.external-url=https://pharos.example.com",
 		"-rules.log-files=/etc/pharos/log-rules/*.yml",
 		"-rules.log-tenant=team-a",
+		"-rules.tenants-dir=/etc/pharos/tenant-rules",
 	}))
 	require.Equal(t, []string{"/etc/pharos/rules/*.yml", "/etc/pharos/more.yml"}, []string(cfg.Files))
 	require.Equal(t, []string{"/etc/pharos/log-rules/*.yml"}, []string(cfg.LogFiles))
 	require.Equal(t, "team-a", cfg.LogTenant)
+	require.Equal(t, "/etc/pharos/tenant-rules", cfg.TenantsDir)
 	require.Equal(t, 2*time.Second, cfg.LogSampleTimeout)
 	require.Len(t, cfg.Alertmanager.URLs, 2)
 	require.NoError(t, cfg.Validate())
@@ -39,6 +41,7 @@ func TestConfigValidateNamesFields(t *testing.T) {
 		{"empty glob", func(c *Config) { c.Files = []string{"a.yml", ""} }, "rules.files[1]: empty glob"},
 		{"bad log glob", func(c *Config) { c.LogFiles = []string{"a.yml", "logs/[.yml"} }, "rules.log_files[1]"},
 		{"empty log glob", func(c *Config) { c.LogFiles = []string{""} }, "rules.log_files[0]: empty glob"},
+		{"log tenant", func(c *Config) { c.LogTenant = "a|b" }, "rules.log_tenant: invalid tenant ID"},
 		{"log sample timeout", func(c *Config) { c.LogSampleTimeout = -time.Second }, "rules.log_sample_timeout: must not be negative"},
 		{"interval", func(c *Config) { c.EvaluationInterval = 0 }, "rules.evaluation_interval: must be positive"},
 		{"outage tolerance", func(c *Config) { c.OutageTolerance = -time.Second }, "rules.outage_tolerance: must not be negative"},

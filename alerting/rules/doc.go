@@ -9,7 +9,26 @@
 // says which groups this node evaluates, and the SendFunc of the webhook
 // notifier. Of Pharos's other packages it imports only the LogQL engine
 // (query/logql) and the logs.Querier interface (storage/logs), for log
-// rules.
+// rules, and internal/tenant, for per-tenant rules.
+//
+// # Tenants
+//
+// Rules are per tenant, as in the Cortex, Mimir and Loki rulers with local
+// storage: Config.Files and Config.LogFiles are the default tenant's, and
+// Config.TenantsDir holds a directory per tenant (named by its ID) with
+// that tenant's PromQL files and, in logs/, its LogQL files. Each rule
+// set (a tenant's files of one language from one source) has its own
+// Prometheus rules manager, whose context carries the tenant
+// (tenant.WithContext): the rules package evaluates, appends
+// (AppendableV2.AppenderV2(ctx)), marks stale and restores `for` state in
+// contexts made from it, so a tenant's rules read only its data — the
+// Queryable and the log store scope reads to the context's tenant — and
+// write as it. The rules API answers the request's tenant
+// (tenant.FromContext) with its groups only. Alerts of a tenant other
+// than the default one are notified with TenantLabel. Sets are made as
+// loads find them and never removed while the Manager runs: a set whose
+// directory went away has no groups, and its rules manager marks their
+// series stale.
 //
 // # Log rules
 //
@@ -29,7 +48,7 @@
 // # Ownership
 //
 // Each group is evaluated by one node, chosen by OwnsFunc on the group's
-// key (GroupKey). Ownership is applied in two places:
+// key (TenantGroupKey: the tenant, file and group name). Ownership is applied in two places:
 //
 //   - at load: the rules manager's GroupLoader (ownedLoader) hands it the
 //     owned groups only, and OwnershipChanged applies the filter again
@@ -55,7 +74,8 @@
 //
 // # Goroutines
 //
-// Each rules manager runs one goroutine per owned group; the notifier one
+// Each rules manager runs one goroutine per owned group, and one (Run)
+// from start to stop; the notifier one
 // per Alertmanager; the notification of a log alert runs up to four
 // sample look-ups, which it waits for or, past the timeout, cancels (the
 // service waits for those when it stops). The service's running goroutine

@@ -52,8 +52,10 @@ const (
 // selector and pipeline of the first range aggregation of its expression,
 // over that aggregation's range.
 type sampleRule struct {
-	sel *logql.LogSelectorExpr
-	rng time.Duration
+	// tenant is the log store key (tenant.Key) of the logs the rule reads.
+	tenant string
+	sel    *logql.LogSelectorExpr
+	rng    time.Duration
 	// offset is the range's offset plus the group's query offset: the
 	// window ends that long before the evaluation.
 	offset time.Duration
@@ -63,27 +65,42 @@ type sampleRule struct {
 	ruleLabels map[string]struct{}
 }
 
-// sampleIndex holds the log alerting rules of every loaded file, by
-// sampleKey. It is immutable once built.
+// sampleIndex holds the log alerting rules of every loaded file of every
+// tenant, by sampleKey. It is immutable once built.
 type sampleIndex map[string]*sampleRule
 
-// sampleKey identifies a rule in a notification: the group (from the
-// context's origin), the alert name and the expression.
+// sampleKey identifies a rule in a notification: the group's key
+// (TenantGroupKey, from the context's origin and tenant), the alert name
+// and the expression.
 func sampleKey(groupKey, alertName, expr string) string {
 	return groupKey + "\xff" + alertName + "\xff" + expr
+}
+
+// sampleSource is the loaded log rule files of one rule set.
+type sampleSource struct {
+	tenantID   string // whose rules they are
+	logsTenant string // the log store key the rules read
+	files      map[string]*rulefmt.RuleGroups
 }
 
 // buildSampleIndex indexes the alerting rules of loaded log rule files.
 // A rule whose expression has no range aggregation (a literal) gets no
 // sample.
-func buildSampleIndex(files map[string]*rulefmt.RuleGroups) sampleIndex {
+func buildSampleIndex(srcs []sampleSource) sampleIndex {
 	idx := sampleIndex{}
-	for file, rgs := range files {
+	for _, src := range srcs {
+		src.index(idx)
+	}
+	return idx
+}
+
+func (src sampleSource) index(idx sampleIndex) {
+	for file, rgs := range src.files {
 		if rgs == nil {
 			continue
 		}
 		for _, g := range rgs.Groups {
-			gk := GroupKey(file, g.Name)
+			gk := TenantGroupKey(src.tenantID, file, g.Name)
 			for _, r := range g.Rules {
 				if r.Alert == "" {
 					continue
@@ -99,7 +116,7 @@ func buildSampleIndex(files map[string]*rulefmt.RuleGroups) sampleIndex {
 				key := sampleKey(gk, r.Alert, r.Expr)
 				sr := idx[key]
 				if sr == nil {
-					sr = &sampleRule{sel: lr.Selector, rng: lr.Range, offset: lr.Offset, ruleLabels: map[string]struct{}{}}
+					sr = &sampleRule{tenant: src.logsTenant, sel: lr.Selector, rng: lr.Range, offset: lr.Offset, ruleLabels: map[string]struct{}{}}
 					if g.QueryOffset != nil {
 						sr.offset += time.Duration(*g.QueryOffset)
 					}
@@ -116,7 +133,6 @@ func buildSampleIndex(files map[string]*rulefmt.RuleGroups) sampleIndex {
 			}
 		}
 	}
-	return idx
 }
 
 // firstRange returns the first range aggregation's range of e, in query
@@ -146,7 +162,6 @@ func firstRange(e logql.SampleExpr) *logql.LogRangeExpr {
 type sampler struct {
 	engine  *logql.Engine
 	q       logs.Querier
-	tenant  string
 	timeout time.Duration
 	logger  *slog.Logger
 	results *prometheus.CounterVec
@@ -300,7 +315,7 @@ func (s *sampler) sample(ctx context.Context, j sampleJob) (string, error) {
 		}})
 	})
 	end := j.ts.Add(-r.offset)
-	res, err := s.engine.Exec(ctx, s.q, s.tenant, &logql.LogSelectorExpr{Matchers: r.sel.Matchers, Pipeline: pipeline}, logql.Params{
+	res, err := s.engine.Exec(ctx, s.q, r.tenant, &logql.LogSelectorExpr{Matchers: r.sel.Matchers, Pipeline: pipeline}, logql.Params{
 		Start:     end.Add(-r.rng),
 		End:       end,
 		Limit:     maxSampleLines,

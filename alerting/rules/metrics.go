@@ -15,13 +15,17 @@ type metrics struct {
 	reloads        *prometheus.CounterVec
 	reloadOK       prometheus.Gauge
 	reloadOKTime   prometheus.Gauge
-	files          prometheus.Gauge
-	groups         prometheus.Gauge
-	owned          prometheus.Gauge
+	files          *prometheus.GaugeVec // by tenant
+	groups         *prometheus.GaugeVec // by tenant
+	owned          *prometheus.GaugeVec // by tenant
 	skipped        prometheus.Counter
 	unownedDropped prometheus.Counter
 	sent           *prometheus.CounterVec
 	logSamples     *prometheus.CounterVec
+
+	// The tenants of the gauges' series, to delete those of tenants gone;
+	// the Manager's mu guards them.
+	loadedTenants, ownedTenants []string
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -33,12 +37,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "pharos_rules_last_reload_successful", Help: "Whether the last load of the rule files succeeded (1) or left the previous rules in use (0)."}),
 		reloadOKTime: f.NewGauge(prometheus.GaugeOpts{
 			Name: "pharos_rules_last_reload_success_timestamp_seconds", Help: "When the rule files last loaded successfully."}),
-		files: f.NewGauge(prometheus.GaugeOpts{
-			Name: "pharos_rules_files", Help: "Rule files matched by -rules.files and -rules.log-files at the last successful load."}),
-		groups: f.NewGauge(prometheus.GaugeOpts{
-			Name: "pharos_rules_groups", Help: "Rule groups in the rule files, owned by this node or not."}),
-		owned: f.NewGauge(prometheus.GaugeOpts{
-			Name: "pharos_rules_owned_groups", Help: "Rule groups this node evaluates."}),
+		files: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "pharos_rules_files", Help: "Rule files of each tenant at the last successful load (the default tenant's: -rules.files and -rules.log-files; every tenant's: its directory in -rules.tenants-dir)."}, []string{"tenant"}),
+		groups: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "pharos_rules_groups", Help: "Rule groups in each tenant's rule files, owned by this node or not."}, []string{"tenant"}),
+		owned: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "pharos_rules_owned_groups", Help: "Rule groups of each tenant that this node evaluates."}, []string{"tenant"}),
 		skipped: f.NewCounter(prometheus.CounterOpts{
 			Name: "pharos_rules_evaluations_skipped_total", Help: "Group evaluations skipped because the group had moved to another node and was not stopped yet."}),
 		unownedDropped: f.NewCounter(prometheus.CounterOpts{
@@ -60,17 +64,57 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
-// reloaded records a load of the rule files; on success, files and groups
-// count what it loaded.
-func (m *metrics) reloaded(ok bool, files, groups int) {
-	if !ok {
-		m.reloads.WithLabelValues("failure").Inc()
-		m.reloadOK.Set(0)
-		return
-	}
+// reloadFailed records a load of the rule files that left the previous
+// rules in use.
+func (m *metrics) reloadFailed() {
+	m.reloads.WithLabelValues("failure").Inc()
+	m.reloadOK.Set(0)
+}
+
+// reloaded records a successful load: the files and groups of each of its
+// tenants. A tenant gone since the last load loses its series, so the
+// gauges hold one series per tenant directory (and the default tenant).
+// It is called with the Manager's mu held, or before it is shared.
+func (m *metrics) reloaded(l loadResult) {
 	m.reloads.WithLabelValues("success").Inc()
 	m.reloadOK.Set(1)
 	m.reloadOKTime.Set(float64(time.Now().UnixNano()) / 1e9)
-	m.files.Set(float64(files))
-	m.groups.Set(float64(groups))
+	files := make(map[string]int, len(l.tenants))
+	groups := make(map[string]int, len(l.tenants))
+	for key, ls := range l.sets {
+		f, g := ls.count()
+		files[key.tenant] += f
+		groups[key.tenant] += g
+	}
+	for _, id := range l.tenants {
+		m.files.WithLabelValues(id).Set(float64(files[id]))
+		m.groups.WithLabelValues(id).Set(float64(groups[id]))
+	}
+	deleteGone(m.files, m.loadedTenants, l.tenants)
+	deleteGone(m.groups, m.loadedTenants, l.tenants)
+	m.loadedTenants = l.tenants
+}
+
+// setOwned records the groups of each tenant this node evaluates. It is
+// called with the Manager's mu held.
+func (m *metrics) setOwned(tenants []string, owned map[string]int) {
+	for _, id := range tenants {
+		m.owned.WithLabelValues(id).Set(float64(owned[id]))
+	}
+	deleteGone(m.owned, m.ownedTenants, tenants)
+	m.ownedTenants = tenants
+}
+
+// deleteGone deletes the series of v for the tenants of before that are
+// not in now.
+func deleteGone(v *prometheus.GaugeVec, before, now []string) {
+	keep := make(map[string]struct{}, len(now))
+	for _, id := range now {
+		keep[id] = struct{}{}
+	}
+	for _, id := range before {
+		if _, ok := keep[id]; !ok {
+			v.DeleteLabelValues(id)
+		}
+	}
 }

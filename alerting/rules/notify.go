@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/notifier"
 	promrules "github.com/prometheus/prometheus/rules"
+
+	"github.com/pharos-obs/pharos/internal/tenant"
 )
 
 // Destinations of notifications (pharos_rules_alerts_sent_total).
@@ -68,12 +70,23 @@ func newAlertmanagers(cfg AlertmanagerConfig, logger *slog.Logger, reg, own prom
 	return n, targets, nil
 }
 
-// notify is the rules manager's NotifyFunc. It converts the alerts as
-// Prometheus does (rules.SendAlerts: StartsAt is when the alert fired,
-// EndsAt when it resolved or, while it fires, when it expires unless
-// sent again) and hands them to the Alertmanagers and to Deps.Send.
-func (m *Manager) notify(_ context.Context, expr string, alerts ...*promrules.Alert) {
-	m.send(m.dashboardLink("metrics", expr), alerts)
+// notifyFunc is the NotifyFunc of the rule sets of tenant id, of log
+// rules or PromQL ones. It converts the alerts as Prometheus does
+// (rules.SendAlerts: StartsAt is when the alert fired, EndsAt when it
+// resolved or, while it fires, when it expires unless sent again) and
+// hands them to the Alertmanagers and to Deps.Send. The notifications of
+// firing log alerts first get their sample lines (SampleLinesAnnotation),
+// waited for at most Config.LogSampleTimeout.
+func (m *Manager) notifyFunc(id string, logs bool) promrules.NotifyFunc {
+	if logs {
+		return func(ctx context.Context, expr string, alerts ...*promrules.Alert) {
+			m.sampler.annotate(ctx, expr, alerts)
+			m.send(id, m.dashboardLink("logs", expr), alerts)
+		}
+	}
+	return func(_ context.Context, expr string, alerts ...*promrules.Alert) {
+		m.send(id, m.dashboardLink("metrics", expr), alerts)
+	}
 }
 
 // DashboardPath is the dashboard page showing expr: each notification's
@@ -87,15 +100,24 @@ func (m *Manager) dashboardLink(page, expr string) string {
 	return m.externalURL + DashboardPath(page, expr)
 }
 
-func (m *Manager) send(generatorURL string, alerts []*promrules.Alert) {
+// send notifies the alerts of tenant id; those of a tenant other than
+// the default one get TenantLabel.
+func (m *Manager) send(id, generatorURL string, alerts []*promrules.Alert) {
 	if len(alerts) == 0 {
 		return
+	}
+	lbls := make([]labels.Labels, len(alerts))
+	for i, a := range alerts {
+		lbls[i] = a.Labels
+		if id != tenant.Default {
+			lbls[i] = labels.NewBuilder(a.Labels).Set(TenantLabel, id).Labels()
+		}
 	}
 	if m.am != nil {
 		out := make([]*notifier.Alert, len(alerts))
 		for i, a := range alerts {
 			out[i] = &notifier.Alert{
-				Labels:       a.Labels,
+				Labels:       lbls[i],
 				Annotations:  a.Annotations,
 				StartsAt:     a.FiredAt,
 				EndsAt:       endsAt(a),
@@ -111,7 +133,7 @@ func (m *Manager) send(generatorURL string, alerts []*promrules.Alert) {
 		for i, a := range alerts {
 			out[i] = &types.Alert{
 				Alert: model.Alert{
-					Labels:       labelSet(a.Labels),
+					Labels:       labelSet(lbls[i]),
 					Annotations:  labelSet(a.Annotations),
 					StartsAt:     a.FiredAt,
 					EndsAt:       endsAt(a),
@@ -123,14 +145,6 @@ func (m *Manager) send(generatorURL string, alerts []*promrules.Alert) {
 		m.deps.Send(out...)
 		m.m.sent.WithLabelValues(destHook).Add(float64(len(out)))
 	}
-}
-
-// notifyLogs is the NotifyFunc of log rules: notify, once the firing
-// alerts carry their sample lines (SampleLinesAnnotation), for which it
-// waits at most Config.LogSampleTimeout.
-func (m *Manager) notifyLogs(ctx context.Context, expr string, alerts ...*promrules.Alert) {
-	m.sampler.annotate(ctx, expr, alerts)
-	m.send(m.dashboardLink("logs", expr), alerts)
 }
 
 func endsAt(a *promrules.Alert) time.Time {

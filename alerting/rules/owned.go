@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/storage"
+
+	"github.com/pharos-obs/pharos/internal/tenant"
 )
 
 // ownedLoader is the rules manager's GroupLoader: for a file, it hands out
@@ -24,6 +26,7 @@ import (
 type ownedLoader struct {
 	parser parser.Parser
 	owns   OwnsFunc
+	tenant string // whose groups these are: part of their keys
 	files  map[string]*rulefmt.RuleGroups
 }
 
@@ -37,7 +40,7 @@ func (l *ownedLoader) Load(file string, _ bool, _ model.ValidationScheme) (*rule
 	}
 	owned := &rulefmt.RuleGroups{Groups: make([]rulefmt.RuleGroup, 0, len(rgs.Groups))}
 	for _, g := range rgs.Groups {
-		if l.owns(GroupKey(file, g.Name)) {
+		if l.owns(TenantGroupKey(l.tenant, file, g.Name)) {
 			owned.Groups = append(owned.Groups, g)
 		}
 	}
@@ -57,7 +60,8 @@ func (l *ownedLoader) Parse(query string) (parser.Expr, error) { return l.parser
 // the key), and that node, which evaluated it, marks its series stale.
 //
 // The group comes from the origin the rules package attaches to the
-// context of each group's evaluations and clean-up.
+// context of each group's evaluations and clean-up, its tenant from the
+// rules manager's context, which that context is made from.
 type ownedAppendable struct {
 	next    storage.AppendableV2
 	owns    OwnsFunc
@@ -71,9 +75,9 @@ func (a *ownedAppendable) AppenderV2(ctx context.Context) storage.AppenderV2 {
 	return a.next.AppenderV2(ctx)
 }
 
-// groupFromContext returns the key of the rule group whose goroutine made
-// ctx, from the promql origin the rules package sets
-// ({"ruleGroup": {"file": …, "name": …}}).
+// groupFromContext returns the key (TenantGroupKey) of the rule group
+// whose goroutine made ctx, from the promql origin the rules package sets
+// ({"ruleGroup": {"file": …, "name": …}}) and the tenant ctx carries.
 func groupFromContext(ctx context.Context) (string, bool) {
 	origin, ok := ctx.Value(promql.QueryOrigin{}).(map[string]any)
 	if !ok {
@@ -83,7 +87,7 @@ func groupFromContext(ctx context.Context) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	return GroupKey(g["file"], g["name"]), true
+	return TenantGroupKey(tenant.FromContext(ctx), g["file"], g["name"]), true
 }
 
 // discardAppender drops and counts what is appended.

@@ -23,9 +23,9 @@ const (
 )
 
 // rulesEnabled: rule groups are evaluated by aggregators, when rule files
-// (PromQL or LogQL) are configured.
+// (PromQL or LogQL) or a tenants directory are configured.
 func (c *Config) rulesEnabled() bool {
-	return c.has(TargetAggregator) && (len(c.Rules.Files) > 0 || len(c.Rules.LogFiles) > 0)
+	return c.has(TargetAggregator) && (len(c.Rules.Files) > 0 || len(c.Rules.LogFiles) > 0 || c.Rules.TenantsDir != "")
 }
 
 func (a *App) initNotifier() (services.Service, error) {
@@ -52,7 +52,9 @@ func (a *App) initRules() (services.Service, error) {
 		} else {
 			deps.Queryable = a.store
 		}
-		if len(a.cfg.Rules.LogFiles) > 0 {
+		// A tenant's log rules may appear on any reload of the tenants
+		// directory.
+		if len(a.cfg.Rules.LogFiles) > 0 || a.cfg.Rules.TenantsDir != "" {
 			q, err := a.rulesLogs(ctx)
 			if err != nil {
 				return err
@@ -84,8 +86,9 @@ func (a *App) initRules() (services.Service, error) {
 		}
 		return services.StopAndAwaitTerminated(context.Background(), m)
 	}
-	a.server.mux.Handle("GET /api/v1/rules", query.DefaultTenantRules(rules.RulesHandler(rulesSource{a})))
-	a.server.mux.Handle("GET /api/v1/alerts", query.DefaultTenantAlerts(rules.AlertsHandler(rulesSource{a})))
+	// Each tenant sees its own groups and alerts.
+	a.server.mux.Handle("GET /api/v1/rules", query.WithTenant(rules.RulesHandler(rulesSource{a})))
+	a.server.mux.Handle("GET /api/v1/alerts", query.WithTenant(rules.AlertsHandler(rulesSource{a})))
 	return services.NewBasicService(start, run, stop), nil
 }
 
@@ -145,10 +148,10 @@ func (a *App) memberEndpoints() []query.Endpoint {
 // rulesSource serves the API from the rules manager once it runs.
 type rulesSource struct{ a *App }
 
-// Groups implements rules.GroupSource.
-func (s rulesSource) Groups() []*promrules.Group {
+// TenantGroups implements rules.GroupSource.
+func (s rulesSource) TenantGroups(id string) []*promrules.Group {
 	if m := s.a.rules.Load(); m != nil {
-		return m.Groups()
+		return m.TenantGroups(id)
 	}
 	return nil
 }

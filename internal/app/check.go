@@ -46,6 +46,9 @@ func RunConfigCheck(files []string, stdout, stderr io.Writer) int {
 				ruleErrs = append(ruleErrs, set.check(matches...)...)
 			}
 		}
+		if cfg.Rules.TenantsDir != "" {
+			ruleErrs = append(ruleErrs, rules.CheckTenantsDir(cfg.Rules.TenantsDir)...)
+		}
 		if len(ruleErrs) > 0 {
 			fmt.Fprintf(stderr, "%s: rule files invalid:\n", file)
 			for _, err := range ruleErrs {

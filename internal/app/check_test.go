@@ -18,6 +18,9 @@ func TestRunConfigCheck(t *testing.T) {
 	}
 	goodRules := write("good.rules.yml", "groups:\n- name: g\n  rules:\n  - record: x\n    expr: up\n")
 	badRules := write("bad.rules.yml", "groups:\n- name: g\n  rules:\n  - record: x\n    expr: up{\n")
+	tenants := filepath.Join(dir, "tenants")
+	require.NoError(t, os.MkdirAll(filepath.Join(tenants, "team-a", "logs"), 0o755))
+	badTenantRules := write("tenants/team-a/logs/bad.yml", "groups:\n- name: g\n  rules:\n  - record: x\n    expr: up\n")
 	for _, tc := range []struct {
 		name     string
 		content  string
@@ -30,6 +33,7 @@ func TestRunConfigCheck(t *testing.T) {
 		{name: "bad value names the field", content: "nats:\n  partitions: 0\n", code: 1, stderrIn: []string{"nats.partitions"}},
 		{name: "rule files checked", content: "rules:\n  files: " + goodRules + "\n", code: 0, stdout: "valid"},
 		{name: "bad rule file named with its line", content: "rules:\n  files: " + badRules + "\n", code: 1, stderrIn: []string{badRules + ": 5:", "could not parse expression"}},
+		{name: "tenants directory checked", content: "rules:\n  tenants_dir: " + tenants + "\n", code: 1, stderrIn: []string{badTenantRules + ": 5:", "could not parse expression"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			file := write(tc.name+".yml", tc.content)

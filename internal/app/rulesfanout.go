@@ -27,8 +27,10 @@ func (a *App) registerRulesFanOut() {
 	// Each request is bounded by the read timeout through its context.
 	rr := query.NewRemoteRules(eps, a.internalClient(0), a.cfg.Query.ReadTimeout)
 	a.rulesFanOut = rr
-	a.server.mux.Handle("GET "+query.RulesPath, query.DefaultTenantRules(rr.RulesHandler()))
-	a.server.mux.Handle("GET "+query.AlertsPath, query.DefaultTenantAlerts(rr.AlertsHandler()))
+	// The tenant resolved here is forwarded to the aggregators, which
+	// answer with its groups and alerts.
+	a.server.mux.Handle("GET "+query.RulesPath, query.WithTenant(rr.RulesHandler()))
+	a.server.mux.Handle("GET "+query.AlertsPath, query.WithTenant(rr.AlertsHandler()))
 }
 
 // healthyAggregators are the aggregators whose rules a querier shows: the

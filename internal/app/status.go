@@ -136,7 +136,7 @@ func (a *App) handleNotificationsStatus(w http.ResponseWriter, r *http.Request) 
 			a.rulesFanOut.NotificationsHandler().ServeHTTP(w, r)
 			return
 		}
-		http.Error(w, "this process evaluates no rules, so it sends no notifications (rules run on aggregators with -rules.files or -rules.log-files)", http.StatusNotFound)
+		http.Error(w, "this process evaluates no rules, so it sends no notifications (rules run on aggregators with -rules.files, -rules.log-files or -rules.tenants-dir)", http.StatusNotFound)
 		return
 	}
 	st := notificationsStatus{Receivers: []receiverStatus{}, Failures: []notify.Failure{}, Alertmanagers: []alertmanagerStatus{}}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -275,11 +276,43 @@ func requireViews(t *testing.T, addr string, want map[string]tenancyView, base f
 	}
 }
 
+// pushGaugeAs pushes one sample of the gauge name as tenant (the default
+// tenant when empty), over OTLP.
+func pushGaugeAs(t *testing.T, addr, tenant, name string, v float64) {
+	t.Helper()
+	body := fmt.Sprintf(`{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":%q,"gauge":{"dataPoints":[{"asDouble":%g,"timeUnixNano":"%d"}]}}]}]}]}`,
+		name, v, time.Now().UnixNano())
+	code, resp := doTenant(t, addr, tenantReq{method: http.MethodPost, path: "/v1/metrics", tenant: tenant, contentType: "application/json", body: []byte(body)})
+	require.Equal(t, http.StatusOK, code, string(resp))
+	require.NotContains(t, string(resp), "rejected", "OTLP partial success: %s", resp)
+}
+
+// queryAs runs an instant query as tenant and returns the result's values
+// by metric name (alertname for ALERTS).
+func queryAs(t *testing.T, addr, tenant, query string) (map[string]string, error) {
+	t.Helper()
+	var v vectorResult
+	if err := getTenantData(t, addr, tenantReq{path: "/api/v1/query", tenant: tenant, params: url.Values{"query": {query}}}, &v); err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, r := range v.Result {
+		name := r.Metric["__name__"]
+		if name == "ALERTS" {
+			name = r.Metric["alertname"]
+		}
+		out[name], _ = r.Value[1].(string)
+	}
+	return out, nil
+}
+
 // TestTenancy writes metrics, logs and traces as tenant team-a to the
 // all-in-one and checks that team-b and the default tenant see none of it
 // on any read API (Prometheus, Loki with its tail, Tempo, Jaeger, rules,
-// alerts), that team-a sees all of it and not the default tenant's rules,
-// and that malformed tenant IDs are refused on writes and reads.
+// alerts), that team-a sees all of it; that team-a's rules (from
+// -rules.tenants-dir) read and write team-a's series and are listed to
+// team-a only, as the default tenant's are to it; and that malformed
+// tenant IDs are refused on writes and reads.
 func TestTenancy(t *testing.T) {
 	dir := t.TempDir()
 	rules := writeFile(t, "tenancy-rules.yaml", `groups:
@@ -289,7 +322,25 @@ func TestTenancy(t *testing.T) {
       - alert: TenancyAlwaysFiring
         expr: vector(1)
 `)
-	p := startPharos(t, "tenancy", []string{"-data.dir=" + filepath.Join(dir, "data"), "-rules.files=" + rules})
+	// team-a's group has the default tenant's group name: the two are
+	// evaluated apart all the same.
+	tenantsDir := filepath.Join(dir, "tenant-rules")
+	require.NoError(t, os.MkdirAll(filepath.Join(tenantsDir, "team-a"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(tenantsDir, "team-a", "rules.yml"), []byte(`groups:
+  - name: tenancy
+    interval: 1s
+    rules:
+      - record: tenancy:rule_input:sum
+        expr: sum(tenancy_rule_input)
+      - alert: TenancyTeamAFiring
+        expr: vector(1)
+`), 0o644))
+	p := startPharos(t, "tenancy", []string{"-data.dir=" + filepath.Join(dir, "data"), "-rules.files=" + rules, "-rules.tenants-dir=" + tenantsDir})
+	// Every tenant writes the series team-a's rule reads: its result must
+	// be team-a's alone.
+	for tenant, v := range map[string]float64{"team-a": 1, "team-b": 100, "": 1000} {
+		pushGaugeAs(t, p.addr, tenant, "tenancy_rule_input", v)
+	}
 
 	// The default tenant's view is checked first, so that team-a's data
 	// is being written while nobody else may see it.
@@ -312,7 +363,11 @@ func TestTenancy(t *testing.T) {
 	t.Run("rules and alerts", func(t *testing.T) {
 		type rulesData struct {
 			Groups []struct {
-				Name string `json:"name"`
+				Name  string `json:"name"`
+				File  string `json:"file"`
+				Rules []struct {
+					Name string `json:"name"`
+				} `json:"rules"`
 			} `json:"groups"`
 		}
 		type alertsData struct {
@@ -320,31 +375,76 @@ func TestTenancy(t *testing.T) {
 				Labels map[string]string `json:"labels"`
 			} `json:"alerts"`
 		}
-		// The default tenant's rule fires...
-		testutil.Poll(t, dataTimeout, 250*time.Millisecond, func() (bool, string) {
+		alertNames := func(tenant string) ([]string, error) {
 			var a alertsData
-			if err := getTenantData(t, p.addr, tenantReq{path: "/api/v1/alerts"}, &a); err != nil {
-				return false, err.Error()
+			if err := getTenantData(t, p.addr, tenantReq{path: "/api/v1/alerts", tenant: tenant}, &a); err != nil {
+				return nil, err
 			}
-			return len(a.Alerts) == 1, fmt.Sprintf("default tenant's alerts: %+v", a)
-		})
-		var r rulesData
-		require.NoError(t, getTenantData(t, p.addr, tenantReq{path: "/api/v1/rules"}, &r))
-		require.Len(t, r.Groups, 1)
-		// ...and no other tenant sees its rules, alerts or ALERTS series.
-		for _, tenant := range []string{"team-a", "team-b"} {
+			names := []string{}
+			for _, al := range a.Alerts {
+				names = append(names, al.Labels["alertname"])
+			}
+			return names, nil
+		}
+		// Each tenant with rules sees its own alert fire, and the ALERTS
+		// series and recorded series its rules wrote.
+		for tenant, want := range map[string]struct {
+			alert    string
+			recorded map[string]string
+		}{
+			"":       {alert: "TenancyAlwaysFiring", recorded: map[string]string{}},
+			"team-a": {alert: "TenancyTeamAFiring", recorded: map[string]string{"tenancy:rule_input:sum": "1"}},
+		} {
+			testutil.Poll(t, dataTimeout, 250*time.Millisecond, func() (bool, string) {
+				names, err := alertNames(tenant)
+				if err != nil {
+					return false, err.Error()
+				}
+				if len(names) > 0 {
+					require.Equal(t, []string{want.alert}, names, "tenant %q's alerts", tenant)
+				}
+				alerts, err := queryAs(t, p.addr, tenant, "ALERTS")
+				if err != nil {
+					return false, err.Error()
+				}
+				if len(alerts) > 0 {
+					require.Equal(t, map[string]string{want.alert: "1"}, alerts, "tenant %q's ALERTS", tenant)
+				}
+				recorded, err := queryAs(t, p.addr, tenant, "tenancy:rule_input:sum")
+				if err != nil {
+					return false, err.Error()
+				}
+				return len(names) == 1 && len(alerts) == 1 && fmt.Sprint(recorded) == fmt.Sprint(want.recorded),
+					fmt.Sprintf("tenant %q: alerts %v, ALERTS %v, recorded %v", tenant, names, alerts, recorded)
+			})
 			var r rulesData
 			require.NoError(t, getTenantData(t, p.addr, tenantReq{path: "/api/v1/rules", tenant: tenant}, &r))
-			require.Empty(t, r.Groups, tenant)
-			var a alertsData
-			require.NoError(t, getTenantData(t, p.addr, tenantReq{path: "/api/v1/alerts", tenant: tenant}, &a))
-			require.Empty(t, a.Alerts, tenant)
-			var q struct {
-				Result []json.RawMessage `json:"result"`
+			require.Len(t, r.Groups, 1, tenant)
+			require.Equal(t, "tenancy", r.Groups[0].Name)
+			if tenant == "team-a" {
+				require.Equal(t, filepath.Join(tenantsDir, "team-a", "rules.yml"), r.Groups[0].File)
+				require.Len(t, r.Groups[0].Rules, 2)
+			} else {
+				require.Equal(t, rules, r.Groups[0].File)
+				require.Len(t, r.Groups[0].Rules, 1)
 			}
-			require.NoError(t, getTenantData(t, p.addr, tenantReq{path: "/api/v1/query", tenant: tenant, params: url.Values{"query": {"ALERTS"}}}, &q))
-			require.Empty(t, q.Result, tenant)
 		}
+		// team-b has no rules: it sees no rules, alerts, ALERTS series or
+		// recorded series, though it wrote the rule's input.
+		var r rulesData
+		require.NoError(t, getTenantData(t, p.addr, tenantReq{path: "/api/v1/rules", tenant: "team-b"}, &r))
+		require.Empty(t, r.Groups)
+		names, err := alertNames("team-b")
+		require.NoError(t, err)
+		require.Empty(t, names)
+		for _, q := range []string{"ALERTS", "tenancy:rule_input:sum", "ALERTS_FOR_STATE"} {
+			got, err := queryAs(t, p.addr, "team-b", q)
+			require.NoError(t, err)
+			require.Empty(t, got, "team-b's %s", q)
+		}
+		input, err := queryAs(t, p.addr, "team-b", "tenancy_rule_input")
+		require.NoError(t, err)
+		require.Equal(t, map[string]string{"tenancy_rule_input": "100"}, input, "team-b's own input")
 	})
 
 	t.Run("tail", func(t *testing.T) {
