@@ -27,7 +27,7 @@ func newPprofServer(addr string, tlsCfg *tls.Config, l *auth.Listener, logger *s
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: l.Wrap(mux), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: l.Wrap(operatorGate(mux)), ReadHeaderTimeout: 10 * time.Second}
 	var ln net.Listener
 	start := func(context.Context) error {
 		var err error

@@ -59,11 +59,12 @@ func newServer(addr string, gatherer prometheus.Gatherer, logger *slog.Logger) *
 }
 
 // secure serves the listener with tlsCfg (nil: plain HTTP) and puts every
-// route but the probes behind l (see auth.ExemptPaths). Routes added to
-// mux later are covered too. It must come before the service starts.
+// route but the probes behind l (see auth.ExemptPaths), and the operator
+// routes out of tenants' reach (operatorGate). Routes added to mux later
+// are covered too. It must come before the service starts.
 func (s *server) secure(tlsCfg *tls.Config, l *auth.Listener) {
 	s.tls = tlsCfg
-	s.srv.Handler = l.Wrap(s.mux)
+	s.srv.Handler = l.Wrap(operatorGate(s.mux))
 }
 
 // addReadyCheck adds a condition /ready requires.

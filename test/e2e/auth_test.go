@@ -221,7 +221,11 @@ client_certs:
 		{"OTLP/HTTP bearer token", trusting, authReq{method: http.MethodPost, url: "https://" + otlpHTTPAddr + "/v1/metrics", contentType: "application/x-protobuf", body: emptyExport, bearer: "ingest-token"}, 200},
 		{"OTLP on the main port without credentials", trusting, authReq{method: http.MethodPost, url: "https://" + httpAddr + "/v1/metrics", contentType: "application/x-protobuf", body: emptyExport}, 401},
 		{"pprof without credentials", trusting, authReq{url: "https://" + pprofEv.Address + "/debug/pprof/"}, 401},
-		{"pprof basic auth", trusting, authReq{url: "https://" + pprofEv.Address + "/debug/pprof/", user: "alice", pass: "s3cret"}, 200},
+		{"pprof as the operator", trusting, authReq{url: "https://" + pprofEv.Address + "/debug/pprof/", bearer: "ingest-token"}, 200},
+		// alice is team-a's: what describes the whole process is not hers.
+		{"pprof as a tenant", trusting, authReq{url: "https://" + pprofEv.Address + "/debug/pprof/", user: "alice", pass: "s3cret"}, 403},
+		{"HTTP /metrics as a tenant", trusting, authReq{url: "https://" + httpAddr + "/metrics", user: "alice", pass: "s3cret"}, 403},
+		{"HTTP /cluster/status as a tenant", trusting, authReq{url: "https://" + httpAddr + "/cluster/status", user: "alice", pass: "s3cret"}, 403},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, body, err := doAuth(t, tc.client, tc.req)
