@@ -156,7 +156,7 @@ func (f *File) compile() (*identities, error) {
 			}
 			copy(e.sum[:], b)
 		default:
-			raw, err := readSecretFile(t.TokenFile)
+			raw, err := ReadRegularFile(t.TokenFile, maxSecretFileBytes)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("bearer_tokens[%d].token_file: %w", i, err))
 				continue
@@ -280,10 +280,11 @@ func hasSAN(leaf *x509.Certificate, san string) bool {
 // maxSecretFileBytes bounds a token file: a token is a line, not a dump.
 const maxSecretFileBytes = 64 << 10
 
-// readSecretFile reads a regular file of at most maxSecretFileBytes. A
-// path naming a device or a FIFO (which could block or never end) is
-// refused before it is opened.
-func readSecretFile(path string) ([]byte, error) {
+// ReadRegularFile reads a regular file of at most limit bytes; anything
+// else (a directory, a device, a FIFO, which would block) is refused
+// before it is opened. Errors name the file, never its content: token
+// and key files are secrets.
+func ReadRegularFile(path string, limit int64) ([]byte, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, err
@@ -291,17 +292,20 @@ func readSecretFile(path string) ([]byte, error) {
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s is not a regular file", path)
 	}
+	if st.Size() > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	raw, err := io.ReadAll(io.LimitReader(f, maxSecretFileBytes+1))
+	raw, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(raw) > maxSecretFileBytes {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, maxSecretFileBytes)
+	if int64(len(raw)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
 	}
 	return raw, nil
 }

@@ -59,7 +59,10 @@ type MemberlistConfig struct {
 	RejoinInterval     time.Duration               `yaml:"rejoin_interval"`
 	LeftMembersTimeout time.Duration               `yaml:"left_members_timeout"`
 	LeaveTimeout       time.Duration               `yaml:"leave_timeout"`
-	TLS                MemberlistTLSConfig         `yaml:"tls"`
+	// EncryptionKeyFile holds the shared gossip secret: gossip is encrypted
+	// and both ends of every connection proved to hold it (gossipkey.go).
+	EncryptionKeyFile string              `yaml:"encryption_key_file"`
+	TLS               MemberlistTLSConfig `yaml:"tls"`
 }
 
 // MemberlistTLSConfig is the TLS of the gossip transport, mapped onto
@@ -70,9 +73,8 @@ type MemberlistConfig struct {
 // dskit's listener does not ask dialling members for a certificate, so
 // TLS encrypts the gossip and lets a member check whom it dials, but does
 // not stop a host that reaches the gossip port from sending to it: keep
-// that port on a private network (or behind a network policy). dskit does
-// not expose memberlist's symmetric encryption key (SecretKey/Keyring),
-// which would.
+// that port on a private network (or behind a network policy), or use
+// MemberlistConfig.EncryptionKeyFile instead, which checks both ends.
 type MemberlistTLSConfig struct {
 	CertFile   string `yaml:"cert_file"`
 	KeyFile    string `yaml:"key_file"`
@@ -165,6 +167,7 @@ func (c *MemberlistConfig) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.PushPullInterval, "memberlist.push-pull-interval", 30*time.Second, "How often to exchange the full state with one random member, which repairs anything gossip missed. 0 disables.")
 	f.DurationVar(&c.RejoinInterval, "memberlist.rejoin-interval", 0, "How often to join -memberlist.join again, which heals a split cluster when the join list is a fixed set of seeds. 0 disables.")
 	f.DurationVar(&c.LeftMembersTimeout, "memberlist.left-members-timeout", 5*time.Minute, "How long ring members that left stay in the gossiped ring as tombstones; queriers see them as recently left for this long.")
+	f.StringVar(&c.EncryptionKeyFile, "memberlist.encryption-key-file", "", "File holding the cluster's shared gossip key: base64 of 16, 24 or 32 random bytes, e.g. from 'head -c32 /dev/urandom | base64' or 'consul keygen'. Gossip is then encrypted, and accepted only from members holding the same key and -memberlist.cluster-label. Set it on every member; it replaces -memberlist.tls.*.")
 	c.TLS.RegisterFlags(f)
 	f.DurationVar(&c.LeaveTimeout, "memberlist.leave-timeout", 2*time.Second, "On shutdown, the longest wait for each of the two steps of leaving the gossip cluster: sending this node's last ring updates, then announcing that it leaves. Both normally take milliseconds.")
 }
@@ -228,7 +231,17 @@ func (c *MemberlistConfig) Validate() error {
 	if c.LeaveTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("memberlist.leave_timeout: must be positive, got %s", c.LeaveTimeout))
 	}
-	errs = append(errs, c.TLS.Validate())
+	if c.EncryptionKeyFile != "" {
+		// The key brings its own TLS: certificates on top would not be used.
+		if c.TLS != (MemberlistTLSConfig{}) {
+			errs = append(errs, errors.New("memberlist.encryption_key_file: cannot be combined with memberlist.tls options (the key provides the gossip TLS); set one or the other"))
+		}
+		if _, err := readGossipKey(c.EncryptionKeyFile); err != nil {
+			errs = append(errs, fmt.Errorf("memberlist.encryption_key_file: %w", err))
+		}
+	} else {
+		errs = append(errs, c.TLS.Validate())
+	}
 	return errors.Join(errs...)
 }
 
@@ -333,6 +346,8 @@ func (c *Config) memberlistKVConfig() memberlist.KVConfig {
 	// A clean stop waits this long at most for its last ring updates (the
 	// member leaving) to be gossiped: bounded, so SIGTERM still ends in time.
 	kc.BroadcastTimeoutForLocalUpdatesOnShutdown = c.Memberlist.LeaveTimeout
+	// With EncryptionKeyFile, gossipGuard.listen rewrites the transport's
+	// bind, advertise and TLS settings when the KV starts.
 	if c.Memberlist.TLS.Enabled() {
 		kc.TCPTransport.TLSEnabled = true
 		kc.TCPTransport.TLS = c.Memberlist.TLS.dskit()

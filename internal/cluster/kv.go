@@ -40,6 +40,7 @@ type KV struct {
 	reg    prometheus.Registerer // dskit's metrics, under pharos_
 	mlCfg  *memberlist.KVConfig
 	mlInit *memberlist.KVInitService // nil unless the store is memberlist
+	guard  *gossipGuard              // owns the gossip port with -memberlist.encryption-key-file
 
 	client     kv.Client // set before the service is Running
 	gossipAddr string
@@ -60,6 +61,13 @@ func NewKV(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*KV, err
 	if cfg.Ring.Store == StoreMemberlist {
 		mlCfg := cfg.memberlistKVConfig()
 		k.mlCfg = &mlCfg
+		if cfg.Memberlist.EncryptionKeyFile != "" {
+			guard, err := newGossipGuard(cfg.Memberlist, logger, reg)
+			if err != nil {
+				return nil, err
+			}
+			k.guard = guard
+		}
 		// dns+ and dnssrv+ join entries are resolved by this provider; plain
 		// names by memberlist itself.
 		provider := dns.NewProvider(dns.GolangResolverType, 0, k.logger, prometheus.WrapRegistererWithPrefix("pharos_memberlist_", reg))
@@ -98,9 +106,18 @@ func (k *KV) starting(ctx context.Context) error {
 
 // startMemberlist starts the gossip node, joins the cluster (a fast join
 // while starting; dskit keeps retrying in the background) and returns the
-// address it listens on.
+// address it listens on. With a gossip key, the guard takes the gossip
+// port first: dskit's KV, created from k.mlCfg below, then listens on
+// loopback behind it.
 func (k *KV) startMemberlist(ctx context.Context) (string, error) {
+	if k.guard != nil {
+		if err := k.guard.listen(k.cfg.Memberlist, k.mlCfg, k.logger); err != nil {
+			k.guard.close()
+			return "", fmt.Errorf("start memberlist: %w", err)
+		}
+	}
 	if err := services.StartAndAwaitRunning(ctx, k.mlInit); err != nil {
+		k.stopMemberlist()
 		return "", fmt.Errorf("start memberlist: %w", err)
 	}
 	mkv, err := k.mlInit.GetMemberlistKV()
@@ -111,6 +128,9 @@ func (k *KV) startMemberlist(ctx context.Context) (string, error) {
 		k.stopMemberlist()
 		return "", fmt.Errorf("start memberlist on %s: %w", k.cfg.Memberlist.BindAddress, err)
 	}
+	if k.guard != nil {
+		return k.guard.addr, nil
+	}
 	host := k.mlCfg.TCPTransport.BindAddrs[0]
 	return net.JoinHostPort(host, strconv.Itoa(mkv.GetListeningPort())), nil
 }
@@ -119,9 +139,17 @@ func (k *KV) stopMemberlist() {
 	if k.mlInit == nil {
 		return
 	}
+	if k.guard != nil {
+		k.guard.drain()
+	}
 	// KVInitService stops the memberlist KV it started, which leaves the
 	// gossip cluster.
 	_ = services.StopAndAwaitTerminated(context.Background(), k.mlInit)
+	// The guard closes last: while leaving, this member still probes
+	// others and their acks come in through it.
+	if k.guard != nil {
+		k.guard.close()
+	}
 }
 
 func (k *KV) running(ctx context.Context) error {

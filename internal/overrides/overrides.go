@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"sync/atomic"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/pharos-obs/pharos/internal/auth"
 	"github.com/pharos-obs/pharos/internal/tenant"
 )
 
@@ -98,7 +98,7 @@ type file struct {
 }
 
 func (o *Overrides) load(path string) (map[string]*Limits, error) {
-	raw, err := readFile(path)
+	raw, err := auth.ReadRegularFile(path, maxFileBytes)
 	if err != nil {
 		return nil, fmt.Errorf("limits.overrides_file: %w", err)
 	}
@@ -163,28 +163,4 @@ func decodeStrict(node *yaml.Node, v any) error {
 		return err
 	}
 	return nil
-}
-
-// readFile reads a regular file of at most maxFileBytes.
-func readFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", path)
-	}
-	raw, err := io.ReadAll(io.LimitReader(f, maxFileBytes+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(raw) > maxFileBytes {
-		return nil, fmt.Errorf("%s: larger than %d bytes", path, maxFileBytes)
-	}
-	return raw, nil
 }

@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -27,6 +29,9 @@ type clusterFixture struct {
 	seed       string // gossip address of the first aggregator
 	aggs       map[string]*pharosProc
 	dirs       map[string]string
+	// gossipKey, when set, is the memberlist encryption key file every
+	// member (aggregators, queriers) is given.
+	gossipKey string
 }
 
 // Fast ring timing: heartbeats every second, unhealthy after 3 s (the
@@ -50,10 +55,14 @@ func (f *clusterFixture) common() []string {
 }
 
 func (f *clusterFixture) join() []string {
-	if f.seed == "" {
-		return nil
+	var args []string
+	if f.gossipKey != "" {
+		args = append(args, "-memberlist.encryption-key-file", f.gossipKey)
 	}
-	return []string{"-memberlist.join", f.seed}
+	if f.seed == "" {
+		return args
+	}
+	return append(args, "-memberlist.join", f.seed)
 }
 
 // startAggregator starts (or restarts, with its data) aggregator name.
@@ -156,6 +165,9 @@ func TestClusterScaleOutAndIn(t *testing.T) {
 	t.Parallel()
 	const series, partitions = 200, 8
 	f := newClusterFixture(t, partitions, 1, series)
+	// Gossip over the shared key: members (and the queriers, which read
+	// the ring) admit only peers holding it.
+	f.gossipKey = writeFile(t, "gossip.key", base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))+"\n")
 	f.startAggregator("agg-1")
 	f.startAggregator("agg-2")
 	agent := f.startAgent()
