@@ -446,7 +446,7 @@ PHAROS_CMD=("$WORK/pharos" -data.dir="$WORK/pharos-data" -http.listen-address="$
 	-nats.embedded.listen-address="$NATS_ADDR" -otlp.grpc.listen-address=127.0.0.1:0 -otlp.http.listen-address=127.0.0.1:0
 	-agent.tail.include="$WORK/tail/*.log" -agent.tail.static-labels=job=bench -agent.tail.format=raw
 	-agent.tail.kubernetes-labels=false -query.logql.timeout=10m)
-[[ $PROFILE == 1 ]] && PHAROS_CMD+=(-http.pprof-listen-address="$PPROF_ADDR")
+[[ $PROFILE == 1 ]] && PHAROS_CMD+=(-http.admin-listen-address="$PPROF_ADDR")
 # shellcheck disable=SC2206 # word splitting wanted
 PHAROS_CMD+=($PHAROS_FLAGS)
 log "[pharos] starting: ${PHAROS_CMD[*]}"

@@ -149,7 +149,7 @@ const (
 	modScraper      = "scraper"
 	modAggregator   = "aggregator-consumer"
 	modQuery        = "query-api"
-	modPprof        = "pprof"
+	modAdmin        = "admin"
 	modReceivers    = "receivers"
 	modLogsStore    = "logs-store"
 	modTailer       = "tailer"
@@ -167,7 +167,7 @@ func (a *App) registerModules() error {
 	m.RegisterModule(modScraper, a.initScraper, modules.UserInvisibleModule)
 	m.RegisterModule(modAggregator, a.initAggregator, modules.UserInvisibleModule)
 	m.RegisterModule(modQuery, a.initQuery, modules.UserInvisibleModule)
-	m.RegisterModule(modPprof, a.initPprof, modules.UserInvisibleModule)
+	m.RegisterModule(modAdmin, a.initAdmin, modules.UserInvisibleModule)
 	m.RegisterModule(modReceivers, a.initReceivers, modules.UserInvisibleModule)
 	m.RegisterModule(modLogsStore, a.initLogsStore, modules.UserInvisibleModule)
 	m.RegisterModule(modTailer, a.initTailer, modules.UserInvisibleModule)
@@ -217,8 +217,8 @@ func (a *App) registerModules() error {
 		rulesDeps = append(rulesDeps, modRingMember)
 	}
 	serverDeps := []string{}
-	if a.cfg.HTTP.PprofListenAddress != "" {
-		serverDeps = append(serverDeps, modPprof)
+	if a.cfg.HTTP.AdminListenAddress != "" {
+		serverDeps = append(serverDeps, modAdmin)
 	}
 	deps := map[string][]string{
 		modServer:        serverDeps,
@@ -275,13 +275,13 @@ func (a *App) initServer() (services.Service, error) {
 		}
 		return nil
 	})
-	a.server.mux.HandleFunc("POST /-/reload", a.handleReload)
 	a.registerStatusRoutes()
 	return a.server, nil
 }
 
-func (a *App) initPprof() (services.Service, error) {
-	return a.newPprof()
+// initAdmin starts the admin listener (reload, pprof), when configured.
+func (a *App) initAdmin() (services.Service, error) {
+	return a.newAdmin()
 }
 
 func (a *App) initEmbeddedNATS() (services.Service, error) {

@@ -17,11 +17,11 @@ import (
 // Listener names: the listener label of pharos_http_auth_failures_total.
 const (
 	listenerHTTP  = "http"
-	listenerPprof = "pprof"
+	listenerAdmin = "admin"
 )
 
 // authState is the process's authentication: built by the first module
-// that needs it (pprof starts before the HTTP server).
+// that needs it (the admin listener starts before the HTTP server).
 type authState struct {
 	authn *auth.Authenticator
 	// internalRT carries this process's credential to Pharos listeners.
@@ -33,7 +33,7 @@ type authState struct {
 func (c *Config) checkExposure() error {
 	errs := []error{
 		c.Auth.CheckExposure("http.listen_address", c.HTTP.ListenAddress, c.HTTP.TLS),
-		c.Auth.CheckExposure("http.pprof_listen_address", c.HTTP.PprofListenAddress, c.HTTP.TLS),
+		c.Auth.CheckExposure("http.admin_listen_address", c.HTTP.AdminListenAddress, c.HTTP.TLS),
 	}
 	if c.has(TargetAgent) {
 		errs = append(errs,
@@ -83,9 +83,9 @@ func (a *App) secureServer() error {
 	return nil
 }
 
-// newPprof is the pprof listener, with the HTTP listener's TLS and
-// authentication.
-func (a *App) newPprof() (services.Service, error) {
+// newAdmin is the admin listener (reload, pprof), with the HTTP
+// listener's TLS and authentication.
+func (a *App) newAdmin() (services.Service, error) {
 	authn, err := a.authenticator()
 	if err != nil {
 		return nil, err
@@ -94,7 +94,7 @@ func (a *App) newPprof() (services.Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("http.tls: %w", err)
 	}
-	return newPprofServer(a.cfg.HTTP.PprofListenAddress, tlsCfg, authn.Listener(listenerPprof, a.cfg.HTTP.TLS), a.logger.With("component", "pprof")), nil
+	return newAdminServer(a.cfg.HTTP.AdminListenAddress, tlsCfg, authn.Listener(listenerAdmin, a.cfg.HTTP.TLS), a.handleReload, a.logger.With("component", "admin")), nil
 }
 
 // otlpConfig is the OTLP receiver's configuration with its effective TLS,

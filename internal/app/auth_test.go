@@ -22,7 +22,7 @@ func TestValidateExposure(t *testing.T) {
 		{name: "OTLP of an agent", args: []string{"-target=agent", "-nats.url=nats://n:4222", "-otlp.grpc.listen-address=:4317", "-otlp.http.listen-address=10.0.0.1:4318"},
 			want: []string{"otlp.grpc.listen_address: :4317 is reachable", "otlp.http.listen_address: 10.0.0.1:4318 is reachable"}},
 		{name: "OTLP of a querier is not bound", args: []string{"-target=query", "-query.aggregator.addresses=a:9400", "-otlp.grpc.listen-address=:4317"}},
-		{name: "pprof", args: []string{"-http.pprof-listen-address=:6060"}, want: []string{"http.pprof_listen_address: :6060 is reachable"}},
+		{name: "admin", args: []string{"-http.admin-listen-address=:6060"}, want: []string{"http.admin_listen_address: :6060 is reachable"}},
 		{name: "opt-out by environment", args: []string{"-http.listen-address=0.0.0.0:9400"}, env: map[string]string{"PHAROS_AUTH_ALLOW_UNAUTHENTICATED": "true"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

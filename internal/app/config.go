@@ -109,8 +109,8 @@ type StorageConfig struct {
 // ServerConfig is the one HTTP listener of the process.
 type ServerConfig struct {
 	ListenAddress      string `yaml:"listen_address"`
-	PprofListenAddress string `yaml:"pprof_listen_address"`
-	// TLS serves the HTTP and pprof listeners over TLS, and the OTLP
+	AdminListenAddress string `yaml:"admin_listen_address"`
+	// TLS serves the HTTP and admin listeners over TLS, and the OTLP
 	// listeners too unless otlp.tls sets their own.
 	TLS auth.TLSConfig `yaml:"tls"`
 }
@@ -121,8 +121,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.Var(&c.Target, "target", "Roles to run, comma-separated: all, agent, aggregator, query, nats (an embedded NATS server alone, e.g. one node of a NATS cluster).")
 	f.StringVar(&c.DataDir, "data.dir", "./data", "Directory for storage, spool, positions and the embedded NATS store.")
 	f.StringVar(&c.HTTP.ListenAddress, "http.listen-address", "127.0.0.1:9400", "The one HTTP listener of the process (APIs, /metrics, dashboard).")
-	f.StringVar(&c.HTTP.PprofListenAddress, "http.pprof-listen-address", "", "Serve Go's /debug/pprof/ profiling endpoints on this separate address (off when empty).")
-	c.HTTP.TLS.RegisterFlagsWithPrefix("http.tls", "the HTTP and pprof listeners (and the OTLP listeners unless -otlp.tls.cert-file is set)", f)
+	f.StringVar(&c.HTTP.AdminListenAddress, "http.admin-listen-address", "", "Serve the admin endpoints — POST /-/reload and Go's /debug/pprof/ — on this separate address (off when empty; SIGHUP reloads too).")
+	c.HTTP.TLS.RegisterFlagsWithPrefix("http.tls", "the HTTP and admin listeners (and the OTLP listeners unless -otlp.tls.cert-file is set)", f)
 	c.Auth.RegisterFlags(f)
 	host, _ := os.Hostname()
 	f.StringVar(&c.Agent.ID, "agent.id", host, "This agent's name in message IDs; unique per agent (defaults to the host name).")

@@ -172,7 +172,7 @@ client_certs:
 		"-auth.config-file=" + writeAuthFile(t, dir, "identities.yaml", []byte(ids)),
 		"-auth.client.bearer-token-file=" + filepath.Join(dir, "internal.token"),
 		"-auth.client.tls.ca-file=" + writeAuthFile(t, dir, "server-ca.crt", serverCA.pem()),
-		"-http.pprof-listen-address=127.0.0.1:0",
+		"-http.admin-listen-address=127.0.0.1:0",
 	}
 	p := launchPharos(t, "auth", withEphemeralPorts(args), nil)
 
@@ -195,8 +195,8 @@ client_certs:
 		}
 		return true, ""
 	})
-	pprofEv, ok := p.findLog(func(ev logEvent) bool { return ev.Msg == "pprof listening" })
-	require.True(t, ok, "pprof listener address")
+	adminEv, ok := p.findLog(func(ev logEvent) bool { return ev.Msg == "admin listening" })
+	require.True(t, ok, "admin listener address")
 	grpcAddr, otlpHTTPAddr := p.otlpAddrs()
 
 	emptyExport, err := pmetricotlp.NewExportRequestFromMetrics(pmetric.NewMetrics()).MarshalProto()
@@ -220,10 +220,14 @@ client_certs:
 		{"OTLP/HTTP without credentials", trusting, authReq{method: http.MethodPost, url: "https://" + otlpHTTPAddr + "/v1/metrics", contentType: "application/x-protobuf", body: emptyExport}, 401},
 		{"OTLP/HTTP bearer token", trusting, authReq{method: http.MethodPost, url: "https://" + otlpHTTPAddr + "/v1/metrics", contentType: "application/x-protobuf", body: emptyExport, bearer: "ingest-token"}, 200},
 		{"OTLP on the main port without credentials", trusting, authReq{method: http.MethodPost, url: "https://" + httpAddr + "/v1/metrics", contentType: "application/x-protobuf", body: emptyExport}, 401},
-		{"pprof without credentials", trusting, authReq{url: "https://" + pprofEv.Address + "/debug/pprof/"}, 401},
-		{"pprof as the operator", trusting, authReq{url: "https://" + pprofEv.Address + "/debug/pprof/", bearer: "ingest-token"}, 200},
+		{"pprof without credentials", trusting, authReq{url: "https://" + adminEv.Address + "/debug/pprof/"}, 401},
+		{"pprof as the operator", trusting, authReq{url: "https://" + adminEv.Address + "/debug/pprof/", bearer: "ingest-token"}, 200},
 		// alice is team-a's: what describes the whole process is not hers.
-		{"pprof as a tenant", trusting, authReq{url: "https://" + pprofEv.Address + "/debug/pprof/", user: "alice", pass: "s3cret"}, 403},
+		{"pprof as a tenant", trusting, authReq{url: "https://" + adminEv.Address + "/debug/pprof/", user: "alice", pass: "s3cret"}, 403},
+		{"reload without credentials", trusting, authReq{method: http.MethodPost, url: "https://" + adminEv.Address + "/-/reload"}, 401},
+		{"reload as a tenant", trusting, authReq{method: http.MethodPost, url: "https://" + adminEv.Address + "/-/reload", user: "alice", pass: "s3cret"}, 403},
+		{"reload as the operator", trusting, authReq{method: http.MethodPost, url: "https://" + adminEv.Address + "/-/reload", bearer: "ingest-token"}, 200},
+		{"no reload on the public port", trusting, authReq{method: http.MethodPost, url: "https://" + httpAddr + "/-/reload", bearer: "ingest-token"}, 404},
 		{"HTTP /metrics as a tenant", trusting, authReq{url: "https://" + httpAddr + "/metrics", user: "alice", pass: "s3cret"}, 403},
 		{"HTTP /cluster/status as a tenant", trusting, authReq{url: "https://" + httpAddr + "/cluster/status", user: "alice", pass: "s3cret"}, 403},
 	} {
@@ -235,7 +239,7 @@ client_certs:
 	}
 
 	t.Run("TLS client trusting another CA", func(t *testing.T) {
-		for _, addr := range []string{httpAddr, otlpHTTPAddr, pprofEv.Address} {
+		for _, addr := range []string{httpAddr, otlpHTTPAddr, adminEv.Address} {
 			_, _, err := doAuth(t, authClient(otherCA.pool()), authReq{url: "https://" + addr + "/ready"})
 			var unknown x509.UnknownAuthorityError
 			require.ErrorAs(t, err, &unknown, "listener %s", addr)
@@ -297,7 +301,7 @@ client_certs:
 		`pharos_http_auth_failures_total{listener="http",reason="missing_credentials"}`,
 		`pharos_http_auth_failures_total{listener="otlp-grpc",reason="missing_credentials"}`,
 		`pharos_http_auth_failures_total{listener="otlp-http",reason="missing_credentials"}`,
-		`pharos_http_auth_failures_total{listener="pprof",reason="missing_credentials"}`,
+		`pharos_http_auth_failures_total{listener="admin",reason="missing_credentials"}`,
 	} {
 		require.Contains(t, metrics, want)
 	}

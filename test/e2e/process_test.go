@@ -327,3 +327,21 @@ func (p *pharosProc) Kill() {
 	}
 	t.Logf("pharos %s killed (pid %d)", p.name, p.cmd.Process.Pid)
 }
+
+// adminArgs turns on the admin listener (POST /-/reload, pprof) on a free
+// loopback port.
+var adminArgs = []string{"-http.admin-listen-address=127.0.0.1:0"}
+
+// reload POSTs /-/reload to the process's admin listener (started with
+// adminArgs) and returns the status and body.
+func (p *pharosProc) reload() (int, string) {
+	t := p.t
+	t.Helper()
+	ev, ok := p.findLog(func(ev logEvent) bool { return ev.Msg == "admin listening" })
+	require.True(t, ok, "pharos %s has no admin listener (start it with adminArgs)", p.name)
+	resp, err := httpClient.Post("http://"+ev.Address+"/-/reload", "", nil)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}

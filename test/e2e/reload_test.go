@@ -23,7 +23,7 @@ func TestReloadLosesNothing(t *testing.T) {
 	target := startCountingTarget(t, series)
 	extra := startTarget(t)
 	cfgPath := writeFastScrapeConfig(t, "reload", target.addr)
-	p := startPharos(t, "pharos", []string{"-data.dir", t.TempDir(), "-nats.partitions", "4", "-scrape.config-file", cfgPath})
+	p := startPharos(t, "pharos", append([]string{"-data.dir", t.TempDir(), "-nats.partitions", "4", "-scrape.config-file", cfgPath}, adminArgs...))
 
 	addJob := func(job string) {
 		raw, err := os.ReadFile(cfgPath)
@@ -46,10 +46,13 @@ func TestReloadLosesNothing(t *testing.T) {
 
 	waitScrapes(3)
 	addJob("added-by-post")
+	// Admin endpoints are not on the public port.
 	resp, err := httpClient.Post("http://"+p.addr+"/-/reload", "", strings.NewReader(""))
 	require.NoError(t, err)
 	resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.NotEqual(t, http.StatusOK, resp.StatusCode)
+	code, body := p.reload()
+	require.Equal(t, http.StatusOK, code, body)
 	waitUp("added-by-post")
 
 	waitScrapes(3)
@@ -59,10 +62,8 @@ func TestReloadLosesNothing(t *testing.T) {
 
 	// A broken file is refused and scraping goes on.
 	require.NoError(t, os.WriteFile(cfgPath, []byte("scrape_configs: [{job_name: 5}"), 0o600))
-	resp, err = httpClient.Post("http://"+p.addr+"/-/reload", "", strings.NewReader(""))
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusInternalServerError, resp.StatusCode)
+	code, body = p.reload()
+	require.Equal(t, http.StatusInternalServerError, code, body)
 
 	waitScrapes(3)
 	scrapes := target.freeze(t)

@@ -39,7 +39,7 @@ scrape_configs:
   - job_name: moving
     static_configs: [{targets: [%q]}]
 `, srv.Listener.Addr().String(), other))
-	p := startPharos(t, "pharos", []string{"-data.dir", t.TempDir(), "-nats.partitions", "4", "-scrape.config-file", cfgPath})
+	p := startPharos(t, "pharos", append([]string{"-data.dir", t.TempDir(), "-nats.partitions", "4", "-scrape.config-file", cfgPath}, adminArgs...))
 	present := func(q string) func() (bool, string) {
 		return func() (bool, string) {
 			got := instant(t, p.addr, q, time.Now())
@@ -67,9 +67,8 @@ scrape_configs:
   - job_name: moving
     static_configs: [{targets: [%q]}]
 `, srv.Listener.Addr().String(), srv.Listener.Addr().String()), 0o600))
-	resp, err := httpClient.Post("http://"+p.addr+"/-/reload", "", nil)
-	require.NoError(t, err)
-	resp.Body.Close()
+	code, body := p.reload()
+	require.Equal(t, http.StatusOK, code, body)
 	testutil.Poll(t, 30*time.Second, 200*time.Millisecond, absent(gone))
 	p.Stop()
 }

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -130,6 +129,7 @@ func TestTenantLimits(t *testing.T) {
 	p := startPharos(t, "tenant-limits", []string{
 		"-data.dir=" + filepath.Join(dir, "data"),
 		"-limits.overrides-file=" + overridesFile,
+		adminArgs[0],
 	})
 	const pbType = "application/x-protobuf"
 
@@ -244,11 +244,8 @@ func TestTenantLimits(t *testing.T) {
 
 	// Raising the limit takes effect on reload.
 	require.NoError(t, os.WriteFile(overridesFile, []byte("overrides:\n  bomber:\n    max_series: 100\n"), 0o600))
-	resp, err := httpClient.Post("http://"+p.addr+"/-/reload", "", nil)
-	require.NoError(t, err)
-	rb, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode, string(rb))
+	code, rb := p.reload()
+	require.Equal(t, http.StatusOK, code, rb)
 	code, _, body = pushAs(t, p.addr, "/api/v1/write", "bomber", pbType, seriesWrite(t, "bomb", 1000, 50, time.Now()))
 	require.Equal(t, http.StatusNoContent, code, body)
 	testutil.Poll(t, dataTimeout, 250*time.Millisecond, func() (bool, string) {
@@ -261,10 +258,7 @@ func TestTenantLimits(t *testing.T) {
 
 	// A broken overrides file is refused and the limits stay.
 	require.NoError(t, os.WriteFile(overridesFile, []byte("overrides:\n  bomber:\n    max_series: -1\n"), 0o600))
-	resp, err = httpClient.Post("http://"+p.addr+"/-/reload", "", nil)
-	require.NoError(t, err)
-	rb, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
-	require.NotEqual(t, http.StatusOK, resp.StatusCode)
-	require.True(t, strings.Contains(string(rb), "overrides.bomber.max_series"), string(rb))
+	code, rb = p.reload()
+	require.NotEqual(t, http.StatusOK, code)
+	require.Contains(t, rb, "overrides.bomber.max_series")
 }

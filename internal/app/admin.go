@@ -16,12 +16,13 @@ import (
 	"github.com/pharos-obs/pharos/internal/auth"
 )
 
-// newPprofServer serves Go's profiling endpoints on their own listener, so
-// they are never exposed by the public port; it only runs when configured.
-// It is served with tlsCfg (nil: plain HTTP) and behind l, as the HTTP
-// listener is.
-func newPprofServer(addr string, tlsCfg *tls.Config, l *auth.Listener, logger *slog.Logger) services.Service {
+// newAdminServer serves the admin endpoints — POST /-/reload (reload) and
+// Go's profiling endpoints — on their own listener, so they are never
+// exposed by the public port; it only runs when configured. It is served
+// with tlsCfg (nil: plain HTTP) and behind l, as the HTTP listener is.
+func newAdminServer(addr string, tlsCfg *tls.Config, l *auth.Listener, reload http.HandlerFunc, logger *slog.Logger) services.Service {
 	mux := http.NewServeMux()
+	mux.HandleFunc("POST /-/reload", reload)
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -32,12 +33,12 @@ func newPprofServer(addr string, tlsCfg *tls.Config, l *auth.Listener, logger *s
 	start := func(context.Context) error {
 		var err error
 		if ln, err = net.Listen("tcp", addr); err != nil {
-			return fmt.Errorf("http.pprof_listen_address: %w", err)
+			return fmt.Errorf("http.admin_listen_address: %w", err)
 		}
 		if tlsCfg != nil {
 			ln = tls.NewListener(ln, tlsCfg)
 		}
-		logger.Info("pprof listening", "address", ln.Addr().String(), "tls", tlsCfg != nil)
+		logger.Info("admin listening", "address", ln.Addr().String(), "tls", tlsCfg != nil)
 		return nil
 	}
 	run := func(ctx context.Context) error {
