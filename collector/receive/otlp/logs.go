@@ -6,15 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/pharos-obs/pharos/collector/receive"
 	"github.com/pharos-obs/pharos/internal/overrides"
@@ -56,12 +53,23 @@ type Logs struct {
 	logger     *slog.Logger
 	now        func() time.Time
 	converters sync.Pool // *logsConverter
+	sig        exportSignal[plogotlp.ExportRequest, plogotlp.ExportResponse]
 }
 
 // NewLogs returns the OTLP logs signal, pushing through li.
 func NewLogs(li *receive.LogsIntake, logger *slog.Logger) *Logs {
 	l := &Logs{li: li, in: li.Intake(), logger: logger, now: time.Now}
 	l.converters.New = func() any { return newLogsConverter() }
+	l.sig = exportSignal[plogotlp.ExportRequest, plogotlp.ExportResponse]{
+		in: l.in, name: "logs", rejected: receive.ErrLogsRejected, newReq: plogotlp.NewExportRequest,
+		consume: func(ctx context.Context, proto receive.Protocol, key string, req plogotlp.ExportRequest) (plogotlp.ExportResponse, error) {
+			out, err := l.consume(ctx, proto, key, req.Logs())
+			if err != nil {
+				return plogotlp.ExportResponse{}, err
+			}
+			return logsResponse(out), nil
+		},
+	}
 	return l
 }
 
@@ -73,60 +81,9 @@ func (l *Logs) RegisterGRPC(s *grpc.Server) {
 	plogotlp.RegisterGRPCServer(s, &grpcLogs{l: l})
 }
 
-// ServeHTTP implements http.Handler for POST /v1/logs, protobuf or JSON,
-// uncompressed, gzip or zstd.
-func (l *Logs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	req, ok := readHTTP(l.in, w, r)
-	if !ok {
-		return
-	}
-	defer req.done()
-	mt, start := req.mt, req.start
-	id, err := tenant.Resolve(r)
-	if err != nil {
-		writeStatus(l.in, w, mt, http.StatusBadRequest, err.Error(), start)
-		return
-	}
-	er := plogotlp.NewExportRequest()
-	if mt == contentTypeJSON {
-		err = er.UnmarshalJSON(req.body.Bytes())
-	} else {
-		err = er.UnmarshalProto(req.body.Bytes())
-	}
-	if err != nil {
-		writeStatus(l.in, w, mt, http.StatusBadRequest, "decode OTLP logs: "+err.Error(), start)
-		return
-	}
-	out, err := l.consume(r.Context(), receive.ProtocolOTLPHTTP, tenant.Key(id), er.Logs())
-	switch {
-	case err != nil && r.Context().Err() != nil:
-		l.in.ObserveRequest(receive.ProtocolOTLPHTTP, strconv.Itoa(statusClientClosed), start)
-		w.WriteHeader(statusClientClosed)
-		return
-	case errors.Is(err, receive.ErrLogsRejected):
-		writeStatus(l.in, w, mt, http.StatusBadRequest, err.Error(), start)
-		return
-	case err != nil && limitHTTP(l.in, w, mt, err, start):
-		return
-	case err != nil:
-		w.Header().Set("Retry-After", l.in.RetryAfterHeader())
-		writeStatus(l.in, w, mt, http.StatusServiceUnavailable, err.Error(), start)
-		return
-	}
-	resp := logsResponse(out)
-	var b []byte
-	if mt == contentTypeJSON {
-		b, err = resp.MarshalJSON()
-	} else {
-		b, err = resp.MarshalProto()
-	}
-	if err != nil {
-		// The logs are stored; only the answer failed. A 500 is not retried.
-		writeStatus(l.in, w, mt, http.StatusInternalServerError, "encode response: "+err.Error(), start)
-		return
-	}
-	writeOK(l.in, w, mt, b, start)
-}
+// ServeHTTP implements http.Handler for POST /v1/logs (see
+// exportSignal.serveHTTP).
+func (l *Logs) ServeHTTP(w http.ResponseWriter, r *http.Request) { l.sig.serveHTTP(w, r) }
 
 // logsOutcome is what a request did.
 type logsOutcome struct {
@@ -182,20 +139,5 @@ type grpcLogs struct {
 
 // Export implements the OTLP LogsService.
 func (g *grpcLogs) Export(ctx context.Context, req plogotlp.ExportRequest) (plogotlp.ExportResponse, error) {
-	id, err := tenant.ResolveGRPC(ctx)
-	if err != nil {
-		return plogotlp.ExportResponse{}, status.Error(codes.InvalidArgument, err.Error())
-	}
-	out, err := g.l.consume(ctx, receive.ProtocolOTLPGRPC, tenant.Key(id), req.Logs())
-	switch {
-	case err != nil && ctx.Err() != nil:
-		return plogotlp.ExportResponse{}, status.FromContextError(ctx.Err()).Err()
-	case errors.Is(err, receive.ErrLogsRejected):
-		return plogotlp.ExportResponse{}, status.Error(codes.InvalidArgument, err.Error())
-	case limitGRPC(err) != nil:
-		return plogotlp.ExportResponse{}, limitGRPC(err)
-	case err != nil:
-		return plogotlp.ExportResponse{}, retryableStatus(codes.Unavailable, err.Error(), g.l.in.RetryAfter())
-	}
-	return logsResponse(out), nil
+	return g.l.sig.export(ctx, req)
 }

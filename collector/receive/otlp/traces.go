@@ -6,17 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strconv"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/pharos-obs/pharos/collector/receive"
 	"github.com/pharos-obs/pharos/internal/overrides"
-	"github.com/pharos-obs/pharos/internal/tenant"
 )
 
 // TracesPath is where OTLP/HTTP traces are served.
@@ -43,11 +39,23 @@ type Traces struct {
 	ti     *receive.TracesIntake
 	in     *receive.Intake
 	logger *slog.Logger
+	sig    exportSignal[ptraceotlp.ExportRequest, ptraceotlp.ExportResponse]
 }
 
 // NewTraces returns the OTLP traces signal, pushing through ti.
 func NewTraces(ti *receive.TracesIntake, logger *slog.Logger) *Traces {
-	return &Traces{ti: ti, in: ti.Intake(), logger: logger}
+	t := &Traces{ti: ti, in: ti.Intake(), logger: logger}
+	t.sig = exportSignal[ptraceotlp.ExportRequest, ptraceotlp.ExportResponse]{
+		in: t.in, name: "traces", rejected: receive.ErrTracesRejected, newReq: ptraceotlp.NewExportRequest,
+		consume: func(ctx context.Context, proto receive.Protocol, key string, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
+			out, err := t.consume(ctx, proto, key, req.Traces())
+			if err != nil {
+				return ptraceotlp.ExportResponse{}, err
+			}
+			return tracesResponse(out), nil
+		},
+	}
+	return t
 }
 
 // RegisterHTTP serves ServeHTTP at TracesPath on mux.
@@ -58,61 +66,9 @@ func (t *Traces) RegisterGRPC(s *grpc.Server) {
 	ptraceotlp.RegisterGRPCServer(s, &grpcTraces{t: t})
 }
 
-// ServeHTTP implements http.Handler for POST /v1/traces, protobuf or
-// JSON, uncompressed, gzip or zstd; the body is capped before and after
-// decompression by the shared readHTTP.
-func (t *Traces) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	req, ok := readHTTP(t.in, w, r)
-	if !ok {
-		return
-	}
-	defer req.done()
-	mt, start := req.mt, req.start
-	id, err := tenant.Resolve(r)
-	if err != nil {
-		writeStatus(t.in, w, mt, http.StatusBadRequest, err.Error(), start)
-		return
-	}
-	er := ptraceotlp.NewExportRequest()
-	if mt == contentTypeJSON {
-		err = er.UnmarshalJSON(req.body.Bytes())
-	} else {
-		err = er.UnmarshalProto(req.body.Bytes())
-	}
-	if err != nil {
-		writeStatus(t.in, w, mt, http.StatusBadRequest, "decode OTLP traces: "+err.Error(), start)
-		return
-	}
-	out, err := t.consume(r.Context(), receive.ProtocolOTLPHTTP, tenant.Key(id), er.Traces())
-	switch {
-	case err != nil && r.Context().Err() != nil:
-		t.in.ObserveRequest(receive.ProtocolOTLPHTTP, strconv.Itoa(statusClientClosed), start)
-		w.WriteHeader(statusClientClosed)
-		return
-	case errors.Is(err, receive.ErrTracesRejected):
-		writeStatus(t.in, w, mt, http.StatusBadRequest, err.Error(), start)
-		return
-	case err != nil && limitHTTP(t.in, w, mt, err, start):
-		return
-	case err != nil:
-		w.Header().Set("Retry-After", t.in.RetryAfterHeader())
-		writeStatus(t.in, w, mt, http.StatusServiceUnavailable, err.Error(), start)
-		return
-	}
-	resp := tracesResponse(out)
-	var b []byte
-	if mt == contentTypeJSON {
-		b, err = resp.MarshalJSON()
-	} else {
-		b, err = resp.MarshalProto()
-	}
-	if err != nil {
-		// The spans are stored; only the answer failed. A 500 is not retried.
-		writeStatus(t.in, w, mt, http.StatusInternalServerError, "encode response: "+err.Error(), start)
-		return
-	}
-	writeOK(t.in, w, mt, b, start)
-}
+// ServeHTTP implements http.Handler for POST /v1/traces (see
+// exportSignal.serveHTTP).
+func (t *Traces) ServeHTTP(w http.ResponseWriter, r *http.Request) { t.sig.serveHTTP(w, r) }
 
 // tracesOutcome is what a request did.
 type tracesOutcome struct {
@@ -160,20 +116,5 @@ type grpcTraces struct {
 
 // Export implements the OTLP TraceService.
 func (g *grpcTraces) Export(ctx context.Context, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
-	id, err := tenant.ResolveGRPC(ctx)
-	if err != nil {
-		return ptraceotlp.ExportResponse{}, status.Error(codes.InvalidArgument, err.Error())
-	}
-	out, err := g.t.consume(ctx, receive.ProtocolOTLPGRPC, tenant.Key(id), req.Traces())
-	switch {
-	case err != nil && ctx.Err() != nil:
-		return ptraceotlp.ExportResponse{}, status.FromContextError(ctx.Err()).Err()
-	case errors.Is(err, receive.ErrTracesRejected):
-		return ptraceotlp.ExportResponse{}, status.Error(codes.InvalidArgument, err.Error())
-	case limitGRPC(err) != nil:
-		return ptraceotlp.ExportResponse{}, limitGRPC(err)
-	case err != nil:
-		return ptraceotlp.ExportResponse{}, retryableStatus(codes.Unavailable, err.Error(), g.t.in.RetryAfter())
-	}
-	return tracesResponse(out), nil
+	return g.t.sig.export(ctx, req)
 }

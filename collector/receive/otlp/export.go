@@ -1,0 +1,120 @@
+package otlp
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/pharos-obs/pharos/collector/receive"
+	"github.com/pharos-obs/pharos/internal/tenant"
+)
+
+// wireRequest and wireResponse are what pdata's OTLP export request and
+// response types (plogotlp, ptraceotlp) have in common.
+type wireRequest interface {
+	UnmarshalJSON([]byte) error
+	UnmarshalProto([]byte) error
+}
+
+type wireResponse interface {
+	MarshalJSON() ([]byte, error)
+	MarshalProto() ([]byte, error)
+}
+
+// exportSignal is how one signal (logs, traces) handles an export: its
+// name in messages, the error its intake wraps when the data can never be
+// accepted (answered 400 / INVALID_ARGUMENT), and consume, which checks
+// and stores a decoded request for a tenant (its store key) and returns
+// the response (partial success included).
+type exportSignal[Req wireRequest, Resp wireResponse] struct {
+	in       *receive.Intake
+	name     string // "logs", "traces"
+	rejected error
+	newReq   func() Req
+	consume  func(ctx context.Context, proto receive.Protocol, tenantKey string, req Req) (Resp, error)
+}
+
+// serveHTTP answers one OTLP/HTTP export: protobuf or JSON, uncompressed,
+// gzip or zstd, the body capped before and after decompression by
+// readHTTP. A malformed tenant or body, or data refused for good, gets
+// 400; a per-tenant limit 429 (or 400); a sink that cannot store now 503
+// with Retry-After; a sender gone away 499.
+func (s *exportSignal[Req, Resp]) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	in := s.in
+	req, ok := readHTTP(in, w, r)
+	if !ok {
+		return
+	}
+	defer req.done()
+	mt, start := req.mt, req.start
+	id, err := tenant.Resolve(r)
+	if err != nil {
+		writeStatus(in, w, mt, http.StatusBadRequest, err.Error(), start)
+		return
+	}
+	er := s.newReq()
+	if mt == contentTypeJSON {
+		err = er.UnmarshalJSON(req.body.Bytes())
+	} else {
+		err = er.UnmarshalProto(req.body.Bytes())
+	}
+	if err != nil {
+		writeStatus(in, w, mt, http.StatusBadRequest, "decode OTLP "+s.name+": "+err.Error(), start)
+		return
+	}
+	resp, err := s.consume(r.Context(), receive.ProtocolOTLPHTTP, tenant.Key(id), er)
+	switch {
+	case err != nil && r.Context().Err() != nil:
+		in.ObserveRequest(receive.ProtocolOTLPHTTP, strconv.Itoa(statusClientClosed), start)
+		w.WriteHeader(statusClientClosed)
+		return
+	case errors.Is(err, s.rejected):
+		writeStatus(in, w, mt, http.StatusBadRequest, err.Error(), start)
+		return
+	case err != nil && limitHTTP(in, w, mt, err, start):
+		return
+	case err != nil:
+		w.Header().Set("Retry-After", in.RetryAfterHeader())
+		writeStatus(in, w, mt, http.StatusServiceUnavailable, err.Error(), start)
+		return
+	}
+	var b []byte
+	if mt == contentTypeJSON {
+		b, err = resp.MarshalJSON()
+	} else {
+		b, err = resp.MarshalProto()
+	}
+	if err != nil {
+		// The data is stored; only the answer failed. A 500 is not retried.
+		writeStatus(in, w, mt, http.StatusInternalServerError, "encode response: "+err.Error(), start)
+		return
+	}
+	writeOK(in, w, mt, b, start)
+}
+
+// export answers one OTLP/gRPC export with the same mapping as serveHTTP:
+// INVALID_ARGUMENT, RESOURCE_EXHAUSTED or UNAVAILABLE with RetryInfo, or
+// the context's own status.
+func (s *exportSignal[Req, Resp]) export(ctx context.Context, req Req) (Resp, error) {
+	var zero Resp
+	id, err := tenant.ResolveGRPC(ctx)
+	if err != nil {
+		return zero, status.Error(codes.InvalidArgument, err.Error())
+	}
+	resp, err := s.consume(ctx, receive.ProtocolOTLPGRPC, tenant.Key(id), req)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return zero, status.FromContextError(ctx.Err()).Err()
+	case errors.Is(err, s.rejected):
+		return zero, status.Error(codes.InvalidArgument, err.Error())
+	case limitGRPC(err) != nil:
+		return zero, limitGRPC(err)
+	case err != nil:
+		return zero, retryableStatus(codes.Unavailable, err.Error(), s.in.RetryAfter())
+	}
+	return resp, nil
+}
