@@ -53,35 +53,11 @@ CLK_TCK=$(getconf CLK_TCK)
 
 PIDS=()
 declare -A PNAME # pid → name, for the log
-log() { printf '%s %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
-say() { printf '%s\n' "$*" | tee -a "$RESULTS"; }
-die() { log "FATAL: $*"; exit 1; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ((${#LAYOUTS[@]} == 2)) || die "LAYOUTS must name two aggregator counts, got '${LAYOUTS[*]}'"
 for n in "${LAYOUTS[@]}"; do [[ $n =~ ^[1-9]$ ]] || die "LAYOUTS: '$n' is not an aggregator count (1-9)"; done
 ((RF >= 1 && RF <= LAYOUTS[0] && RF <= LAYOUTS[1])) || die "RF=$RF must be between 1 and the smaller layout"
-
-# stop_pid PID NAME: SIGTERM, wait up to 60 s, then SIGKILL. Sets STOP_MSG
-# to the exit status and the time the shutdown took. (Not in a subshell: only
-# the shell that started the process can wait for it.)
-STOP_MSG=
-stop_pid() {
-	local pid=$1 name=$2 t0 rc=0
-	if ! kill -0 "$pid" 2>/dev/null; then
-		wait "$pid" 2>/dev/null || rc=$?
-		STOP_MSG="$name (pid $pid) had already exited, status $rc"
-		return 0
-	fi
-	t0=$(date +%s.%N)
-	kill -TERM "$pid" 2>/dev/null || true
-	for _ in $(seq 600); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-	if kill -0 "$pid" 2>/dev/null; then
-		log "$name (pid $pid) still running 60 s after SIGTERM: SIGKILL"
-		kill -KILL "$pid" 2>/dev/null || true
-	fi
-	wait "$pid" 2>/dev/null || rc=$?
-	STOP_MSG="$name (pid $pid) stopped: exit status $rc after $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s"
-}
 
 cleanup() {
 	local rc=$?
@@ -99,20 +75,11 @@ trap 'exit 130' INT TERM
 # ---------------------------------------------------------------------------
 # Helpers: /proc and the processes' own /metrics.
 
-cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; } # utime+stime of all threads
 # cpu_sum PID...: utime+stime ticks of all the processes.
 cpu_sum() { local p s=0; for p in "$@"; do s=$((s + $(cpu_ticks "$p"))); done; echo "$s"; }
-machine_busy() { awk '/^cpu /{idle=$5+$6; t=0; for(i=2;i<=NF;i++) t+=$i; print t-idle, t; exit}' /proc/stat; }
-# metric ADDR NAME: sum of all series of NAME in ADDR/metrics (empty if absent).
-metric() {
-	curl -fsS --max-time 20 "http://$1/metrics" 2>/dev/null |
-		awk -v m="$2" '$1==m || index($1, m"{")==1 {s+=$NF; n++} END{if(n) printf "%.0f\n", s}' || true
-}
 # metric_sum NAME ADDR...: NAME summed over the processes at ADDR...
 metric_sum() { local m=$1 a s=0 v; shift; for a in "$@"; do v=$(metric "$a" "$m"); s=$((s + ${v:-0})); done; echo "$s"; }
 aggregators() { if (($1 == 1)); then echo "1 aggregator"; else echo "$1 aggregators"; fi; }
-median() { sort -g | awk '{a[NR]=$1} END{if(NR==0){print "nan"; exit} if(NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
-calc() { awk "BEGIN{printf \"$1\", $2}" 2>/dev/null || echo nan; }
 instant() {
 	curl -fsS --max-time 60 -G "http://$1/api/v1/query" --data-urlencode "query=$2" 2>/dev/null |
 		jq -r 'if .status=="success" then ([.data.result[].value[1]] | if length==0 then "none" else join(",") end) else "error: " + .error end' 2>/dev/null || echo "request failed"
