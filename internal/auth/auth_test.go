@@ -100,9 +100,9 @@ func TestMiddleware(t *testing.T) {
 		{"liveness probe exempt", req{path: "/-/healthy"}, 200, "false   ", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cc := &tls.Config{RootCAs: ca.pool()}
+			cc := &tls.Config{RootCAs: ca.Pool()}
 			if tc.req.cert != "" {
-				cc.Certificates = []tls.Certificate{clientCA.pair(t, tc.req.cert)}
+				cc.Certificates = []tls.Certificate{clientCA.Pair(t, tc.req.cert)}
 			}
 			client := &http.Client{Transport: &http.Transport{TLSClientConfig: cc, DisableKeepAlives: true}}
 			r, err := http.NewRequest(http.MethodGet, srv.URL+tc.req.path, nil)
@@ -152,9 +152,9 @@ func TestMiddlewareCertificatesOnly(t *testing.T) {
 	t.Cleanup(srv.Close)
 	get := func(cert bool) (int, string) {
 		t.Helper()
-		cc := &tls.Config{RootCAs: ca.pool()}
+		cc := &tls.Config{RootCAs: ca.Pool()}
 		if cert {
-			cc.Certificates = []tls.Certificate{clientCA.pair(t, "anyone")}
+			cc.Certificates = []tls.Certificate{clientCA.Pair(t, "anyone")}
 		}
 		client := &http.Client{Transport: &http.Transport{TLSClientConfig: cc, DisableKeepAlives: true}}
 		resp, err := client.Get(srv.URL + "/x")

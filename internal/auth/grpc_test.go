@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
+
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -66,16 +67,16 @@ func TestGRPCInterceptors(t *testing.T) {
 		want   Identity
 		stream bool
 	}{
-		{name: "no credentials", tls: &tls.Config{RootCAs: ca.pool()}, code: codes.Unauthenticated},
-		{name: "no credentials, stream", tls: &tls.Config{RootCAs: ca.pool()}, code: codes.Unauthenticated, stream: true},
-		{name: "wrong token", tls: &tls.Config{RootCAs: ca.pool()}, authz: "Bearer nope", code: codes.Unauthenticated},
-		{name: "bearer", tls: &tls.Config{RootCAs: ca.pool()}, authz: "Bearer t0ken", want: Identity{Name: "ci", Method: MethodBearer, Tenant: "team-b"}},
-		{name: "basic", tls: &tls.Config{RootCAs: ca.pool()}, authz: "Basic YWxpY2U6c2VjcmV0", want: Identity{Name: "alice", Method: MethodBasic, Tenant: "team-a"}},
-		{name: "client certificate", tls: &tls.Config{RootCAs: ca.pool(), Certificates: []tls.Certificate{clientCA.pair(t, "agent-1")}}, want: Identity{Name: "agent", Method: MethodMTLS, Tenant: "team-c"}},
-		{name: "client certificate, stream", tls: &tls.Config{RootCAs: ca.pool(), Certificates: []tls.Certificate{clientCA.pair(t, "agent-1")}}, want: Identity{Name: "agent", Method: MethodMTLS, Tenant: "team-c"}, stream: true},
+		{name: "no credentials", tls: &tls.Config{RootCAs: ca.Pool()}, code: codes.Unauthenticated},
+		{name: "no credentials, stream", tls: &tls.Config{RootCAs: ca.Pool()}, code: codes.Unauthenticated, stream: true},
+		{name: "wrong token", tls: &tls.Config{RootCAs: ca.Pool()}, authz: "Bearer nope", code: codes.Unauthenticated},
+		{name: "bearer", tls: &tls.Config{RootCAs: ca.Pool()}, authz: "Bearer t0ken", want: Identity{Name: "ci", Method: MethodBearer, Tenant: "team-b"}},
+		{name: "basic", tls: &tls.Config{RootCAs: ca.Pool()}, authz: "Basic YWxpY2U6c2VjcmV0", want: Identity{Name: "alice", Method: MethodBasic, Tenant: "team-a"}},
+		{name: "client certificate", tls: &tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{clientCA.Pair(t, "agent-1")}}, want: Identity{Name: "agent", Method: MethodMTLS, Tenant: "team-c"}},
+		{name: "client certificate, stream", tls: &tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{clientCA.Pair(t, "agent-1")}}, want: Identity{Name: "agent", Method: MethodMTLS, Tenant: "team-c"}, stream: true},
 		// Go clients send no certificate the server's CAs did not sign.
-		{name: "certificate from another CA", tls: &tls.Config{RootCAs: ca.pool(), Certificates: []tls.Certificate{otherCA.pair(t, "agent-1")}}, code: codes.Unauthenticated},
-		{name: "client trusting another CA", tls: &tls.Config{RootCAs: otherCA.pool()}, authz: "Bearer t0ken", code: codes.Unavailable},
+		{name: "certificate from another CA", tls: &tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{otherCA.Pair(t, "agent-1")}}, code: codes.Unauthenticated},
+		{name: "client trusting another CA", tls: &tls.Config{RootCAs: otherCA.Pool()}, authz: "Bearer t0ken", code: codes.Unavailable},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(tc.tls)))

@@ -67,11 +67,11 @@ func TestServerTLSClientCA(t *testing.T) {
 		client *tls.Config
 		ok     bool
 	}{
-		{"client certificate from the configured CA", &tls.Config{RootCAs: ca.pool(), Certificates: []tls.Certificate{clientCA.pair(t, "agent-1")}}, true},
-		{"client certificate from another CA", &tls.Config{RootCAs: ca.pool(), Certificates: []tls.Certificate{otherCA.pair(t, "agent-1")}}, false},
-		{"no client certificate", &tls.Config{RootCAs: ca.pool()}, false},
-		{"client trusting another CA", &tls.Config{RootCAs: otherCA.pool(), Certificates: []tls.Certificate{clientCA.pair(t, "agent-1")}}, false},
-		{"TLS 1.1 refused", &tls.Config{RootCAs: ca.pool(), Certificates: []tls.Certificate{clientCA.pair(t, "agent-1")}, MaxVersion: tls.VersionTLS11}, false},
+		{"client certificate from the configured CA", &tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{clientCA.Pair(t, "agent-1")}}, true},
+		{"client certificate from another CA", &tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{otherCA.Pair(t, "agent-1")}}, false},
+		{"no client certificate", &tls.Config{RootCAs: ca.Pool()}, false},
+		{"client trusting another CA", &tls.Config{RootCAs: otherCA.Pool(), Certificates: []tls.Certificate{clientCA.Pair(t, "agent-1")}}, false},
+		{"TLS 1.1 refused", &tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{clientCA.Pair(t, "agent-1")}, MaxVersion: tls.VersionTLS11}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.client.NextProtos = []string{"http/1.1"}
@@ -97,13 +97,13 @@ func TestServerTLSReload(t *testing.T) {
 	addr := serveTLS(t, cfg)
 	serverCN := func() string {
 		t.Helper()
-		cs, err := handshake(t, addr, &tls.Config{RootCAs: ca.pool()})
+		cs, err := handshake(t, addr, &tls.Config{RootCAs: ca.Pool()})
 		require.NoError(t, err)
 		return cs.PeerCertificates[0].Subject.CommonName
 	}
 	require.Equal(t, "pharos-server", serverCN())
 
-	c, k := ca.issue(t, "rotated-server", "a-longer-name.example")
+	c, k := ca.Issue(t, "rotated-server", "a-longer-name.example")
 	require.NoError(t, os.WriteFile(files.CertFile, c, 0o600))
 	require.NoError(t, os.WriteFile(files.KeyFile, k, 0o600))
 	// Files are looked at once a second at most; make this check due.

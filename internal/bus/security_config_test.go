@@ -9,30 +9,30 @@ import (
 
 	"github.com/pharos-obs/pharos/internal/auth"
 	"github.com/pharos-obs/pharos/internal/bus"
-	"github.com/pharos-obs/pharos/internal/testutil"
+	"github.com/pharos-obs/pharos/internal/testcerts"
 )
 
 // Invalid security options fail validation with the field's path; no
 // message quotes a secret.
 func TestSecurityConfigValidate(t *testing.T) {
 	dir := t.TempDir()
-	ca := testutil.NewCA(t, "ca")
+	ca := testcerts.NewCA(t, "ca")
 	caFile := ca.CAFile(t, dir)
 	cert, key := ca.CertFiles(t, dir, "node")
-	secret := testutil.WriteFile(t, dir, "secret", []byte("hunter2\n"))
-	empty := testutil.WriteFile(t, dir, "empty", []byte("\n"))
+	secret := testcerts.WriteFile(t, dir, "secret", []byte("hunter2\n"))
+	empty := testcerts.WriteFile(t, dir, "empty", []byte("\n"))
 	missing := filepath.Join(dir, "missing")
 	kp, err := nkeys.CreateUser()
 	require.NoError(t, err)
 	seed, err := kp.Seed()
 	require.NoError(t, err)
-	seedFile := testutil.WriteFile(t, dir, "user.nk", seed)
+	seedFile := testcerts.WriteFile(t, dir, "user.nk", seed)
 	accountKP, err := nkeys.CreateAccount()
 	require.NoError(t, err)
 	accountSeed, err := accountKP.Seed()
 	require.NoError(t, err)
-	accountSeedFile := testutil.WriteFile(t, dir, "account.nk", accountSeed)
-	users := func(body string) string { return testutil.WriteFile(t, t.TempDir(), "users.yaml", []byte(body)) }
+	accountSeedFile := testcerts.WriteFile(t, dir, "account.nk", accountSeed)
+	users := func(body string) string { return testcerts.WriteFile(t, t.TempDir(), "users.yaml", []byte(body)) }
 
 	for _, tc := range []struct {
 		name   string

@@ -20,6 +20,7 @@ import (
 
 	"github.com/pharos-obs/pharos/internal/auth"
 	"github.com/pharos-obs/pharos/internal/bus"
+	"github.com/pharos-obs/pharos/internal/testcerts"
 	"github.com/pharos-obs/pharos/internal/testutil"
 )
 
@@ -85,7 +86,7 @@ func requireRefused(t *testing.T, c *bus.Conn, want string) {
 // with the system roots, or when the expected server name differs.
 func TestClientTLSVerifiesServer(t *testing.T) {
 	dir := t.TempDir()
-	ca, other := testutil.NewCA(t, "nats-ca"), testutil.NewCA(t, "other-ca")
+	ca, other := testcerts.NewCA(t, "nats-ca"), testcerts.NewCA(t, "other-ca")
 	cert, key := ca.CertFiles(t, dir, "nats-server")
 	srv := startSecured(t, bus.EmbeddedConfig{TLS: auth.TLSConfig{CertFile: cert, KeyFile: key, MinVersion: "TLS12"}})
 	caFile, otherFile := ca.CAFile(t, dir), other.CAFile(t, dir)
@@ -134,14 +135,14 @@ func TestClientTLSVerifiesServer(t *testing.T) {
 // issued by it (mTLS).
 func TestEmbeddedTLSRequiresClientCert(t *testing.T) {
 	dir := t.TempDir()
-	ca, other := testutil.NewCA(t, "nats-ca"), testutil.NewCA(t, "other-ca")
+	ca, other := testcerts.NewCA(t, "nats-ca"), testcerts.NewCA(t, "other-ca")
 	cert, key := ca.CertFiles(t, dir, "nats-server")
 	caFile := ca.CAFile(t, dir)
 	srv := startSecured(t, bus.EmbeddedConfig{TLS: auth.TLSConfig{CertFile: cert, KeyFile: key, ClientCAFile: caFile, MinVersion: "TLS12"}})
 
 	for _, tc := range []struct {
 		name       string
-		certFrom   *testutil.CA // nil: no client certificate
+		certFrom   *testcerts.CA // nil: no client certificate
 		wantRefuse string
 	}{
 		// How the refusal reads depends on when the client notices it
@@ -173,7 +174,7 @@ func TestEmbeddedTLSRequiresClientCert(t *testing.T) {
 
 func writeSecret(t *testing.T, name, value string) string {
 	t.Helper()
-	return testutil.WriteFile(t, t.TempDir(), name, []byte(value+"\n"))
+	return testcerts.WriteFile(t, t.TempDir(), name, []byte(value+"\n"))
 }
 
 // userSeedFile creates an NKey user and returns its public key and a
@@ -186,7 +187,7 @@ func userSeedFile(t *testing.T) (string, string) {
 	require.NoError(t, err)
 	seed, err := kp.Seed()
 	require.NoError(t, err)
-	return pub, testutil.WriteFile(t, t.TempDir(), "user.nk", seed)
+	return pub, testcerts.WriteFile(t, t.TempDir(), "user.nk", seed)
 }
 
 // The embedded server's authorization: a token, or users with passwords
@@ -198,7 +199,7 @@ func TestEmbeddedAuth(t *testing.T) {
 	require.NoError(t, err)
 	nkeyPub, nkeySeed := userSeedFile(t)
 	_, strangerSeed := userSeedFile(t)
-	usersFile := testutil.WriteFile(t, t.TempDir(), "users.yaml", []byte(fmt.Sprintf(`users:
+	usersFile := testcerts.WriteFile(t, t.TempDir(), "users.yaml", []byte(fmt.Sprintf(`users:
   - username: agent
     password: %q
   - username: aggregator
@@ -256,14 +257,14 @@ nkeys:
 // A rotated password file is read at the next connect: an agent follows a
 // credential change without a restart.
 func TestClientPasswordFileRotation(t *testing.T) {
-	usersFile := testutil.WriteFile(t, t.TempDir(), "users.yaml", []byte("users:\n  - username: agent\n    password: new-secret\n"))
+	usersFile := testcerts.WriteFile(t, t.TempDir(), "users.yaml", []byte("users:\n  - username: agent\n    password: new-secret\n"))
 	srv := startSecured(t, bus.EmbeddedConfig{Auth: bus.EmbeddedAuthConfig{UsersFile: usersFile}})
 	pwFile := writeSecret(t, "pw", "old-secret")
 	cfg := clientConfig(srv.ClientURL())
 	cfg.Username, cfg.PasswordFile = "agent", pwFile
 	c := dial(t, cfg, nil)
 	requireRefused(t, c, "authorization violation")
-	testutil.WriteFile(t, filepath.Dir(pwFile), "pw", []byte("new-secret\n"))
+	testcerts.WriteFile(t, filepath.Dir(pwFile), "pw", []byte("new-secret\n"))
 	requireConnects(t, c)
 }
 
@@ -318,7 +319,7 @@ func credsFile(t *testing.T, account nkeys.KeyPair) string {
 	require.NoError(t, err)
 	creds, err := jwt.FormatUserConfig(ujwt, seed)
 	require.NoError(t, err)
-	return testutil.WriteFile(t, t.TempDir(), "user.creds", creds)
+	return testcerts.WriteFile(t, t.TempDir(), "user.creds", creds)
 }
 
 // A .creds file (user JWT + NKey seed) authenticates to a NATS in
@@ -373,9 +374,9 @@ func (r *logRecorder) find(substr string) (bool, string) {
 // a node whose certificate comes from another CA is never routed to.
 func TestEmbeddedClusterRouteTLS(t *testing.T) {
 	dir := t.TempDir()
-	ca, other := testutil.NewCA(t, "route-ca"), testutil.NewCA(t, "other-ca")
+	ca, other := testcerts.NewCA(t, "route-ca"), testcerts.NewCA(t, "other-ca")
 	caFile := ca.CAFile(t, dir)
-	routeTLS := func(from *testutil.CA, name string) bus.RouteTLSConfig {
+	routeTLS := func(from *testcerts.CA, name string) bus.RouteTLSConfig {
 		cert, key := from.CertFiles(t, dir, name)
 		return bus.RouteTLSConfig{CertFile: cert, KeyFile: key, CAFile: caFile}
 	}

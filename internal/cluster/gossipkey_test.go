@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pharos-obs/pharos/internal/testcerts"
 	"github.com/pharos-obs/pharos/internal/testutil"
 )
 
@@ -187,7 +188,7 @@ func TestGossipKeyConfig(t *testing.T) {
 		return path
 	}
 	b64 := func(n int) string { return base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, n)) }
-	ca := testutil.NewCA(t, "ca")
+	ca := testcerts.NewCA(t, "ca")
 	cert, certKey := ca.CertFiles(t, dir, "node")
 	for _, tc := range []struct {
 		name string

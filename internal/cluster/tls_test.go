@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pharos-obs/pharos/internal/testcerts"
 	"github.com/pharos-obs/pharos/internal/testutil"
 )
 
@@ -30,8 +31,8 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 // complete a handshake with them, so the two never merge.
 func TestMemberlistTLS(t *testing.T) {
 	dir := t.TempDir()
-	ca, other := testutil.NewCA(t, "gossip-ca"), testutil.NewCA(t, "other-ca")
-	withTLS := func(cfg Config, from *testutil.CA, name string) Config {
+	ca, other := testcerts.NewCA(t, "gossip-ca"), testcerts.NewCA(t, "other-ca")
+	withTLS := func(cfg Config, from *testcerts.CA, name string) Config {
 		cert, key := from.CertFiles(t, dir, name)
 		cfg.Memberlist.TLS = MemberlistTLSConfig{CertFile: cert, KeyFile: key, CAFile: from.CAFile(t, dir)}
 		require.NoError(t, cfg.Validate())
@@ -56,7 +57,7 @@ func TestMemberlistTLS(t *testing.T) {
 
 func TestMemberlistTLSConfig(t *testing.T) {
 	dir := t.TempDir()
-	ca := testutil.NewCA(t, "ca")
+	ca := testcerts.NewCA(t, "ca")
 	cert, key := ca.CertFiles(t, dir, "node")
 	caFile := ca.CAFile(t, dir)
 	for _, tc := range []struct {

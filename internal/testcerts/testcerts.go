@@ -1,9 +1,14 @@
-package testutil
+// Package testcerts makes certificate authorities and certificates for
+// tests, so that TLS tests run real handshakes against certificates no
+// other test trusts. It imports nothing of Pharos, so that any package's
+// tests may use it.
+package testcerts
 
 import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -76,6 +81,22 @@ func (ca *CA) Issue(t testing.TB, cn string, dnsNames ...string) (certPEM, keyPE
 	kb, err := x509.MarshalECPrivateKey(key)
 	require.NoError(t, err)
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
+}
+
+// Pair issues a certificate for cn (see Issue) as a tls.Certificate.
+func (ca *CA) Pair(t testing.TB, cn string) tls.Certificate {
+	t.Helper()
+	c, k := ca.Issue(t, cn)
+	p, err := tls.X509KeyPair(c, k)
+	require.NoError(t, err)
+	return p
+}
+
+// Pool is a certificate pool holding the CA alone.
+func (ca *CA) Pool() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(ca.cert)
+	return p
 }
 
 // CAFile writes the CA certificate into dir and returns its path.

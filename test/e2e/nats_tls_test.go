@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pharos-obs/pharos/internal/testcerts"
 	"github.com/pharos-obs/pharos/internal/testutil"
 )
 
@@ -17,10 +18,10 @@ import (
 func TestNATSTLSAndToken(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	ca, other := testutil.NewCA(t, "nats-ca"), testutil.NewCA(t, "other-ca")
+	ca, other := testcerts.NewCA(t, "nats-ca"), testcerts.NewCA(t, "other-ca")
 	cert, key := ca.CertFiles(t, dir, "nats-server")
 	caFile, otherFile := ca.CAFile(t, dir), other.CAFile(t, dir)
-	token := testutil.WriteFile(t, dir, "nats.token", []byte("e2e-"+fmt.Sprint(time.Now().UnixNano())+"\n"))
+	token := testcerts.WriteFile(t, dir, "nats.token", []byte("e2e-"+fmt.Sprint(time.Now().UnixNano())+"\n"))
 
 	client := freeAddr(t)
 	startPharos(t, "nats", []string{"-target=nats", "-data.dir", t.TempDir(),
