@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"time"
 
@@ -34,17 +33,10 @@ const maxLogsMessageBytes = 1 << 20
 // publishes one message per partition (more when large) at once, and
 // returns once JetStream has acknowledged every one.
 type Logs struct {
-	partitions  int
-	publish     PublishFunc
-	comp        codec.Compression
-	concurrency int
-	idPrefix    string
-	logger      *slog.Logger
-
-	mu  sync.Mutex // seq, and the tailer's retry state
-	seq uint64
+	*signalPublisher
 	// A batch the tailer retries gets the message IDs of its first
-	// attempt, so JetStream drops the parts it already stored.
+	// attempt, so JetStream drops the parts it already stored. Guarded by
+	// the signalPublisher's mu, with its seq.
 	tailRetrySeq uint64
 
 	encoders sync.Pool // *partitionEncoders
@@ -58,22 +50,13 @@ type Logs struct {
 
 // NewLogs returns the log publisher.
 func NewLogs(cfg Config, partitions int, agentID string, publish PublishFunc, logger *slog.Logger, reg prometheus.Registerer) (*Logs, error) {
-	comp, err := codec.ParseCompression(cfg.Compression)
+	sp, err := newSignalPublisher(cfg, bus.SignalLogs, partitions, agentID, publish, logger)
 	if err != nil {
 		return nil, err
 	}
-	if partitions < 1 {
-		return nil, fmt.Errorf("partitions must be at least 1, got %d", partitions)
-	}
 	f := promauto.With(reg)
 	l := &Logs{
-		partitions:  partitions,
-		publish:     publish,
-		comp:        comp,
-		concurrency: max(cfg.Concurrency, 1),
-		// A per-start nonce keeps IDs unique across restarts of one agent.
-		idPrefix: agentID + "-logs-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "-",
-		logger:   logger,
+		signalPublisher: sp,
 		entries: f.NewCounter(prometheus.CounterOpts{
 			Name: "pharos_agent_log_entries_published_total", Help: "Log entries acknowledged by JetStream."}),
 		lineBytes: f.NewCounter(prometheus.CounterOpts{
@@ -239,10 +222,7 @@ func (l *Logs) nextSeq(reuse uint64) uint64 {
 	if reuse != 0 {
 		return reuse
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.seq++
-	return l.seq
+	return l.signalPublisher.nextSeq()
 }
 
 // publishAll finishes every partition's message and publishes them, up to
@@ -258,42 +238,22 @@ func (l *Logs) publishAll(ctx context.Context, pe *partitionEncoders, tenant str
 		return nil
 	}
 	start := time.Now()
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-		sem  = make(chan struct{}, l.concurrency)
-	)
-	base := l.idPrefix + strconv.FormatUint(seq, 10) + "."
-	for i := range pe.msgs {
-		m := &pe.msgs[i]
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			err := l.publish(ctx, &bus.OutMsg{
-				Signal:    bus.SignalLogs,
-				Partition: m.partition,
-				Tenant:    tenant,
-				Encoding:  pe.enc[m.partition].Encoding(),
-				ID:        base + strconv.Itoa(i),
-				Data:      m.data,
-			})
-			if err == nil {
-				l.entries.Add(float64(m.entries))
-				l.lineBytes.Add(float64(m.lineBytes))
-				l.messages.Inc()
-				return
-			}
-			if errors.Is(err, bus.ErrMessageTooLarge) {
-				l.dropped.WithLabelValues(reasonTooLarge).Add(float64(m.entries))
-				err = fmt.Errorf("%w: %d entries refused by the bus for their size: %w", receive.ErrLogsRejected, m.entries, err)
-			}
-			mu.Lock()
-			errs = append(errs, err)
-			mu.Unlock()
+	err := l.publishParts(ctx, tenant, seq, len(pe.msgs),
+		func(i int) bus.OutMsg {
+			m := &pe.msgs[i]
+			return bus.OutMsg{Partition: m.partition, Encoding: pe.enc[m.partition].Encoding(), Data: m.data}
+		},
+		func(i int) {
+			m := &pe.msgs[i]
+			l.entries.Add(float64(m.entries))
+			l.lineBytes.Add(float64(m.lineBytes))
+			l.messages.Inc()
+		},
+		func(i int, err error) error {
+			m := &pe.msgs[i]
+			l.dropped.WithLabelValues(reasonTooLarge).Add(float64(m.entries))
+			return fmt.Errorf("%w: %d entries refused by the bus for their size: %w", receive.ErrLogsRejected, m.entries, err)
 		})
-	}
-	wg.Wait()
 	l.latency.Observe(time.Since(start).Seconds())
-	return errors.Join(errs...)
+	return err
 }

@@ -2,10 +2,8 @@ package publish
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"time"
 
@@ -38,15 +36,7 @@ const (
 // (more when large) at once, and returns once JetStream has acknowledged
 // every one. It is a receive.TracesSink, safe for concurrent use.
 type Traces struct {
-	partitions  int
-	publish     PublishFunc
-	comp        codec.Compression
-	concurrency int
-	idPrefix    string
-	logger      *slog.Logger
-
-	mu  sync.Mutex
-	seq uint64
+	*signalPublisher
 
 	splitters sync.Pool // *tracesSplitter
 
@@ -60,22 +50,13 @@ type Traces struct {
 // NewTraces returns the trace publisher: partitions is the bus's
 // partition count, agentID this agent's ID (message IDs start with it).
 func NewTraces(cfg Config, partitions int, agentID string, publish PublishFunc, logger *slog.Logger, reg prometheus.Registerer) (*Traces, error) {
-	comp, err := codec.ParseCompression(cfg.Compression)
+	sp, err := newSignalPublisher(cfg, bus.SignalTraces, partitions, agentID, publish, logger)
 	if err != nil {
 		return nil, err
 	}
-	if partitions < 1 {
-		return nil, fmt.Errorf("partitions must be at least 1, got %d", partitions)
-	}
 	f := promauto.With(reg)
 	t := &Traces{
-		partitions:  partitions,
-		publish:     publish,
-		comp:        comp,
-		concurrency: max(cfg.Concurrency, 1),
-		// A per-start nonce keeps IDs unique across restarts of one agent.
-		idPrefix: agentID + "-traces-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "-",
-		logger:   logger,
+		signalPublisher: sp,
 		spans: f.NewCounter(prometheus.CounterOpts{
 			Name: "pharos_agent_spans_published_total", Help: "Spans acknowledged by JetStream."}),
 		messages: f.NewCounter(prometheus.CounterOpts{
@@ -281,54 +262,26 @@ func (t *Traces) encodeAll(s *tracesSplitter) error {
 	return nil
 }
 
-func (t *Traces) nextSeq() uint64 {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.seq++
-	return t.seq
-}
-
 // publishAll publishes the parts, up to t.concurrency at once, waiting for
 // all. Part i of call seq has the ID <prefix><seq>.<i>.
 func (t *Traces) publishAll(ctx context.Context, parts []tracesPart, tenant string, seq uint64) error {
 	start := time.Now()
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-		sem  = make(chan struct{}, t.concurrency)
-	)
-	base := t.idPrefix + strconv.FormatUint(seq, 10) + "."
 	encoding := codec.TracesEncoding(t.comp)
-	for i := range parts {
-		m := &parts[i]
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			err := t.publish(ctx, &bus.OutMsg{
-				Signal:    bus.SignalTraces,
-				Partition: m.partition,
-				Tenant:    tenant,
-				Encoding:  encoding,
-				ID:        base + strconv.Itoa(i),
-				Data:      m.data,
-			})
-			if err == nil {
-				t.spans.Add(float64(m.spans))
-				t.messages.Inc()
-				t.bytes.Add(float64(len(m.data)))
-				return
-			}
-			if errors.Is(err, bus.ErrMessageTooLarge) {
-				t.dropped.WithLabelValues(reasonTooLarge).Add(float64(m.spans))
-				err = fmt.Errorf("%w: %d spans refused by the bus for their size: %w", receive.ErrTracesRejected, m.spans, err)
-			}
-			mu.Lock()
-			errs = append(errs, err)
-			mu.Unlock()
+	err := t.publishParts(ctx, tenant, seq, len(parts),
+		func(i int) bus.OutMsg {
+			return bus.OutMsg{Partition: parts[i].partition, Encoding: encoding, Data: parts[i].data}
+		},
+		func(i int) {
+			m := &parts[i]
+			t.spans.Add(float64(m.spans))
+			t.messages.Inc()
+			t.bytes.Add(float64(len(m.data)))
+		},
+		func(i int, err error) error {
+			m := &parts[i]
+			t.dropped.WithLabelValues(reasonTooLarge).Add(float64(m.spans))
+			return fmt.Errorf("%w: %d spans refused by the bus for their size: %w", receive.ErrTracesRejected, m.spans, err)
 		})
-	}
-	wg.Wait()
 	t.latency.Observe(time.Since(start).Seconds())
-	return errors.Join(errs...)
+	return err
 }
