@@ -230,6 +230,7 @@ type partitionConsumer struct {
 func (p *partitionConsumer) run(ctx context.Context) error {
 	bo := newBackoff(100*time.Millisecond, 5*time.Second)
 	var it jetstream.MessagesContext
+	var bindFailingSince time.Time
 	defer func() {
 		if it != nil {
 			p.release(it)
@@ -252,10 +253,21 @@ func (p *partitionConsumer) run(ctx context.Context) error {
 				if !isTransient(err) && !errors.Is(err, jetstream.ErrStreamNotFound) {
 					return fmt.Errorf("consume %s: bind consumer %s: %w", p.cfg.FilterSubject, p.cfg.Durable, err)
 				}
-				p.warn("cannot bind consumer yet, retrying", err)
+				if bindFailingSince.IsZero() {
+					bindFailingSince = time.Now()
+				}
+				// A process starting with the bus creates the streams
+				// while its consumers start: a stream missing for a
+				// moment is expected, only a lasting failure is news.
+				if errors.Is(err, jetstream.ErrStreamNotFound) && time.Since(bindFailingSince) < bindGrace {
+					p.logger.Debug("cannot bind consumer yet, retrying", "err", err)
+				} else {
+					p.warn("cannot bind consumer yet, retrying", err)
+				}
 				_ = bo.wait(ctx)
 				continue
 			}
+			bindFailingSince = time.Time{}
 			p.logger.Debug("consumer bound")
 		}
 
@@ -309,6 +321,10 @@ func (p *partitionConsumer) release(it jetstream.MessagesContext) {
 		p.logger.Debug("could not unpin consumer", "err", err)
 	}
 }
+
+// bindGrace is how long a consumer's stream may be missing before the
+// retries are logged as warnings.
+const bindGrace = 10 * time.Second
 
 func (p *partitionConsumer) warn(msg string, err error) {
 	if ok, suppressed := p.logs.allow(); ok {
