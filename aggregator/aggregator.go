@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -94,6 +95,7 @@ type Aggregator struct {
 	logs       *logsSignal   // nil: no logs
 	traces     *tracesSignal // nil: no traces
 	gate       MemoryGate    // nil: no memory limit
+	decoders   decoderPool   // metrics decoders, shared by the partitions
 	tl         *tenantLimits // nil: no per-tenant limits
 
 	mu      sync.Mutex
@@ -115,7 +117,7 @@ func New(cfg Config, partitions int, consume Consumer, deadLetter DeadLetterFunc
 		return nil, err
 	}
 	a := &Aggregator{cfg: cfg, partitions: partitions, consume: consume, deadLetter: deadLetter, store: store, logger: logger,
-		m: newMetrics(reg), running: map[PartitionReplica]*partitionRun{}}
+		m: newMetrics(reg), running: map[PartitionReplica]*partitionRun{}, decoders: newDecoderPool(cfg.MaxDecodedBytes)}
 	for p := range partitions {
 		a.owned = append(a.owned, PartitionReplica{Partition: p})
 	}
@@ -227,8 +229,7 @@ func (a *Aggregator) consumePartition(ctx context.Context, pr PartitionReplica, 
 	defer close(done)
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		w := &metricsWriter{a: a, partition: pr.Partition, dec: codec.MetricsDecoder{MaxDecodedBytes: a.cfg.MaxDecodedBytes},
-			cache: newRefCache(a.cfg.SeriesCacheSize / max(a.partitions, 1))}
+		w := &metricsWriter{a: a, partition: pr.Partition, cache: newRefCache(a.cfg.SeriesCacheSize / max(a.partitions, 1))}
 		a.consumeSignal(ctx, pr, bus.SignalMetrics, w.handle)
 	})
 	if a.logs != nil {
@@ -257,7 +258,7 @@ func (a *Aggregator) consumeSignal(ctx context.Context, pr PartitionReplica, sig
 type metricsWriter struct {
 	a         *Aggregator
 	partition int
-	dec       codec.MetricsDecoder
+	dec       *codec.MetricsDecoder // borrowed from a.decoders during handle
 	sb        labels.ScratchBuilder
 	exemplars []exemplar.Exemplar
 	good      []*bus.Delivery
@@ -274,6 +275,11 @@ type metricsWriter struct {
 // re-appending an identical sample is a no-op.
 func (w *metricsWriter) handle(ctx context.Context, batch []*bus.Delivery) {
 	a := w.a
+	w.dec = a.decoders.get()
+	defer func() {
+		a.decoders.put(w.dec)
+		w.dec = nil
+	}()
 	start := time.Now()
 	app := a.store.AppenderV2(ctx)
 	w.good = w.good[:0]
@@ -514,4 +520,36 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.rejected.WithLabelValues(r)
 	}
 	return m
+}
+
+// decoderPool keeps a few metrics decoders for the partitions' writers to
+// borrow while they handle a batch. A decoder keeps the buffers of the
+// largest batch it decoded (the decompressed bytes and the request's
+// series), so one per partition would hold that much per partition for
+// nothing: only as many batches are decoded at once as there are CPUs.
+// A channel rather than a sync.Pool, whose contents each GC cycle drops,
+// so that the buffers are not grown again after every collection.
+type decoderPool struct {
+	free            chan *codec.MetricsDecoder
+	maxDecodedBytes int
+}
+
+func newDecoderPool(maxDecodedBytes int) decoderPool {
+	return decoderPool{free: make(chan *codec.MetricsDecoder, runtime.GOMAXPROCS(0)), maxDecodedBytes: maxDecodedBytes}
+}
+
+func (p decoderPool) get() *codec.MetricsDecoder {
+	select {
+	case d := <-p.free:
+		return d
+	default:
+		return &codec.MetricsDecoder{MaxDecodedBytes: p.maxDecodedBytes}
+	}
+}
+
+func (p decoderPool) put(d *codec.MetricsDecoder) {
+	select {
+	case p.free <- d:
+	default:
+	}
 }
