@@ -258,14 +258,13 @@ func (li *LogsIntake) Logger() *slog.Logger { return li.logger }
 // key is the tenant's store key (tenant.Key), whose label limits apply.
 func (li *LogsIntake) CheckStreams(key string, streams []logs.Stream) ([]logs.Stream, LogsRejection) {
 	var rej LogsRejection
-	maxNames, rule := li.cfg.MaxLabelNamesPerStream, "agent.receive.logs.max_label_names_per_stream"
 	id := tenantID(key)
-	if lim := li.in.limitsFor(id); lim.streamNames >= 0 {
+	lim := li.in.limitsFor(id)
+	maxNames := li.cfg.MaxLabelNamesPerStream
+	if lim.streamNames >= 0 {
 		maxNames = lim.streamNames
-		if li.in.tl.o.Overridden(id) {
-			rule = lim.path + overrides.LimitMaxLabelNamesPerStream
-		}
 	}
+	rule := lim.rule(overrides.LimitMaxLabelNamesPerStream, "agent.receive.logs.max_label_names_per_stream")
 	k := 0
 	for i := range streams {
 		s := streams[i]
@@ -435,15 +434,8 @@ func (li *LogsIntake) Push(ctx context.Context, p Protocol, tenant string, strea
 	if len(streams) == 0 {
 		return nil
 	}
-	if err := li.limitLogs(tenantID(tenant), streams); err != nil {
-		return err
-	}
-	if err := li.sink.PushStreams(ctx, tenant, streams); err != nil {
-		if errors.Is(err, ErrLogsRejected) {
-			li.CountRejected(ReasonLogsSinkRejected, CountEntries(streams))
-		}
-		return err
-	}
+	// Counted before the sink owns them: the rate limit and the counters
+	// take the same bytes (lines and structured metadata).
 	entries, size := 0, 0
 	for i := range streams {
 		entries += len(streams[i].Entries)
@@ -452,6 +444,15 @@ func (li *LogsIntake) Push(ctx context.Context, p Protocol, tenant string, strea
 			size += len(e.Line)
 			e.Metadata.Range(func(l labels.Label) { size += len(l.Name) + len(l.Value) })
 		}
+	}
+	if err := li.limitLogs(tenantID(tenant), streams, entries, size); err != nil {
+		return err
+	}
+	if err := li.sink.PushStreams(ctx, tenant, streams); err != nil {
+		if errors.Is(err, ErrLogsRejected) {
+			li.CountRejected(ReasonLogsSinkRejected, entries)
+		}
+		return err
 	}
 	li.m.entries.WithLabelValues(string(p)).Add(float64(entries))
 	li.m.bytes.WithLabelValues(string(p)).Add(float64(size))

@@ -7,7 +7,6 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/prometheus/model/labels"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/pharos-obs/pharos/internal/overrides"
@@ -47,12 +46,23 @@ func (in *Intake) SetOverrides(o *overrides.Overrides, reg prometheus.Registerer
 	}
 }
 
-// labelLimits are the label rules of one request's tenant, with the
-// configuration path each comes from (for error messages).
+// labelLimits are the label rules and the series limit of one request's
+// tenant.
 type labelLimits struct {
-	names, nameLen, valueLen, streamNames int
-	maxSeries                             int
-	path                                  string // "agent.limits." or "overrides.<tenant>."
+	names, nameLen, valueLen, maxSeries int
+	streamNames                         int // -1: the logs configuration's
+	tenant                              string
+	overridden                          bool // the tenant has an entry in the overrides file
+}
+
+// rule names where limit is set, for error messages: the tenant's entry
+// in the overrides file when it has one, else def (the default's option).
+// Built only for a refusal, not for every request.
+func (l *labelLimits) rule(limit, def string) string {
+	if l.overridden {
+		return "overrides." + l.tenant + "." + limit
+	}
+	return def
 }
 
 // limitsFor returns the label limits and the series limit of tenant id.
@@ -60,17 +70,13 @@ func (in *Intake) limitsFor(id string) labelLimits {
 	if in.tl == nil {
 		return labelLimits{
 			names: in.limits.MaxLabelNamesPerSeries, nameLen: in.limits.MaxLabelNameLength,
-			valueLen: in.limits.MaxLabelValueLength, streamNames: -1, path: "agent.limits.",
+			valueLen: in.limits.MaxLabelValueLength, streamNames: -1, tenant: id,
 		}
 	}
-	l := in.tl.o.For(id)
-	path := "agent.limits."
-	if in.tl.o.Overridden(id) {
-		path = "overrides." + id + "."
-	}
+	l, overridden := in.tl.o.Lookup(id)
 	return labelLimits{
 		names: l.MaxLabelNamesPerSeries, nameLen: l.MaxLabelNameLength, valueLen: l.MaxLabelValueLength,
-		streamNames: l.MaxLabelNamesPerStream, maxSeries: l.MaxSeries, path: path,
+		streamNames: l.MaxLabelNamesPerStream, maxSeries: l.MaxSeries, tenant: id, overridden: overridden,
 	}
 }
 
@@ -108,10 +114,7 @@ func (in *Intake) allowRate(id, signal string, n int) error {
 	if in.tl == nil {
 		return nil
 	}
-	if err := in.tl.rates.Allow(id, signal, n); err != nil {
-		return err
-	}
-	return nil
+	return in.tl.rates.Allow(id, signal, n)
 }
 
 // admitStreams checks the pushed streams against tenant id's active
@@ -139,19 +142,11 @@ func (in *Intake) admitStreams(id string, streams []logs.Stream) error {
 }
 
 // limitLogs applies tenant id's log rate and stream limits to a checked
-// push; the refused entries are counted.
-func (li *LogsIntake) limitLogs(id string, streams []logs.Stream) error {
+// push of entries entries and size bytes; the refused entries are counted.
+func (li *LogsIntake) limitLogs(id string, streams []logs.Stream, entries, size int) error {
 	in := li.in
 	if in.tl == nil {
 		return nil
-	}
-	size := 0
-	for i := range streams {
-		for j := range streams[i].Entries {
-			e := &streams[i].Entries[j]
-			size += len(e.Line)
-			e.Metadata.Range(func(l labels.Label) { size += len(l.Name) + len(l.Value) })
-		}
 	}
 	err := in.allowRate(id, overrides.SignalLogs, size)
 	if err == nil {
@@ -159,7 +154,7 @@ func (li *LogsIntake) limitLogs(id string, streams []logs.Stream) error {
 	}
 	var le *overrides.LimitError
 	if errors.As(err, &le) {
-		in.tl.discards.Add(id, overrides.SignalLogs, le.Limit, CountEntries(streams))
+		in.tl.discards.Add(id, overrides.SignalLogs, le.Limit, entries)
 	}
 	return err
 }

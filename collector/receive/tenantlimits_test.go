@@ -94,6 +94,17 @@ func TestTenantSeriesLimit(t *testing.T) {
 	require.Len(t, rec.Samples(), 3+3+50)
 }
 
+// A tenant held by the default limit is told the default's option.
+func TestTenantSeriesLimitDefault(t *testing.T) {
+	in, _ := limitedIntake(t, &receivetest.Recorder{}, func(c *overrides.Config) { c.MaxSeries = 2 }, "")
+	rej, err := push(in, "any", seriesN("a", 3)...)
+	require.NoError(t, err)
+	require.Len(t, rej, 1)
+	var e *Error
+	require.ErrorAs(t, rej[0], &e)
+	require.Equal(t, "limits.max_series", e.Rule)
+}
+
 func TestTenantLabelLimits(t *testing.T) {
 	in, reg := limitedIntake(t, &receivetest.Recorder{}, nil, "overrides:\n  strict:\n    max_label_names_per_series: 2\n    max_label_value_length: 4\n")
 	long := labels.FromStrings("__name__", "m", "v", "12345")

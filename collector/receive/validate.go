@@ -240,7 +240,7 @@ func (a *appender) Append(ref storage.SeriesRef, ls labels.Labels, st, t int64, 
 			return 0, a.reject(&Error{Reason: ReasonTenantMaxSeries, Series: ls,
 				Detail: fmt.Sprintf("the tenant %q has %d active series, its limit; new series are refused until some have been idle for %s",
 					a.tenant, a.lim.maxSeries, a.in.tl.o.Config().ActiveWindow),
-				Rule: a.lim.path + overrides.LimitMaxSeries})
+				Rule: a.lim.rule(overrides.LimitMaxSeries, "limits.max_series")})
 		}
 	} else {
 		ls = a.okLabels
@@ -388,7 +388,7 @@ func (a *appender) checkSeries(ls labels.Labels) (labels.Labels, *Error) {
 	if n := ls.Len(); lim.names > 0 && n > lim.names {
 		return ls, &Error{Reason: ReasonMaxLabelNames, Series: ls,
 			Detail: fmt.Sprintf("%d label names exceed the limit of %d", n, lim.names),
-			Rule:   lim.path + "max_label_names_per_series"}
+			Rule:   lim.rule(overrides.LimitMaxLabelNamesPerSeries, "agent.limits.max_label_names_per_series")}
 	}
 	var (
 		bad     *Error
@@ -421,7 +421,7 @@ func (a *appender) checkSeries(ls labels.Labels) (labels.Labels, *Error) {
 		case lim.nameLen > 0 && len(l.Name) > lim.nameLen:
 			bad = &Error{Reason: ReasonLabelNameTooLong, Series: ls,
 				Detail: fmt.Sprintf("label name %s is %d bytes long, over the limit of %d", strconv.Quote(truncate(l.Name, maxFormattedValue)), len(l.Name), lim.nameLen),
-				Rule:   lim.path + "max_label_name_length"}
+				Rule:   lim.rule(overrides.LimitMaxLabelNameLength, "agent.limits.max_label_name_length")}
 		case !utf8.ValidString(l.Value):
 			bad = &Error{Reason: ReasonInvalidLabelValue, Series: ls,
 				Detail: fmt.Sprintf("value of label %s is not valid UTF-8", strconv.Quote(truncate(l.Name, maxFormattedValue))),
@@ -429,7 +429,7 @@ func (a *appender) checkSeries(ls labels.Labels) (labels.Labels, *Error) {
 		case lim.valueLen > 0 && len(l.Value) > lim.valueLen:
 			bad = &Error{Reason: ReasonLabelValueTooLong, Series: ls,
 				Detail: fmt.Sprintf("value of label %s is %d bytes long, over the limit of %d", strconv.Quote(truncate(l.Name, maxFormattedValue)), len(l.Value), lim.valueLen),
-				Rule:   lim.path + "max_label_value_length"}
+				Rule:   lim.rule(overrides.LimitMaxLabelValueLength, "agent.limits.max_label_value_length")}
 		case l.Name == labels.MetricName:
 			hasName = l.Value != ""
 		case l.Value == "":

@@ -54,16 +54,18 @@ func (o *Overrides) Defaults() Limits { return o.defaults }
 
 // For returns id's limits. The result is shared: do not modify it.
 func (o *Overrides) For(id string) *Limits {
-	if l, ok := (*o.table.Load())[id]; ok {
-		return l
-	}
-	return &o.defaults
+	l, _ := o.Lookup(id)
+	return l
 }
 
-// Overridden reports whether id has an entry in the overrides file.
-func (o *Overrides) Overridden(id string) bool {
-	_, ok := (*o.table.Load())[id]
-	return ok
+// Lookup returns id's limits, and whether they come from id's entry in
+// the overrides file (else they are the defaults). The result is shared:
+// do not modify it.
+func (o *Overrides) Lookup(id string) (*Limits, bool) {
+	if l, ok := (*o.table.Load())[id]; ok {
+		return l, true
+	}
+	return &o.defaults, false
 }
 
 // Tenants lists the tenants with an override, sorted.
