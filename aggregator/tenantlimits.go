@@ -61,7 +61,7 @@ func (a *Aggregator) SeriesLimit(id string) int {
 	if tl == nil {
 		return 0
 	}
-	return overrides.LocalLimit(tl.o.For(id).MaxSeries, math.Float64frombits(tl.share.Load()))
+	return tl.local(tl.o.For(id).MaxSeries)
 }
 
 // SpanMetricsSeriesLimit is the number of span-metric combinations
@@ -73,7 +73,13 @@ func (a *Aggregator) SpanMetricsSeriesLimit(id string) int {
 	if tl == nil {
 		return 0
 	}
-	return overrides.LocalLimit(tl.o.For(id).MaxSpanMetricsSeries, math.Float64frombits(tl.share.Load()))
+	return tl.local(tl.o.For(id).MaxSpanMetricsSeries)
+}
+
+// local is this aggregator's share of a tenant's limit (see
+// overrides.LocalLimit).
+func (tl *tenantLimits) local(limit int) int {
+	return overrides.LocalLimit(limit, math.Float64frombits(tl.share.Load()))
 }
 
 // limitStreams drops the streams of a message over its tenant's share of
@@ -83,7 +89,7 @@ func (tl *tenantLimits) limitStreams(busTenant string, streams []logs.Stream) []
 	if id == "" || id == bus.DefaultTenant {
 		id = tenant.Default
 	}
-	limit := overrides.LocalLimit(tl.o.For(id).MaxStreams, math.Float64frombits(tl.share.Load()))
+	limit := tl.local(tl.o.For(id).MaxStreams)
 	if limit <= 0 {
 		return streams
 	}

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/pharos-obs/pharos/collector/receive"
+	"github.com/pharos-obs/pharos/internal/overrides"
 	"github.com/pharos-obs/pharos/internal/tenant"
 )
 
@@ -25,17 +27,17 @@ type wireResponse interface {
 	MarshalProto() ([]byte, error)
 }
 
-// exportSignal is how one signal (logs, traces) handles an export: its
-// name in messages, the error its intake wraps when the data can never be
-// accepted (answered 400 / INVALID_ARGUMENT), and consume, which checks
-// and stores a decoded request for a tenant (its store key) and returns
-// the response (partial success included).
+// exportSignal is how one signal (metrics, logs, traces) handles an
+// export: its name in messages, the error wrapped when the data can never
+// be accepted (answered 400 / INVALID_ARGUMENT), and consume, which checks
+// and stores a decoded request for a tenant and returns the response
+// (partial success included).
 type exportSignal[Req wireRequest, Resp wireResponse] struct {
 	in       *receive.Intake
 	name     string // "logs", "traces"
 	rejected error
 	newReq   func() Req
-	consume  func(ctx context.Context, proto receive.Protocol, tenantKey string, req Req) (Resp, error)
+	consume  func(ctx context.Context, proto receive.Protocol, tenantID string, req Req) (Resp, error)
 }
 
 // serveHTTP answers one OTLP/HTTP export: protobuf or JSON, uncompressed,
@@ -66,7 +68,7 @@ func (s *exportSignal[Req, Resp]) serveHTTP(w http.ResponseWriter, r *http.Reque
 		writeStatus(in, w, mt, http.StatusBadRequest, "decode OTLP "+s.name+": "+err.Error(), start)
 		return
 	}
-	resp, err := s.consume(r.Context(), receive.ProtocolOTLPHTTP, tenant.Key(id), er)
+	resp, err := s.consume(r.Context(), receive.ProtocolOTLPHTTP, id, er)
 	switch {
 	case err != nil && r.Context().Err() != nil:
 		in.ObserveRequest(receive.ProtocolOTLPHTTP, strconv.Itoa(statusClientClosed), start)
@@ -105,7 +107,7 @@ func (s *exportSignal[Req, Resp]) export(ctx context.Context, req Req) (Resp, er
 	if err != nil {
 		return zero, status.Error(codes.InvalidArgument, err.Error())
 	}
-	resp, err := s.consume(ctx, receive.ProtocolOTLPGRPC, tenant.Key(id), req)
+	resp, err := s.consume(ctx, receive.ProtocolOTLPGRPC, id, req)
 	switch {
 	case err != nil && ctx.Err() != nil:
 		return zero, status.FromContextError(ctx.Err()).Err()
@@ -117,4 +119,32 @@ func (s *exportSignal[Req, Resp]) export(ctx context.Context, req Req) (Resp, er
 		return zero, retryableStatus(codes.Unavailable, err.Error(), s.in.RetryAfter())
 	}
 	return resp, nil
+}
+
+// limitHTTP answers err when it is a per-tenant limit's refusal (429 with
+// Retry-After, or 400), and reports whether it was one.
+func limitHTTP(in *receive.Intake, w http.ResponseWriter, mt string, err error, start time.Time) bool {
+	code, retryAfter, ok := receive.LimitResponse(err)
+	if !ok {
+		return false
+	}
+	if retryAfter != "" {
+		w.Header().Set("Retry-After", retryAfter)
+	}
+	writeStatus(in, w, mt, code, err.Error(), start)
+	return true
+}
+
+// limitGRPC is the status of err when it is a per-tenant limit's refusal
+// (RESOURCE_EXHAUSTED with RetryInfo, or INVALID_ARGUMENT), nil when it
+// is not one.
+func limitGRPC(err error) error {
+	var le *overrides.LimitError
+	if !errors.As(err, &le) {
+		return nil
+	}
+	if !le.Retryable() {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	return retryableStatus(codes.ResourceExhausted, err.Error(), le.RetryAfter)
 }

@@ -62,8 +62,8 @@ func NewLogs(li *receive.LogsIntake, logger *slog.Logger) *Logs {
 	l.converters.New = func() any { return newLogsConverter() }
 	l.sig = exportSignal[plogotlp.ExportRequest, plogotlp.ExportResponse]{
 		in: l.in, name: "logs", rejected: receive.ErrLogsRejected, newReq: plogotlp.NewExportRequest,
-		consume: func(ctx context.Context, proto receive.Protocol, key string, req plogotlp.ExportRequest) (plogotlp.ExportResponse, error) {
-			out, err := l.consume(ctx, proto, key, req.Logs())
+		consume: func(ctx context.Context, proto receive.Protocol, id string, req plogotlp.ExportRequest) (plogotlp.ExportResponse, error) {
+			out, err := l.consume(ctx, proto, tenant.Key(id), req.Logs())
 			if err != nil {
 				return plogotlp.ExportResponse{}, err
 			}

@@ -43,6 +43,7 @@ type Metrics struct {
 	logger     *slog.Logger
 	settings   prometheusremotewrite.Settings
 	converters sync.Pool // *prometheusremotewrite.PrometheusConverter
+	sig        exportSignal[pmetricotlp.ExportRequest, pmetricotlp.ExportResponse]
 }
 
 // NewMetrics returns the OTLP metrics signal, naming per cfg's
@@ -51,7 +52,40 @@ func NewMetrics(cfg Config, in *receive.Intake, logger *slog.Logger) (*Metrics, 
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Metrics{in: in, logger: logger, settings: translatorSettings(cfg)}, nil
+	m := &Metrics{in: in, logger: logger, settings: translatorSettings(cfg)}
+	m.sig = exportSignal[pmetricotlp.ExportRequest, pmetricotlp.ExportResponse]{
+		in: in, name: "metrics", rejected: errAllRejected, newReq: pmetricotlp.NewExportRequest, consume: m.export,
+	}
+	return m, nil
+}
+
+// errAllRejected is wrapped when the rules or the translator refused every
+// data point of a request.
+var errAllRejected = errors.New("every data point was refused")
+
+// allRejectedError is a request whose data points were all refused; its
+// message is the outcome's, which names the series and rules.
+type allRejectedError struct{ msg string }
+
+func (e allRejectedError) Error() string { return e.msg }
+func (allRejectedError) Unwrap() error   { return errAllRejected }
+
+// export consumes one decoded request for tenant id (exportSignal.consume).
+func (m *Metrics) export(ctx context.Context, proto receive.Protocol, id string, req pmetricotlp.ExportRequest) (pmetricotlp.ExportResponse, error) {
+	out, err := m.consume(tenant.WithContext(ctx, id), req.Metrics(), proto)
+	if err != nil {
+		if ctx.Err() == nil && !errors.Is(err, overrides.ErrLimited) {
+			m.logger.Warn("OTLP metrics not stored; the sender will retry", "protocol", proto, "err", err)
+		}
+		return pmetricotlp.ExportResponse{}, err
+	}
+	if out.allRejected() {
+		return pmetricotlp.ExportResponse{}, allRejectedError{out.message()}
+	}
+	if out.nErrs > 0 {
+		m.logger.Debug("OTLP metrics partly rejected", "protocol", proto, "rejected_data_points", out.rejectedDataPoints, "data_points", out.dataPoints)
+	}
+	return exportResponse(out), nil
 }
 
 // RegisterHTTP serves ServeHTTP at MetricsPath on mux.
@@ -62,61 +96,9 @@ func (m *Metrics) RegisterGRPC(s *grpc.Server) {
 	pmetricotlp.RegisterGRPCServer(s, &grpcMetrics{m: m})
 }
 
-// ServeHTTP implements http.Handler for POST /v1/metrics, protobuf or
-// JSON, uncompressed, gzip or zstd.
-func (m *Metrics) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	req, ok := readHTTP(m.in, w, r)
-	if !ok {
-		return
-	}
-	defer req.done()
-	proto, mt, start := receive.ProtocolOTLPHTTP, req.mt, req.start
-	id, err := tenant.Resolve(r)
-	if err != nil {
-		m.fail(w, mt, http.StatusBadRequest, err.Error(), start)
-		return
-	}
-	er := pmetricotlp.NewExportRequest()
-	if mt == contentTypeJSON {
-		err = er.UnmarshalJSON(req.body.Bytes())
-	} else {
-		err = er.UnmarshalProto(req.body.Bytes())
-	}
-	if err != nil {
-		m.fail(w, mt, http.StatusBadRequest, "decode OTLP metrics: "+err.Error(), start)
-		return
-	}
-	out, err := m.consume(tenant.WithContext(r.Context(), id), er.Metrics(), proto)
-	if err != nil && limitHTTP(m.in, w, mt, err, start) {
-		return
-	}
-	if err != nil {
-		m.logger.Warn("OTLP metrics not stored; the sender will retry", "protocol", proto, "err", err)
-		w.Header().Set("Retry-After", m.in.RetryAfterHeader())
-		m.fail(w, mt, http.StatusServiceUnavailable, err.Error(), start)
-		return
-	}
-	if out.allRejected() {
-		m.fail(w, mt, http.StatusBadRequest, out.message(), start)
-		return
-	}
-	if out.nErrs > 0 {
-		m.logger.Debug("OTLP metrics partly rejected", "protocol", proto, "rejected_data_points", out.rejectedDataPoints, "data_points", out.dataPoints)
-	}
-	resp := exportResponse(out)
-	var b []byte
-	if mt == contentTypeJSON {
-		b, err = resp.MarshalJSON()
-	} else {
-		b, err = resp.MarshalProto()
-	}
-	if err != nil {
-		// The data is stored; only the answer failed. A 500 is not retried.
-		m.fail(w, mt, http.StatusInternalServerError, "encode response: "+err.Error(), start)
-		return
-	}
-	writeOK(m.in, w, mt, b, start)
-}
+// ServeHTTP implements http.Handler for POST /v1/metrics (see
+// exportSignal.serveHTTP).
+func (m *Metrics) ServeHTTP(w http.ResponseWriter, r *http.Request) { m.sig.serveHTTP(w, r) }
 
 func exportResponse(out outcome) pmetricotlp.ExportResponse {
 	resp := pmetricotlp.NewExportResponse()
@@ -126,11 +108,6 @@ func exportResponse(out outcome) pmetricotlp.ExportResponse {
 		ps.SetErrorMessage(out.message())
 	}
 	return resp
-}
-
-// fail answers an OTLP/HTTP error (see writeStatus).
-func (m *Metrics) fail(w http.ResponseWriter, mt string, code int, msg string, start time.Time) {
-	writeStatus(m.in, w, mt, code, msg, start)
 }
 
 // grpcCode is the gRPC code matching an HTTP status in OTLP's sense:
@@ -157,22 +134,7 @@ type grpcMetrics struct {
 
 // Export implements the OTLP MetricsService.
 func (g *grpcMetrics) Export(ctx context.Context, req pmetricotlp.ExportRequest) (pmetricotlp.ExportResponse, error) {
-	id, err := tenant.ResolveGRPC(ctx)
-	if err != nil {
-		return pmetricotlp.ExportResponse{}, status.Error(codes.InvalidArgument, err.Error())
-	}
-	out, err := g.m.consume(tenant.WithContext(ctx, id), req.Metrics(), receive.ProtocolOTLPGRPC)
-	if st := limitGRPC(err); st != nil {
-		return pmetricotlp.ExportResponse{}, st
-	}
-	if err != nil {
-		g.m.logger.Warn("OTLP metrics not stored; the sender will retry", "protocol", receive.ProtocolOTLPGRPC, "err", err)
-		return pmetricotlp.ExportResponse{}, retryableStatus(codes.Unavailable, err.Error(), g.m.in.RetryAfter())
-	}
-	if out.allRejected() {
-		return pmetricotlp.ExportResponse{}, status.Error(codes.InvalidArgument, out.message())
-	}
-	return exportResponse(out), nil
+	return g.m.sig.export(ctx, req)
 }
 
 // retryableStatus is a gRPC error with RetryInfo, which OTLP clients
@@ -183,34 +145,6 @@ func retryableStatus(c codes.Code, msg string, delay time.Duration) error {
 		st = d
 	}
 	return st.Err()
-}
-
-// limitHTTP answers err when it is a per-tenant limit's refusal (429 with
-// Retry-After, or 400), and reports whether it was one.
-func limitHTTP(in *receive.Intake, w http.ResponseWriter, mt string, err error, start time.Time) bool {
-	code, retryAfter, ok := receive.LimitResponse(err)
-	if !ok {
-		return false
-	}
-	if retryAfter != "" {
-		w.Header().Set("Retry-After", retryAfter)
-	}
-	writeStatus(in, w, mt, code, err.Error(), start)
-	return true
-}
-
-// limitGRPC is the status of err when it is a per-tenant limit's refusal
-// (RESOURCE_EXHAUSTED with RetryInfo, or INVALID_ARGUMENT), nil when it
-// is not one.
-func limitGRPC(err error) error {
-	var le *overrides.LimitError
-	if !errors.As(err, &le) {
-		return nil
-	}
-	if !le.Retryable() {
-		return status.Error(codes.InvalidArgument, err.Error())
-	}
-	return retryableStatus(codes.ResourceExhausted, err.Error(), le.RetryAfter)
 }
 
 // statusString names a gRPC outcome for the request metrics.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pharos-obs/pharos/collector/receive"
 	"github.com/pharos-obs/pharos/internal/overrides"
+	"github.com/pharos-obs/pharos/internal/tenant"
 )
 
 // TracesPath is where OTLP/HTTP traces are served.
@@ -47,8 +48,8 @@ func NewTraces(ti *receive.TracesIntake, logger *slog.Logger) *Traces {
 	t := &Traces{ti: ti, in: ti.Intake(), logger: logger}
 	t.sig = exportSignal[ptraceotlp.ExportRequest, ptraceotlp.ExportResponse]{
 		in: t.in, name: "traces", rejected: receive.ErrTracesRejected, newReq: ptraceotlp.NewExportRequest,
-		consume: func(ctx context.Context, proto receive.Protocol, key string, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
-			out, err := t.consume(ctx, proto, key, req.Traces())
+		consume: func(ctx context.Context, proto receive.Protocol, id string, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
+			out, err := t.consume(ctx, proto, tenant.Key(id), req.Traces())
 			if err != nil {
 				return ptraceotlp.ExportResponse{}, err
 			}
