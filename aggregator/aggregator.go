@@ -97,6 +97,7 @@ type Aggregator struct {
 	gate       MemoryGate    // nil: no memory limit
 	decoders   decoderPool   // metrics decoders, shared by the partitions
 	tl         *tenantLimits // nil: no per-tenant limits
+	handoff    *bus.Handoff  // nil: every batch is decoded
 
 	mu      sync.Mutex
 	ctx     context.Context // the running context; nil before running and after stopping
@@ -133,8 +134,31 @@ func (a *Aggregator) SetOwned(owned []PartitionReplica) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.owned = append([]PartitionReplica(nil), owned...)
+	a.updateHandoffLocked()
 	a.updateShareLocked()
 	a.reconcileLocked()
+}
+
+// WithHandoff takes the metrics batches an agent in this process hands
+// off through h instead of decoding their messages (see bus.Handoff).
+func (a *Aggregator) WithHandoff(h *bus.Handoff) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.handoff = h
+	a.updateHandoffLocked()
+}
+
+// updateHandoffLocked tells the hand-off which partitions are consumed
+// here, so that it keeps only their batches.
+func (a *Aggregator) updateHandoffLocked() {
+	if a.handoff == nil {
+		return
+	}
+	ps := make([]int, 0, len(a.owned))
+	for _, pr := range a.owned {
+		ps = append(ps, pr.Partition)
+	}
+	a.handoff.SetWanted(ps, a.partitions)
 }
 
 // Owned returns the partition-replicas being consumed now.
@@ -229,7 +253,11 @@ func (a *Aggregator) consumePartition(ctx context.Context, pr PartitionReplica, 
 	defer close(done)
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		w := &metricsWriter{a: a, partition: pr.Partition, cache: newRefCache(a.cfg.SeriesCacheSize / max(a.partitions, 1))}
+		size := a.cfg.SeriesCacheSize / max(a.partitions, 1)
+		w := &metricsWriter{a: a, partition: pr.Partition, cache: newRefCache(size)}
+		if a.handoff != nil {
+			w.local = newLocalRefs(size)
+		}
 		a.consumeSignal(ctx, pr, bus.SignalMetrics, w.handle)
 	})
 	if a.logs != nil {
@@ -263,6 +291,7 @@ type metricsWriter struct {
 	exemplars []exemplar.Exemplar
 	good      []*bus.Delivery
 	cache     *refCache
+	local     *localRefs // for handed-off batches; nil without a hand-off
 	key       []byte
 	lb        *labels.Builder
 }
@@ -275,17 +304,24 @@ type metricsWriter struct {
 // re-appending an identical sample is a no-op.
 func (w *metricsWriter) handle(ctx context.Context, batch []*bus.Delivery) {
 	a := w.a
-	w.dec = a.decoders.get()
 	defer func() {
-		a.decoders.put(w.dec)
-		w.dec = nil
+		if w.dec != nil {
+			a.decoders.put(w.dec)
+			w.dec = nil
+		}
 	}()
 	start := time.Now()
 	app := a.store.AppenderV2(ctx)
 	w.good = w.good[:0]
 	var appended int
 	for _, d := range batch {
-		n, err := w.appendMessage(app, d)
+		var n int
+		var err error
+		if local, ok := w.takeLocal(d); ok {
+			n, err = w.appendLocal(app, d, local)
+		} else {
+			n, err = w.appendMessage(app, d)
+		}
 		if err == nil {
 			appended += n
 			w.good = append(w.good, d)
@@ -313,6 +349,10 @@ func (w *metricsWriter) handle(ctx context.Context, batch []*bus.Delivery) {
 	}
 	a.m.appended.Add(float64(appended))
 	pred, idx, prev, miss := w.cache.takeStats()
+	if w.local != nil {
+		lp, li, lm := w.local.takeStats()
+		pred, idx, miss = pred+lp, idx+li, miss+lm
+	}
 	a.m.cacheLookups[0].Add(float64(pred))
 	a.m.cacheLookups[1].Add(float64(idx))
 	a.m.cacheLookups[2].Add(float64(prev))
@@ -321,21 +361,50 @@ func (w *metricsWriter) handle(ctx context.Context, batch []*bus.Delivery) {
 	a.m.commitDuration.Observe(time.Since(start).Seconds())
 }
 
+// tenantValue returns the value of the tenant label for d's series: ""
+// for the default tenant, whose series must not carry the label either. A
+// bad tenant cannot come from an agent, which validates it, so it is
+// refused like an undecodable message rather than stored where another
+// tenant could read it.
+func tenantValue(d *bus.Delivery) (string, error) {
+	if d.Tenant == "" || d.Tenant == bus.DefaultTenant {
+		return "", nil
+	}
+	if err := tenant.Validate(d.Tenant); err != nil {
+		return "", fmt.Errorf("%s header: %w", bus.HeaderTenant, err)
+	}
+	return d.Tenant, nil
+}
+
+// storedLabels returns the label set a series is stored under: with the
+// tenant label set to tv, or without one for the default tenant ("").
+func (w *metricsWriter) storedLabels(ls labels.Labels, tv string) labels.Labels {
+	if tv == "" && !ls.Has(mstore.TenantLabel) {
+		return ls
+	}
+	if w.lb == nil {
+		w.lb = labels.NewBuilder(labels.EmptyLabels())
+	}
+	w.lb.Reset(ls)
+	if tv == "" {
+		w.lb.Del(mstore.TenantLabel)
+	} else {
+		w.lb.Set(mstore.TenantLabel, tv)
+	}
+	return w.lb.Labels()
+}
+
 func (w *metricsWriter) appendMessage(app storage.AppenderV2, d *bus.Delivery) (int, error) {
+	if w.dec == nil {
+		w.dec = w.a.decoders.get()
+	}
 	req, err := w.dec.Decode(d.Encoding, d.Data)
 	if err != nil {
 		return 0, err
 	}
-	// The tenant's label value: "" for the default tenant, whose series
-	// must not carry the label either. A bad tenant cannot come from an
-	// agent, which validates it, so it is refused like an undecodable
-	// message rather than stored where another tenant could read it.
-	tv := ""
-	if d.Tenant != "" && d.Tenant != bus.DefaultTenant {
-		if err := tenant.Validate(d.Tenant); err != nil {
-			return 0, fmt.Errorf("%s header: %w", bus.HeaderTenant, err)
-		}
-		tv = d.Tenant
+	tv, err := tenantValue(d)
+	if err != nil {
+		return 0, err
 	}
 	n := 0
 	for i := range req.Timeseries {
@@ -371,17 +440,8 @@ func (w *metricsWriter) appendMessage(app storage.AppenderV2, d *bus.Delivery) (
 			// ScratchBuilder.Labels copies, so the labels do not alias the
 			// decoder's buffer that the symbols point into.
 			return n, fmt.Errorf("series %d: %w", i, err)
-		} else if tv != "" || ls.Has(mstore.TenantLabel) {
-			if w.lb == nil {
-				w.lb = labels.NewBuilder(labels.EmptyLabels())
-			}
-			w.lb.Reset(ls)
-			if tv == "" {
-				w.lb.Del(mstore.TenantLabel)
-			} else {
-				w.lb.Set(mstore.TenantLabel, tv)
-			}
-			ls = w.lb.Labels()
+		} else {
+			ls = w.storedLabels(ls, tv)
 		}
 		var opts storage.AppendV2Options
 		if ts.Metadata.Type != 0 || ts.Metadata.HelpRef != 0 || ts.Metadata.UnitRef != 0 {

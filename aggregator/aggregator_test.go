@@ -46,6 +46,7 @@ func newFixture(t *testing.T, partitions int) *fixture {
 	mcfg.Retention = model.Duration(24 * time.Hour)
 	mcfg.OutOfOrderWindow = model.Duration(time.Hour)
 	mcfg.MaxMetadata = 100
+	mcfg.MaxExemplars = 100
 	store, err := metrics.Open(mcfg, t.TempDir(), logger, nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = store.Close() })

@@ -30,7 +30,17 @@ const batchSamples = 10_000
 // JetStream publish with PubAck (file store, fsync always) → durable pull
 // consumer → decode → TSDB append + commit → ack. One op is one 10k-sample
 // batch of 10k distinct series; allocations count every goroutine.
+//
+// "handoff" is the all-in-one's default: the batch still goes through
+// JetStream, but the aggregator takes its samples from the in-process
+// hand-off (bus.Handoff) instead of decoding the message; "decode" is
+// every other layout (agents and aggregators in separate processes).
 func BenchmarkPipeline(b *testing.B) {
+	b.Run("decode", func(b *testing.B) { benchmarkPipeline(b, false) })
+	b.Run("handoff", func(b *testing.B) { benchmarkPipeline(b, true) })
+}
+
+func benchmarkPipeline(b *testing.B, handoff bool) {
 	logger := slog.New(slog.DiscardHandler)
 	srv, err := bus.StartEmbedded(bus.EmbeddedConfig{ListenAddress: "127.0.0.1:0"}, b.TempDir(), logger)
 	require.NoError(b, err)
@@ -55,13 +65,19 @@ func BenchmarkPipeline(b *testing.B) {
 	reg := prometheus.NewRegistry()
 	agg, err := aggregator.New(aggregator.Config{MaxDecodedBytes: 64 << 20, SeriesCacheSize: 100_000}, 1, conn.ConsumePartition, conn.DeadLetter, store, logger, reg)
 	require.NoError(b, err)
+	var opts []publish.Option
+	if handoff {
+		h := bus.NewHandoff(64<<20, nil)
+		agg.WithHandoff(h)
+		opts = append(opts, publish.WithHandoff(h))
+	}
 	require.NoError(b, services.StartAndAwaitRunning(context.Background(), agg))
 	defer services.StopAndAwaitTerminated(context.Background(), agg) //nolint:errcheck
 
 	pub, err := publish.NewMetrics(publish.Config{
 		MaxBatchSamples: batchSamples, FlushInterval: time.Hour, Compression: "snappy",
 		Concurrency: 2, QueueSize: 8, DrainTimeout: 10 * time.Second,
-	}, 1, "bench", conn.Publish, logger, nil)
+	}, 1, "bench", conn.Publish, logger, nil, opts...)
 	require.NoError(b, err)
 	require.NoError(b, services.StartAndAwaitRunning(context.Background(), pub))
 	defer services.StopAndAwaitTerminated(context.Background(), pub) //nolint:errcheck

@@ -21,6 +21,9 @@ type Config struct {
 	Concurrency     int           `yaml:"concurrency"`
 	QueueSize       int           `yaml:"queue_size"`
 	DrainTimeout    time.Duration `yaml:"drain_timeout"`
+	// HandoffMaxBytes bounds the in-process hand-off of metrics batches to
+	// an aggregator in the same process (bus.Handoff); 0 turns it off.
+	HandoffMaxBytes int `yaml:"handoff_max_bytes"`
 }
 
 // RegisterFlags registers the options under -agent.publish.
@@ -31,6 +34,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.Concurrency, "agent.publish.concurrency", 4, "Batches published at once (each waits for its JetStream PubAck), also when replaying the spool.")
 	f.IntVar(&c.QueueSize, "agent.publish.queue-size", 64, "Encoded batches waiting to be published; when full, appends block (backpressure to scrapes and receivers).")
 	f.DurationVar(&c.DrainTimeout, "agent.publish.drain-timeout", 5*time.Second, "On shutdown, how long to keep publishing what is queued; what is left then goes to the spool for the next start.")
+	f.IntVar(&c.HandoffMaxBytes, "agent.publish.handoff-max-bytes", 64<<20, "When the agent and an aggregator run in one process: bytes of metrics batches handed to the aggregator in memory besides publishing them, so that it need not decode what this process just encoded (the batches still go through JetStream). 0 turns the hand-off off.")
 }
 
 // Validate reports every invalid field.
@@ -50,6 +54,9 @@ func (c *Config) Validate() error {
 	}
 	if c.QueueSize < 1 {
 		errs = append(errs, fmt.Errorf("agent.publish.queue_size: must be at least 1, got %d", c.QueueSize))
+	}
+	if c.HandoffMaxBytes < 0 {
+		errs = append(errs, fmt.Errorf("agent.publish.handoff_max_bytes: must not be negative, got %d", c.HandoffMaxBytes))
 	}
 	if c.DrainTimeout < 0 {
 		errs = append(errs, fmt.Errorf("agent.publish.drain_timeout: must not be negative, got %s", c.DrainTimeout))

@@ -85,6 +85,10 @@ type Metrics struct {
 	spooling bool
 	toSpool  int
 
+	// handoff, when set, also gets each batch's samples for an
+	// aggregator in this process (WithHandoff).
+	handoff *bus.Handoff
+
 	appenders sync.Pool
 	m         *metrics
 	reg       prometheus.Registerer
@@ -101,6 +105,12 @@ type Option func(*Metrics)
 // the queue, and what is left at shutdown is dropped (and counted).
 func WithSpool(cfg spool.Config, dir string) Option {
 	return func(b *Metrics) { b.spoolCfg, b.spoolDir = cfg, dir }
+}
+
+// WithHandoff hands every batch's samples to an aggregator in the same
+// process through h, besides publishing the batch (see bus.Handoff).
+func WithHandoff(h *bus.Handoff) Option {
+	return func(b *Metrics) { b.handoff = h }
 }
 
 type partition struct {
@@ -159,6 +169,9 @@ func (b *Metrics) newPartitions(tenant string, n int) []*partition {
 	ps := make([]*partition, n)
 	for i := range ps {
 		ps[i] = &partition{enc: codec.NewMetricsEncoder(b.comp), tenant: tenant}
+		if b.handoff != nil {
+			ps[i].enc.KeepLocal()
+		}
 	}
 	return ps
 }
@@ -321,13 +334,14 @@ func (b *Metrics) flushOlderThan(cutoff time.Time) {
 func (b *Metrics) takeLocked(i int, p *partition) *batch {
 	n := p.enc.Samples()
 	data, err := p.enc.Encode(nil)
+	local := p.enc.TakeLocal()
 	p.enc.Reset()
 	if err != nil {
 		b.m.dropped.WithLabelValues(reasonEncode).Add(float64(n))
 		b.logger.Error("encode batch", "partition", i, "samples", n, "err", err)
 		return nil
 	}
-	return &batch{
+	bt := &batch{
 		msg: bus.OutMsg{
 			Signal:    bus.SignalMetrics,
 			Partition: i,
@@ -339,6 +353,11 @@ func (b *Metrics) takeLocked(i int, p *partition) *batch {
 		samples: n,
 		flushed: time.Now(),
 	}
+	if b.handoff != nil && b.handoff.Wants(i) {
+		// Before publishing: the delivery may come before the PubAck.
+		b.handoff.Put(bt.msg.ID, local)
+	}
+	return bt
 }
 
 func (b *Metrics) enqueue(bt *batch) {

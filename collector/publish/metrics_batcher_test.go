@@ -243,3 +243,39 @@ func BenchmarkAppendCommit(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/sample")
 }
+
+// With a hand-off, each published batch of a wanted partition is also
+// handed off under its message ID, holding the batch's samples; batches of
+// other partitions are not.
+func TestHandoffGetsEveryWantedBatch(t *testing.T) {
+	r := &recorder{samples: map[int][]string{}}
+	h := bus.NewHandoff(64<<20, prometheus.NewRegistry())
+	h.SetWanted([]int{0, 2}, 4)
+	b, _ := start(t, testConfig(), 4, r, WithHandoff(h))
+	app := b.AppenderV2(context.Background())
+	for i := range 1000 {
+		_, err := app.Append(0, series(i), 0, int64(i), float64(i), nil, nil, storage.AOptions{})
+		require.NoError(t, err)
+	}
+	require.NoError(t, app.Commit())
+	require.NoError(t, services.StopAndAwaitTerminated(context.Background(), b))
+
+	perPartition := map[int]int{}
+	for _, m := range r.msgs {
+		local, ok := h.Take(m.ID)
+		if m.Partition != 0 && m.Partition != 2 {
+			require.False(t, ok, "partition %d is consumed elsewhere", m.Partition)
+			continue
+		}
+		require.True(t, ok, "message %s of partition %d", m.ID, m.Partition)
+		for _, s := range local {
+			require.Equal(t, m.Partition, Partition(s.Labels, 4))
+			require.Equal(t, s.Labels.Hash()|1, s.Ref|1)
+			require.Equal(t, float64(s.T), s.V)
+		}
+		perPartition[m.Partition] += len(local)
+	}
+	require.Equal(t, len(r.samples[0]), perPartition[0])
+	require.Equal(t, len(r.samples[2]), perPartition[2])
+	require.NotZero(t, perPartition[0])
+}

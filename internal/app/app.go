@@ -71,6 +71,7 @@ type App struct {
 	gatherer prometheus.Gatherer
 
 	mm       *modules.Manager
+	handoff  *bus.Handoff // see metricsHandoff
 	services map[string]services.Service
 
 	server    *server
@@ -371,13 +372,26 @@ func (a *App) initMetricsStore() (services.Service, error) {
 	return services.NewIdleService(start, stop), nil
 }
 
+// metricsHandoff returns the in-process hand-off of metrics batches from
+// the publisher to the aggregator, when this process runs both; nil
+// otherwise.
+func (a *App) metricsHandoff() *bus.Handoff {
+	if a.handoff == nil && a.cfg.has(TargetAgent) && a.cfg.has(TargetAggregator) && a.cfg.Agent.Publish.HandoffMaxBytes > 0 {
+		a.handoff = bus.NewHandoff(int64(a.cfg.Agent.Publish.HandoffMaxBytes), a.reg)
+	}
+	return a.handoff
+}
+
 // publishToBus lets the batcher be built before the bus connection exists.
 func (a *App) publishToBus(ctx context.Context, m *bus.OutMsg) error { return a.conn.Publish(ctx, m) }
 
 func (a *App) initPublisher() (services.Service, error) {
 	spoolDir := filepath.Join(a.cfg.DataDir, "spool", "metrics")
-	b, err := publish.NewMetrics(a.cfg.Agent.Publish, a.cfg.NATS.Partitions, a.cfg.Agent.ID, a.publishToBus, a.logger.With("component", "publisher"), a.reg,
-		publish.WithSpool(a.cfg.Agent.Spool, spoolDir))
+	opts := []publish.Option{publish.WithSpool(a.cfg.Agent.Spool, spoolDir)}
+	if h := a.metricsHandoff(); h != nil {
+		opts = append(opts, publish.WithHandoff(h))
+	}
+	b, err := publish.NewMetrics(a.cfg.Agent.Publish, a.cfg.NATS.Partitions, a.cfg.Agent.ID, a.publishToBus, a.logger.With("component", "publisher"), a.reg, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -538,6 +552,9 @@ func (a *App) initAggregator() (services.Service, error) {
 		return nil, err
 	}
 	agg.WithMemoryGate(a.aggregatorGate())
+	if h := a.metricsHandoff(); h != nil {
+		agg.WithHandoff(h)
+	}
 	if err := a.aggregatorLimits(agg); err != nil {
 		return nil, err
 	}

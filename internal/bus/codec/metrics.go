@@ -82,6 +82,63 @@ type MetricsEncoder struct {
 	next      int
 	maxSeries int
 	now       int64 // unix seconds at the batch's start
+
+	// keepLocal makes Append also record each sample as a LocalSample,
+	// for TakeLocal.
+	keepLocal bool
+	localBuf  []LocalSample
+	localHint int // length of the last batch taken
+}
+
+// LocalSample is one sample of a batch as its encoder took it: what a
+// consumer in the same process gets from decoding the batch, without the
+// decoding. Labels are the agent's (no tenant label); Meta is set only
+// where the batch carries metadata.
+type LocalSample struct {
+	Labels labels.Labels
+	Ref    uint64 // the agent's series reference, never 0
+	ST, T  int64
+	V      float64
+	// Rare holds what few samples have (a histogram, exemplars, metadata),
+	// keeping the common sample small.
+	Rare *LocalRare
+}
+
+// LocalRare is the rarely set part of a LocalSample.
+type LocalRare struct {
+	H         *histogram.Histogram
+	FH        *histogram.FloatHistogram
+	Meta      metadata.Metadata
+	Exemplars []exemplar.Exemplar
+}
+
+// KeepLocal makes the encoder also keep every appended sample, uncoded,
+// for TakeLocal. The samples' histograms and exemplars are kept, not
+// copied: the caller must not reuse them.
+func (e *MetricsEncoder) KeepLocal() { e.keepLocal = true }
+
+// TakeLocal returns the batch's samples as appended since the last Reset,
+// in the encoded order, and hands them over: the encoder keeps no
+// reference. Without KeepLocal it returns nil.
+func (e *MetricsEncoder) TakeLocal() []LocalSample {
+	s := e.localBuf
+	e.localBuf = nil
+	e.localHint = len(s)
+	return s
+}
+
+func (e *MetricsEncoder) keepSample(s *Sample, ref uint64, sendMeta bool) {
+	if e.localBuf == nil {
+		e.localBuf = make([]LocalSample, 0, max(e.localHint, 64))
+	}
+	ls := LocalSample{Labels: s.Labels, Ref: ref, ST: s.ST, T: s.T, V: s.V}
+	if s.H != nil || s.FH != nil || len(s.Exemplars) > 0 || sendMeta {
+		ls.Rare = &LocalRare{H: s.H, FH: s.FH, Exemplars: s.Exemplars}
+		if sendMeta {
+			ls.Rare.Meta = s.Meta
+		}
+	}
+	e.localBuf = append(e.localBuf, ls)
 }
 
 type seriesSymbols struct {
@@ -222,6 +279,13 @@ func (e *MetricsEncoder) Append(s *Sample) {
 	}
 	e.n++
 	e.samples++
+	if e.keepLocal {
+		ref := s.Ref
+		if ref == 0 {
+			ref = s.Labels.Hash() | 1
+		}
+		e.keepSample(s, ref, sendMeta)
+	}
 	if s.H != nil || s.FH != nil || len(s.Exemplars) > 0 {
 		e.appendGeneric(s, md)
 		return
@@ -278,17 +342,7 @@ func appendFloatSeries(dst []byte, refs []uint32, st, t int64, v float64, md wri
 	for _, r := range refs {
 		refsLen += uvarintLen(uint64(r))
 	}
-	sampleLen := 0
-	vb := math.Float64bits(v)
-	if vb != 0 {
-		sampleLen += 9
-	}
-	if t != 0 {
-		sampleLen += 1 + uvarintLen(uint64(t))
-	}
-	if st != 0 {
-		sampleLen += 1 + uvarintLen(uint64(st))
-	}
+	sampleLen := sampleSize(st, t, v)
 	mdLen := 0
 	if md.Type != 0 {
 		mdLen += 1 + uvarintLen(uint64(md.Type))
@@ -316,20 +370,7 @@ func appendFloatSeries(dst []byte, refs []uint32, st, t int64, v float64, md wri
 			dst = appendUvarint(dst, uint64(r))
 		}
 	}
-	dst = append(dst, tagSeriesSamples)
-	dst = appendUvarint(dst, uint64(sampleLen))
-	if vb != 0 {
-		dst = append(dst, tagSampleValue)
-		dst = binary.LittleEndian.AppendUint64(dst, vb)
-	}
-	if t != 0 {
-		dst = append(dst, tagSampleTimestamp)
-		dst = appendUvarint(dst, uint64(t))
-	}
-	if st != 0 {
-		dst = append(dst, tagSampleStart)
-		dst = appendUvarint(dst, uint64(st))
-	}
+	dst = appendSample(dst, sampleLen, st, t, v)
 	if mdLen > 0 {
 		dst = append(dst, tagSeriesMetadata)
 		dst = appendUvarint(dst, uint64(mdLen))
@@ -349,6 +390,43 @@ func appendFloatSeries(dst []byte, refs []uint32, st, t int64, v float64, md wri
 	return dst
 }
 
+// sampleSize is the encoded size of a Sample message (without its tag and
+// length).
+func sampleSize(st, t int64, v float64) int {
+	n := 0
+	if math.Float64bits(v) != 0 {
+		n += 9
+	}
+	if t != 0 {
+		n += 1 + uvarintLen(uint64(t))
+	}
+	if st != 0 {
+		n += 1 + uvarintLen(uint64(st))
+	}
+	return n
+}
+
+// appendSample appends a TimeSeries' Samples field holding one sample of
+// size sampleSize(st, t, v). Unlike the generated code, it writes a
+// negative-zero value, so that the value's sign survives.
+func appendSample(dst []byte, size int, st, t int64, v float64) []byte {
+	dst = append(dst, tagSeriesSamples)
+	dst = appendUvarint(dst, uint64(size))
+	if vb := math.Float64bits(v); vb != 0 {
+		dst = append(dst, tagSampleValue)
+		dst = binary.LittleEndian.AppendUint64(dst, vb)
+	}
+	if t != 0 {
+		dst = append(dst, tagSampleTimestamp)
+		dst = appendUvarint(dst, uint64(t))
+	}
+	if st != 0 {
+		dst = append(dst, tagSampleStart)
+		dst = appendUvarint(dst, uint64(st))
+	}
+	return dst
+}
+
 // appendGeneric writes a histogram sample or a sample with exemplars with
 // the generated marshaller: these are rare, and their messages are not.
 func (e *MetricsEncoder) appendGeneric(s *Sample, md writev2.Metadata) {
@@ -362,8 +440,12 @@ func (e *MetricsEncoder) appendGeneric(s *Sample, md writev2.Metadata) {
 		ts.Histograms = append(ts.Histograms, writev2.FromFloatHistogram(s.ST, s.T, s.FH))
 	case s.H != nil:
 		ts.Histograms = append(ts.Histograms, writev2.FromIntHistogram(s.ST, s.T, s.H))
-	default:
-		ts.Samples = append(ts.Samples, writev2.Sample{Value: s.V, Timestamp: s.T, StartTimestamp: s.ST})
+	}
+	// A float sample is written after the generated fields (fields may
+	// come in any order), by hand, as appendFloatSeries writes it.
+	sampleLen := -1
+	if s.H == nil && s.FH == nil {
+		sampleLen = sampleSize(s.ST, s.T, s.V)
 	}
 	n := 0
 	for i := range s.Exemplars {
@@ -384,9 +466,16 @@ func (e *MetricsEncoder) appendGeneric(s *Sample, md writev2.Metadata) {
 	// Cannot fail: the buffer is exactly Size() long.
 	_, _ = ts.MarshalToSizedBuffer(e.tsBuf)
 	ts.Exemplars = full
+	total := size
+	if sampleLen >= 0 {
+		total += 1 + uvarintLen(uint64(sampleLen)) + sampleLen
+	}
 	e.body = append(e.body, tagRequestTimeseries)
-	e.body = binary.AppendUvarint(e.body, uint64(size))
+	e.body = binary.AppendUvarint(e.body, uint64(total))
 	e.body = append(e.body, e.tsBuf...)
+	if sampleLen >= 0 {
+		e.body = appendSample(e.body, sampleLen, s.ST, s.T, s.V)
+	}
 }
 
 // appendUvarint is binary.AppendUvarint with the one-byte case inlined:
@@ -419,6 +508,8 @@ func (e *MetricsEncoder) Reset() {
 	e.n = 0
 	e.samples = 0
 	e.body = e.body[:0]
+	clear(e.localBuf) // drop label and histogram references
+	e.localBuf = e.localBuf[:0]
 	if len(e.series) > e.maxSeries || len(e.strs) > 4*e.maxSeries+1024 || len(e.idArena) > math.MaxUint32/2 || e.gen == math.MaxUint32 {
 		e.resetKept()
 	}

@@ -386,3 +386,71 @@ func TestEncoderOutputReadByGeneratedCode(t *testing.T) {
 		require.Len(t, ts.Exemplars, len(in[i].Exemplars))
 	}
 }
+
+// What KeepLocal hands over must be what a consumer decodes from the same
+// batch: the same samples in the same order, metadata only where the batch
+// carries it, and a negative zero's sign (also beside exemplars, which go
+// through the generated marshaller).
+func TestKeepLocalMatchesDecoded(t *testing.T) {
+	enc := NewMetricsEncoder(CompressionSnappy)
+	enc.KeepLocal()
+	var dec MetricsDecoder
+	for round := range 2 {
+		in := testSamples()
+		in = append(in, Sample{Labels: labels.FromStrings("__name__", "negzero"), T: 4000, V: math.Copysign(0, -1),
+			Exemplars: []exemplar.Exemplar{{Labels: labels.FromStrings("trace_id", "def"), Value: 1, Ts: 3999, HasTs: true}}})
+		for i := range in {
+			in[i].Ref = in[i].Labels.Hash() | 1 // remembered series: metadata is sent once
+			enc.Append(&in[i])
+		}
+		buf, err := enc.Encode(nil)
+		require.NoError(t, err)
+		local := enc.TakeLocal()
+		enc.Reset()
+		req, err := dec.Decode(enc.Encoding(), buf)
+		require.NoError(t, err)
+		got := decodeAll(t, req)
+		require.Len(t, local, len(got))
+		for i, l := range local {
+			d := got[i]
+			require.Equal(t, d.Labels, l.Labels)
+			require.Equal(t, in[i].Ref, l.Ref)
+			require.Equal(t, d.T, l.T)
+			require.Equal(t, d.ST, l.ST)
+			require.Equal(t, math.Float64bits(d.V), math.Float64bits(l.V), "sample %d", i)
+			var rare LocalRare
+			if l.Rare != nil {
+				rare = *l.Rare
+			}
+			require.Equal(t, d.Meta, rare.Meta, "round %d sample %d", round, i)
+			if d.H != nil {
+				require.True(t, d.H.Equals(rare.H))
+			} else {
+				require.Nil(t, rare.H)
+			}
+			if d.FH != nil {
+				require.True(t, d.FH.Equals(rare.FH))
+			} else {
+				require.Nil(t, rare.FH)
+			}
+			require.Len(t, rare.Exemplars, len(d.Exemplars))
+			for j := range d.Exemplars {
+				require.Equal(t, d.Exemplars[j].Labels, rare.Exemplars[j].Labels)
+				require.Equal(t, d.Exemplars[j].Value, rare.Exemplars[j].Value)
+				require.Equal(t, d.Exemplars[j].Ts, rare.Exemplars[j].Ts)
+			}
+		}
+		require.Nil(t, enc.TakeLocal(), "a batch is handed over once")
+	}
+	// Reset drops a batch nobody took.
+	enc.Append(&Sample{Labels: labels.FromStrings("__name__", "x"), T: 1})
+	enc.Reset()
+	enc.Append(&Sample{Labels: labels.FromStrings("__name__", "y"), T: 2})
+	local := enc.TakeLocal()
+	require.Len(t, local, 1)
+	require.Equal(t, "y", local[0].Labels.Get("__name__"))
+	// Without KeepLocal nothing is kept.
+	plain := NewMetricsEncoder(CompressionSnappy)
+	plain.Append(&Sample{Labels: labels.FromStrings("__name__", "x"), T: 1})
+	require.Nil(t, plain.TakeLocal())
+}
