@@ -54,6 +54,10 @@ type Conn struct {
 	closeOnce sync.Once
 	closeErr  error
 	asyncLogs *logLimiter
+	// lone is set when the connection is in-process to an embedded server
+	// that is not clustered: nothing between client and server can be
+	// lost, and no other node can take a consumer over (see pullTiming).
+	lone bool
 }
 
 // signalIndex fixes each signal's slot in Conn.signals; an array indexed by
@@ -170,6 +174,7 @@ func Connect(cfg Config, embedded *EmbeddedServer, name string, logger *slog.Log
 		// The URL only names the server in logs; the bytes go through a
 		// pipe, without TLS, with the embedded server's own credential.
 		url = embedded.ClientURL()
+		c.lone = embedded.clusterAddr == ""
 		opts = append(opts, nats.InProcessServer(embedded.srv))
 		opts = append(opts, embedded.inProcess...)
 	} else {

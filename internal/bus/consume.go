@@ -26,14 +26,24 @@ const ownerGroup = "owner"
 // pullExpiry is how long one pull request waits. The pin lasts while its
 // holder keeps pulling, so requests are renewed well within the pinned TTL;
 // an idle partition costs one request per expiry and the server's
-// heartbeats (how a lost request or a dead server is noticed), instead of a
+// heartbeats (how a lost request or a dead server is noticed; nats.go
+// sends them at half the expiry, at most every 30 s), instead of a
 // subscription per poll. A message that arrives is handed over at once
 // whatever the expiry.
-func pullExpiry(cfg jetstream.ConsumerConfig) time.Duration {
-	if cfg.PriorityPolicy != jetstream.PriorityPolicyPinned {
-		return 30 * time.Second
+//
+// On a lone in-process server (the all-in-one) a request cannot be lost
+// in transit nor stranded on a former consumer leader, so requests are
+// renewed every ten minutes, leaving the 30 s heartbeats: with three
+// signals' partitions, 30 s requests and 15 s heartbeats woke an idle
+// all-in-one about fifteen times a second.
+func pullExpiry(cfg jetstream.ConsumerConfig, lone bool) time.Duration {
+	switch {
+	case cfg.PriorityPolicy == jetstream.PriorityPolicyPinned:
+		return min(max(cfg.PinnedTTL/3, time.Second), 30*time.Second)
+	case lone:
+		return 10 * time.Minute
 	}
-	return min(max(cfg.PinnedTTL/3, time.Second), 30*time.Second)
+	return 30 * time.Second
 }
 
 // collectWait is how long a batch waits for more messages once it has one.
@@ -240,7 +250,7 @@ func (p *partitionConsumer) run(ctx context.Context) error {
 		if it == nil {
 			cons, err := p.bind(ctx)
 			if err == nil {
-				opts := []jetstream.PullMessagesOpt{jetstream.PullMaxMessages(p.batchSize), jetstream.PullExpiry(pullExpiry(p.cfg))}
+				opts := []jetstream.PullMessagesOpt{jetstream.PullMaxMessages(p.batchSize), jetstream.PullExpiry(pullExpiry(p.cfg, p.c.lone))}
 				if p.cfg.PriorityPolicy == jetstream.PriorityPolicyPinned {
 					opts = append(opts, jetstream.PullPriorityGroup(ownerGroup))
 				}

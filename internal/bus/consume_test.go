@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 )
@@ -264,4 +265,28 @@ func TestConsumePartitionInvalid(t *testing.T) {
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
 	require.NoError(t, c.ConsumePartition(cctx, SignalLogs, 0, "d", h))
+}
+
+func TestPullExpiry(t *testing.T) {
+	pinned := jetstream.ConsumerConfig{PriorityPolicy: jetstream.PriorityPolicyPinned, PinnedTTL: 30 * time.Second}
+	for _, tc := range []struct {
+		name string
+		cfg  jetstream.ConsumerConfig
+		lone bool
+		want time.Duration
+	}{
+		{"pinned: renewed within the pin's TTL", pinned, false, 10 * time.Second},
+		{"pinned on a lone server too", pinned, true, 10 * time.Second},
+		{"pinned with a short TTL: at least a second", jetstream.ConsumerConfig{PriorityPolicy: jetstream.PriorityPolicyPinned, PinnedTTL: time.Second}, false, time.Second},
+		{"over the network or in a cluster", jetstream.ConsumerConfig{}, false, 30 * time.Second},
+		{"lone in-process server", jetstream.ConsumerConfig{}, true, 10 * time.Minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, pullExpiry(tc.cfg, tc.lone))
+		})
+	}
+	// The all-in-one's connection is to a lone server, and its consumers
+	// still get each message at once (the other tests consume this way).
+	c := connect(t, testConfig(), startServer(t), nil)
+	require.True(t, c.lone)
 }
