@@ -319,6 +319,9 @@ func (w *metricsWriter) handle(ctx context.Context, batch []*bus.Delivery) {
 		var err error
 		if local, ok := w.takeLocal(d); ok {
 			n, err = w.appendLocal(app, d, local)
+			// The appender holds the stored label sets and the histograms,
+			// not the slice.
+			codec.ReleaseLocal(local)
 		} else {
 			n, err = w.appendMessage(app, d)
 		}

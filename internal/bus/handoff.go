@@ -55,9 +55,25 @@ type handoffEntry struct {
 	taken   bool
 }
 
-// localSampleSize is what a LocalSample costs besides its Rare part, which
-// is rare; label sets are shared with the scrape cache.
+// localSampleSize is what a LocalSample costs besides its label set and
+// its Rare part.
 const localSampleSize = int64(unsafe.Sizeof(codec.LocalSample{}))
+
+// rareSize approximates a Rare part (a histogram's buckets, exemplars).
+const rareSize = 256
+
+// batchSize is what a batch's samples hold. A scrape's label sets are
+// shared with the scrape cache, but a push's are not, so they count.
+func batchSize(samples []codec.LocalSample) int64 {
+	n := int64(len(samples)) * localSampleSize
+	for i := range samples {
+		n += int64(samples[i].Labels.ByteSize())
+		if samples[i].Rare != nil {
+			n += rareSize
+		}
+	}
+	return n
+}
 
 // NewHandoff returns a hand-off holding at most maxBytes of samples.
 func NewHandoff(maxBytes int64, reg prometheus.Registerer) *Handoff {
@@ -105,7 +121,7 @@ func (h *Handoff) Put(id string, samples []codec.LocalSample) {
 	if len(samples) == 0 {
 		return
 	}
-	e := &handoffEntry{id: id, samples: samples, size: int64(len(samples)) * localSampleSize, at: h.now()}
+	e := &handoffEntry{id: id, samples: samples, size: batchSize(samples), at: h.now()}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if old, ok := h.entries[id]; ok {

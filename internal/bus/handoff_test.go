@@ -24,7 +24,7 @@ func localBatch(n int) []codec.LocalSample {
 func TestHandoff(t *testing.T) {
 	now := time.Unix(1000, 0)
 	newHandoff := func(maxSamples int64) *Handoff {
-		h := NewHandoff(maxSamples*localSampleSize, prometheus.NewRegistry())
+		h := NewHandoff(maxSamples*batchSize(localBatch(1)), prometheus.NewRegistry())
 		h.now = func() time.Time { return now }
 		return h
 	}
