@@ -364,6 +364,9 @@ for qi in "${!QUERIES[@]}"; do
 	plain "q$((qi + 1)) result" "${R[prometheus,q$qi,shape]%%,*}" "${R[pharos,q$qi,shape]%%,*}"
 done
 plain "targetgen CPU-seconds in window" "${R[prometheus,tgcpu]}" "${R[pharos,tgcpu]}"
+# targetgen serves the same scrapes in both windows, so its CPU is a yardstick
+# for the machine's speed: on a shared host the two windows can differ by 10-20 %.
+say "CPU ratio per targetgen CPU-second (the machine's drift between the windows taken out): $(ratio "$(awk -v c="${R[pharos,cpu]}" -v t="${R[pharos,tgcpu]}" 'BEGIN{ if (t+0 == 0) print "nan"; else printf "%.4f", c/t }')" "$(awk -v c="${R[prometheus,cpu]}" -v t="${R[prometheus,tgcpu]}" 'BEGIN{ if (t+0 == 0) print "nan"; else printf "%.4f", c/t }')")"
 plain "machine CPU busy in window (all procs, %)" "${R[prometheus,machine_busy]}" "${R[pharos,machine_busy]}"
 plain "  of which other processes (cores)" "${R[prometheus,other_cores]}" "${R[pharos,other_cores]}"
 plain "log lines at warn/error: run / in window" "${R[prometheus,log_errors]} / ${R[prometheus,log_errors_window]}" "${R[pharos,log_errors]} / ${R[pharos,log_errors_window]}"
