@@ -1,6 +1,7 @@
 package aggregator
 
 import (
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/storage"
@@ -33,13 +34,13 @@ func (w *metricsWriter) appendLocal(app storage.AppenderV2, d *bus.Delivery, sam
 		s := &samples[i]
 		e := w.local.get(s.Ref, s.Labels, tv)
 		if e == nil {
-			e = w.local.add(s.Ref, s.Labels, tv, w.storedLabels(s.Labels, tv), 0)
+			e = w.local.add(s.Ref, s.Labels, tv, w.storedLabels(s.Labels, tv))
 		}
 		var opts storage.AppendV2Options
-		var r storage.SeriesRef
-		if rare := s.Rare; rare == nil {
-			r, err = app.Append(e.ref, e.ls, s.ST, s.T, s.V, nil, nil, opts)
-		} else {
+		v := s.V
+		var h *histogram.Histogram
+		var fh *histogram.FloatHistogram
+		if rare := s.Rare; rare != nil {
 			if rare.Meta != (metadata.Metadata{}) {
 				opts.Metadata = rare.Meta
 				w.a.store.SetMetadata(d.Tenant, e.ls.Get(labels.MetricName), rare.Meta)
@@ -47,15 +48,15 @@ func (w *metricsWriter) appendLocal(app storage.AppenderV2, d *bus.Delivery, sam
 			if len(rare.Exemplars) > 0 {
 				opts.Exemplars = rare.Exemplars
 			}
+			// As encoded: a float histogram before an integer one.
 			switch {
 			case rare.FH != nil:
-				r, err = app.Append(e.ref, e.ls, s.ST, s.T, 0, nil, rare.FH, opts)
+				v, fh = 0, rare.FH
 			case rare.H != nil:
-				r, err = app.Append(e.ref, e.ls, s.ST, s.T, 0, rare.H, nil, opts)
-			default:
-				r, err = app.Append(e.ref, e.ls, s.ST, s.T, s.V, nil, nil, opts)
+				v, h = 0, rare.H
 			}
 		}
+		r, err := app.Append(e.ref, e.ls, s.ST, s.T, v, h, fh, opts)
 		if w.check(err) {
 			e.ref = r
 			n++

@@ -65,7 +65,8 @@ func (c *localRefs) get(ref uint64, src labels.Labels, tenant string) *localEntr
 }
 
 // add records a series and returns its entry, valid until the next add.
-func (c *localRefs) add(ref uint64, src labels.Labels, tenant string, ls labels.Labels, sref storage.SeriesRef) *localEntry {
+// Its TSDB reference is 0 until the first append sets it.
+func (c *localRefs) add(ref uint64, src labels.Labels, tenant string, ls labels.Labels) *localEntry {
 	if len(c.entries) >= c.maxSize {
 		clear(c.entries)
 		c.entries = c.entries[:0]
@@ -73,7 +74,7 @@ func (c *localRefs) add(ref uint64, src labels.Labels, tenant string, ls labels.
 	}
 	k := localKey{ref: ref, tenant: tenant}
 	i := len(c.entries)
-	c.entries = append(c.entries, localEntry{key: k, src: src, ls: ls, ref: sref})
+	c.entries = append(c.entries, localEntry{key: k, src: src, ls: ls})
 	c.index[k] = int32(i)
 	c.next = i + 1
 	return &c.entries[i]

@@ -337,6 +337,7 @@ func (b *Metrics) takeLocked(i int, p *partition) *batch {
 	local := p.enc.TakeLocal()
 	p.enc.Reset()
 	if err != nil {
+		codec.ReleaseLocal(local)
 		b.m.dropped.WithLabelValues(reasonEncode).Add(float64(n))
 		b.logger.Error("encode batch", "partition", i, "samples", n, "err", err)
 		return nil
@@ -353,9 +354,13 @@ func (b *Metrics) takeLocked(i int, p *partition) *batch {
 		samples: n,
 		flushed: time.Now(),
 	}
-	if b.handoff != nil && b.handoff.Wants(i) {
+	switch {
+	case b.handoff != nil && b.handoff.Wants(i):
 		// Before publishing: the delivery may come before the PubAck.
 		b.handoff.Put(bt.msg.ID, local)
+	case local != nil:
+		// Another process consumes this partition.
+		codec.ReleaseLocal(local)
 	}
 	return bt
 }

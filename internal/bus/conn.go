@@ -56,7 +56,7 @@ type Conn struct {
 	asyncLogs *logLimiter
 	// lone is set when the connection is in-process to an embedded server
 	// that is not clustered: nothing between client and server can be
-	// lost, and no other node can take a consumer over (see pullTiming).
+	// lost, and no other node can take a consumer over (see pullExpiry).
 	lone bool
 }
 

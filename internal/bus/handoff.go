@@ -23,7 +23,7 @@ import (
 // payload only when they are not there (a redelivery, a batch from the
 // spool or from another agent).
 //
-// Memory is bounded: a batch not taken within HandoffMaxAge, or pushed
+// Memory is bounded: a batch not taken within handoffMaxAge, or pushed
 // out by newer ones beyond the byte bound, is dropped (the consumer then
 // decodes the message as usual), and only batches of partitions the local
 // aggregator consumes are kept (SetWanted).
@@ -43,9 +43,9 @@ type Handoff struct {
 	held           prometheus.Gauge
 }
 
-// HandoffMaxAge is how long an untaken batch is kept: far longer than
+// handoffMaxAge is how long an untaken batch is kept: far longer than
 // publishing and delivering it takes.
-const HandoffMaxAge = time.Minute
+const handoffMaxAge = time.Minute
 
 type handoffEntry struct {
 	id      string
@@ -127,6 +127,8 @@ func (h *Handoff) Put(id string, samples []codec.LocalSample) {
 	if old, ok := h.entries[id]; ok {
 		// The same batch again (a retried publish): keep the newer.
 		h.dropLocked(old)
+		codec.ReleaseLocal(old.samples)
+		old.samples = nil
 	}
 	h.entries[id] = e
 	h.fifo = append(h.fifo, e)
@@ -160,12 +162,16 @@ func (h *Handoff) dropLocked(e *handoffEntry) {
 func (h *Handoff) trimLocked(now time.Time) {
 	for h.head < len(h.fifo) {
 		e := h.fifo[h.head]
-		if !e.taken && h.bytes <= h.maxBytes && now.Sub(e.at) < HandoffMaxAge {
+		if !e.taken && h.bytes <= h.maxBytes && now.Sub(e.at) < handoffMaxAge {
 			break
 		}
 		if !e.taken {
 			h.dropLocked(e)
 			h.expired.Inc()
+			if e.samples != nil {
+				// Nobody got them: the slice can be reused.
+				codec.ReleaseLocal(e.samples)
+			}
 		}
 		e.samples = nil
 		h.fifo[h.head] = nil

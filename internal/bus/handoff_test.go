@@ -61,7 +61,7 @@ func TestHandoff(t *testing.T) {
 	t.Run("untaken batches age out", func(t *testing.T) {
 		h := newHandoff(1000)
 		h.Put("old", localBatch(1))
-		now = now.Add(HandoffMaxAge)
+		now = now.Add(handoffMaxAge)
 		h.Put("new", localBatch(1))
 		_, ok := h.Take("old")
 		require.False(t, ok)
@@ -91,7 +91,7 @@ func TestHandoff(t *testing.T) {
 			_, ok := h.Take(id)
 			require.True(t, ok)
 			if i == 2500 {
-				now = now.Add(HandoffMaxAge)
+				now = now.Add(handoffMaxAge)
 			}
 		}
 		_, ok := h.Take("stuck")
