@@ -59,8 +59,8 @@ type MetricsEncoder struct {
 	body    []byte   // the batch's TimeSeries entries, wire-encoded
 	n       int      // TimeSeries entries in body
 	samples int
-	raw     []byte
-	refs    []uint32           // scratch: one series' batch-local label refs
+	refs    []byte             // scratch: one series' batch-local label refs, as varints
+	refIDs  []uint32           // scratch: the same refs, for the rare entries
 	ts      writev2.TimeSeries // scratch for the rare (histogram, exemplar) entries
 	tsBuf   []byte
 
@@ -68,9 +68,8 @@ type MetricsEncoder struct {
 	ids  map[string]uint32
 	strs []string
 	// Per kept id: the batch that last used it, and its index in that
-	// batch's symbol table.
-	stamp []uint32
-	local []uint32
+	// batch's symbol table (side by side: both are read for every label).
+	slots []symbolSlot
 	gen   uint32
 	// Remembered series, in the order they were added, with their label
 	// strings as kept ids in idArena. Scrapes append a target's series in
@@ -160,6 +159,8 @@ func (e *MetricsEncoder) keepSample(s *Sample, ref uint64, sendMeta bool) {
 	e.localBuf = append(e.localBuf, ls)
 }
 
+type symbolSlot struct{ gen, local uint32 }
+
 type seriesSymbols struct {
 	ref    uint64
 	ls     labels.Labels
@@ -191,8 +192,7 @@ func NewMetricsEncoder(comp Compression) *MetricsEncoder {
 func (e *MetricsEncoder) resetKept() {
 	e.ids = map[string]uint32{"": 0}
 	e.strs = append(e.strs[:0], "")
-	e.stamp = append(e.stamp[:0], 0)
-	e.local = append(e.local[:0], 0)
+	e.slots = append(e.slots[:0], symbolSlot{})
 	e.series = e.series[:0]
 	e.seriesIdx = map[uint64]int32{}
 	e.idArena = e.idArena[:0]
@@ -225,8 +225,7 @@ func (e *MetricsEncoder) keep(str string) uint32 {
 	}
 	id := uint32(len(e.strs))
 	e.strs = append(e.strs, str)
-	e.stamp = append(e.stamp, 0)
-	e.local = append(e.local, 0)
+	e.slots = append(e.slots, symbolSlot{})
 	e.ids[str] = id
 	return id
 }
@@ -234,12 +233,13 @@ func (e *MetricsEncoder) keep(str string) uint32 {
 // use returns the batch-local symbol of kept id, adding it to the batch's
 // table on first use.
 func (e *MetricsEncoder) use(id uint32) uint32 {
-	if e.stamp[id] != e.gen {
-		e.stamp[id] = e.gen
-		e.local[id] = uint32(len(e.symbols))
+	sl := &e.slots[id]
+	if sl.gen != e.gen {
+		sl.gen = e.gen
+		sl.local = uint32(len(e.symbols))
 		e.symbols = append(e.symbols, e.strs[id])
 	}
-	return e.local[id]
+	return sl.local
 }
 
 func (e *MetricsEncoder) symbol(str string) uint32 { return e.use(e.keep(str)) }
@@ -248,6 +248,22 @@ func (e *MetricsEncoder) labelRefs(dst []uint32, ls labels.Labels) []uint32 {
 	ls.Range(func(l labels.Label) {
 		dst = append(dst, e.symbol(l.Name), e.symbol(l.Value))
 	})
+	return dst
+}
+
+// useAll appends the batch-local symbols of the kept ids to dst as
+// varints: the labels field of a series, in one pass.
+func (e *MetricsEncoder) useAll(dst []byte, ids []uint32) []byte {
+	gen, slots := e.gen, e.slots
+	for _, id := range ids {
+		sl := &slots[id]
+		if sl.gen != gen {
+			sl.gen = gen
+			sl.local = uint32(len(e.symbols))
+			e.symbols = append(e.symbols, e.strs[id])
+		}
+		dst = appendUvarint(dst, uint64(sl.local))
+	}
 	return dst
 }
 
@@ -272,14 +288,15 @@ type Sample struct {
 // series stays in the encoder's cache, as labels are immutable.
 func (e *MetricsEncoder) Append(s *Sample) {
 	sendMeta := s.Meta.Type != "" || s.Meta.Help != "" || s.Meta.Unit != ""
-	e.refs = e.refs[:0]
 	if s.Ref == 0 {
-		e.refs = e.labelRefs(e.refs, s.Labels)
+		e.refs = e.refs[:0]
+		s.Labels.Range(func(l labels.Label) {
+			e.refs = appendUvarint(e.refs, uint64(e.symbol(l.Name)))
+			e.refs = appendUvarint(e.refs, uint64(e.symbol(l.Value)))
+		})
 	} else {
 		ss := e.remembered(s.Ref, s.Labels)
-		for _, id := range e.idArena[ss.ids : ss.ids+ss.nids] {
-			e.refs = append(e.refs, e.use(id))
-		}
+		e.refs = e.useAll(e.refs[:0], e.idArena[ss.ids:ss.ids+ss.nids])
 		if sendMeta {
 			if ss.meta == s.Meta && e.now-ss.metaAt < MetadataResend {
 				sendMeta = false
@@ -355,12 +372,10 @@ const (
 
 // appendFloatSeries appends one TimeSeries with one float sample, as the
 // generated code would marshal it (zero fields left out), except that a
-// negative-zero value keeps its sign.
-func appendFloatSeries(dst []byte, refs []uint32, st, t int64, v float64, md writev2.Metadata) []byte {
-	refsLen := 0
-	for _, r := range refs {
-		refsLen += uvarintLen(uint64(r))
-	}
+// negative-zero value keeps its sign. refs are the series' label refs,
+// varint-encoded.
+func appendFloatSeries(dst []byte, refs []byte, st, t int64, v float64, md writev2.Metadata) []byte {
+	refsLen := len(refs)
 	sampleLen := sampleSize(st, t, v)
 	mdLen := 0
 	if md.Type != 0 {
@@ -380,14 +395,13 @@ func appendFloatSeries(dst []byte, refs []uint32, st, t int64, v float64, md wri
 		tsLen += 1 + uvarintLen(uint64(mdLen)) + mdLen
 	}
 
+	dst = slices.Grow(dst, 1+binary.MaxVarintLen64+tsLen)
 	dst = append(dst, tagRequestTimeseries)
 	dst = appendUvarint(dst, uint64(tsLen))
 	if len(refs) > 0 {
 		dst = append(dst, tagSeriesLabelsRefs)
 		dst = appendUvarint(dst, uint64(refsLen))
-		for _, r := range refs {
-			dst = appendUvarint(dst, uint64(r))
-		}
+		dst = append(dst, refs...)
 	}
 	dst = appendSample(dst, sampleLen, st, t, v)
 	if mdLen > 0 {
@@ -450,7 +464,7 @@ func appendSample(dst []byte, size int, st, t int64, v float64) []byte {
 // the generated marshaller: these are rare, and their messages are not.
 func (e *MetricsEncoder) appendGeneric(s *Sample, md writev2.Metadata) {
 	ts := &e.ts
-	ts.LabelsRefs = append(ts.LabelsRefs[:0], e.refs...)
+	ts.LabelsRefs = appendDecodedRefs(ts.LabelsRefs[:0], e.refs)
 	ts.Samples = ts.Samples[:0]
 	ts.Histograms = ts.Histograms[:0]
 	ts.Metadata = md
@@ -497,6 +511,16 @@ func (e *MetricsEncoder) appendGeneric(s *Sample, md writev2.Metadata) {
 	}
 }
 
+// appendDecodedRefs appends the varints in b (written by appendUvarint).
+func appendDecodedRefs(dst []uint32, b []byte) []uint32 {
+	for len(b) > 0 {
+		v, n := binary.Uvarint(b)
+		dst = append(dst, uint32(v))
+		b = b[n:]
+	}
+	return dst
+}
+
 // appendUvarint is binary.AppendUvarint with the one-byte case inlined:
 // label refs and sample fields are mostly small.
 func appendUvarint(dst []byte, v uint64) []byte {
@@ -508,17 +532,19 @@ func appendUvarint(dst []byte, v uint64) []byte {
 
 func uvarintLen(v uint64) int { return (bits.Len64(v|1) + 6) / 7 }
 
-// Encode compresses the batch (its symbol table, then its series),
-// appending to dst[:0].
+// Encode compresses the batch, appending to dst[:0]. The symbol table is
+// written after the series (protobuf fields may come in any order, and
+// decoders resolve refs once the whole request is read), so the series
+// need not be copied behind it.
 func (e *MetricsEncoder) Encode(dst []byte) ([]byte, error) {
-	raw := e.raw[:0]
+	n := len(e.body)
+	raw := e.body
 	for _, str := range e.symbols {
 		raw = append(raw, tagRequestSymbols)
 		raw = binary.AppendUvarint(raw, uint64(len(str)))
 		raw = append(raw, str...)
 	}
-	raw = append(raw, e.body...)
-	e.raw = raw
+	e.body = raw[:n]
 	return compress(e.comp, dst[:0], raw)
 }
 
@@ -535,7 +561,7 @@ func (e *MetricsEncoder) Reset() {
 	e.gen++
 	e.now = time.Now().Unix()
 	// Symbol 0 of every batch is "", as the format requires.
-	e.stamp[0], e.local[0] = e.gen, 0
+	e.slots[0] = symbolSlot{gen: e.gen}
 	e.symbols = append(e.symbols[:0], "")
 }
 
