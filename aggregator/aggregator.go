@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/metadata"
+	writev2 "github.com/prometheus/prometheus/prompb/io/prometheus/write/v2"
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/pharos-obs/pharos/internal/bus"
@@ -412,6 +413,14 @@ func (w *metricsWriter) appendMessage(app storage.AppenderV2, d *bus.Delivery) (
 	n := 0
 	for i := range req.Timeseries {
 		ts := &req.Timeseries[i]
+		if len(ts.Samples) == 0 && len(ts.Histograms) == 0 {
+			// A metric family's metadata (codec AppendFamilyMetadata),
+			// or an empty series: nothing to store.
+			if err := w.familyMetadata(d.Tenant, ts, req.Symbols); err != nil {
+				return n, fmt.Errorf("series %d: %w", i, err)
+			}
+			continue
+		}
 		var ci int
 		var cached bool
 		if tv == "" {
@@ -498,6 +507,32 @@ func (w *metricsWriter) appendMessage(app storage.AppenderV2, d *bus.Delivery) (
 		}
 	}
 	return n, nil
+}
+
+// familyMetadata records the metadata of a series that has no samples
+// under the value of its metric name label.
+func (w *metricsWriter) familyMetadata(tenant string, ts *writev2.TimeSeries, symbols []string) error {
+	md, err := ts.ToMetadata(symbols)
+	if err != nil {
+		return err
+	}
+	if md == (metadata.Metadata{}) {
+		return nil
+	}
+	refs := ts.LabelsRefs
+	if len(refs)%2 != 0 {
+		return fmt.Errorf("odd number of label refs (%d)", len(refs))
+	}
+	for j := 0; j < len(refs); j += 2 {
+		if int(refs[j]) >= len(symbols) || int(refs[j+1]) >= len(symbols) {
+			return fmt.Errorf("label ref outside of symbols table (size %d)", len(symbols))
+		}
+		if symbols[refs[j]] == labels.MetricName {
+			w.a.store.SetMetadata(tenant, symbols[refs[j+1]], md)
+			return nil
+		}
+	}
+	return nil
 }
 
 // seriesKey appends the series' label names and values, each prefixed with

@@ -32,6 +32,10 @@ func (w *metricsWriter) appendLocal(app storage.AppenderV2, d *bus.Delivery, sam
 	n := 0
 	for i := range samples {
 		s := &samples[i]
+		if s.Rare != nil && s.Rare.MetaOnly {
+			w.a.store.SetMetadata(d.Tenant, s.Labels.Get(labels.MetricName), s.Rare.Meta)
+			continue
+		}
 		e := w.local.get(s.Ref, s.Labels, tv)
 		if e == nil {
 			e = w.local.add(s.Ref, s.Labels, tv, w.storedLabels(s.Labels, tv))

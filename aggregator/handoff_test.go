@@ -77,6 +77,12 @@ func publishBatches(t *testing.T, f *fixture, h *bus.Handoff, tenant string, bat
 	enc := codec.NewMetricsEncoder(codec.CompressionSnappy)
 	enc.KeepLocal()
 	for i, b := range batches {
+		entries := len(b)
+		if i == 0 {
+			// A family's metadata without a sample, as scrapers send it.
+			enc.AppendFamilyMetadata("lat", metadata.Metadata{Type: model.MetricTypeHistogram, Help: "Latency."})
+			entries++
+		}
 		for j := range b {
 			enc.Append(&b[j])
 		}
@@ -84,7 +90,7 @@ func publishBatches(t *testing.T, f *fixture, h *bus.Handoff, tenant string, bat
 		require.NoError(t, err)
 		id := fmt.Sprintf("%s-%d", tenant, i)
 		local := enc.TakeLocal()
-		require.Len(t, local, len(b))
+		require.Len(t, local, entries)
 		if h != nil {
 			h.Put(id, local)
 		}
@@ -182,7 +188,8 @@ func TestHandoffStoresWhatDecodingStores(t *testing.T) {
 	}
 	// Each tenant got all its samples, and the label an agent must not
 	// set was dropped (default tenant) or replaced (team-a).
-	require.Len(t, stored[false], 2*(18+2+1))
+	require.Len(t, stored[false], 2*(18+2+2))
+	require.Contains(t, stored[false], "team-a metadata lat [{histogram  Latency.}]")
 	require.NotContains(t, fmt.Sprint(stored[false]), "someone-else")
 	require.Equal(t, stored[false], stored[true])
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/pharos-obs/pharos/collector/spool"
@@ -88,6 +89,12 @@ type Metrics struct {
 	// handoff, when set, also gets each batch's samples for an
 	// aggregator in this process (WithHandoff).
 	handoff *bus.Handoff
+
+	// metaSent is the metric family metadata sent per tenant and family,
+	// so that the same metadata from many targets goes out once per
+	// codec.MetadataResend.
+	metaMu   sync.Mutex
+	metaSent map[string]sentMetadata
 
 	appenders sync.Pool
 	m         *metrics
@@ -318,7 +325,7 @@ func (b *Metrics) flushOlderThan(cutoff time.Time) {
 		for i, p := range ps {
 			p.mu.Lock()
 			var bt *batch
-			if p.enc.Samples() > 0 && (cutoff.IsZero() || p.first.Before(cutoff)) {
+			if p.enc.Series() > 0 && (cutoff.IsZero() || p.first.Before(cutoff)) {
 				bt = b.takeLocked(i, p)
 			}
 			p.mu.Unlock()
@@ -390,6 +397,49 @@ type appender struct {
 	parts  []uint32
 	order  []int32
 	count  []int32
+	metas  []familyMetadata
+}
+
+type familyMetadata struct {
+	family string
+	meta   metadata.Metadata
+}
+
+type sentMetadata struct {
+	meta metadata.Metadata
+	at   int64 // unix seconds
+}
+
+// maxMetaSent bounds Metrics.metaSent; past it the record starts afresh,
+// which only sends some metadata again.
+const maxMetaSent = 1 << 16
+
+// AppendFamilyMetadata queues a metric family's metadata with the
+// transaction (the scraper sends its targets' metadata so, instead of with
+// every sample). Commit sends it unless the same metadata went out for the
+// tenant within codec.MetadataResend.
+func (a *appender) AppendFamilyMetadata(family string, m metadata.Metadata) {
+	a.metas = append(a.metas, familyMetadata{family: family, meta: m})
+}
+
+// dueMetadata keeps the entries of metas not sent lately, recording them
+// as sent.
+func (b *Metrics) dueMetadata(tenant string, metas []familyMetadata, now int64) []familyMetadata {
+	b.metaMu.Lock()
+	defer b.metaMu.Unlock()
+	if b.metaSent == nil || len(b.metaSent) > maxMetaSent {
+		b.metaSent = map[string]sentMetadata{}
+	}
+	due := metas[:0]
+	for _, m := range metas {
+		key := tenant + "\xff" + m.family
+		if old, ok := b.metaSent[key]; ok && old.meta == m.meta && now-old.at < codec.MetadataResend {
+			continue
+		}
+		b.metaSent[key] = sentMetadata{meta: m.meta, at: now}
+		due = append(due, m)
+	}
+	return due
 }
 
 func (a *appender) Append(ref storage.SeriesRef, ls labels.Labels, st, t int64, v float64, h *histogram.Histogram, fh *histogram.FloatHistogram, opts storage.AppendV2Options) (storage.SeriesRef, error) {
@@ -414,7 +464,7 @@ func (a *appender) Append(ref storage.SeriesRef, ls labels.Labels, st, t int64, 
 
 func (a *appender) Commit() error {
 	defer a.release()
-	if len(a.items) == 0 {
+	if len(a.items) == 0 && len(a.metas) == 0 {
 		return nil
 	}
 	b := a.b
@@ -432,7 +482,7 @@ func (a *appender) Commit() error {
 		pi := a.parts[a.order[lo]]
 		p := parts[pi]
 		p.mu.Lock()
-		if p.enc.Samples() == 0 {
+		if p.enc.Series() == 0 {
 			p.first = now
 		}
 		for ; lo < len(a.order) && a.parts[a.order[lo]] == pi; lo++ {
@@ -445,6 +495,18 @@ func (a *appender) Commit() error {
 			}
 		}
 		p.mu.Unlock()
+	}
+	if len(a.metas) > 0 {
+		for _, m := range b.dueMetadata(a.tenant, a.metas, now.Unix()) {
+			pi := Partition(labels.FromStrings(labels.MetricName, m.family), len(parts))
+			p := parts[pi]
+			p.mu.Lock()
+			if p.enc.Series() == 0 {
+				p.first = now
+			}
+			p.enc.AppendFamilyMetadata(m.family, m.meta)
+			p.mu.Unlock()
+		}
 	}
 	b.m.appended.Add(float64(len(a.items)))
 	for _, bt := range ready {
@@ -482,6 +544,8 @@ func (a *appender) release() {
 	clear(a.items) // drop label and histogram references before pooling
 	a.items = a.items[:0]
 	a.parts = a.parts[:0]
+	clear(a.metas)
+	a.metas = a.metas[:0]
 	a.tenant = ""
 	a.b.appenders.Put(a)
 }

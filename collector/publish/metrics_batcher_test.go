@@ -12,13 +12,16 @@ import (
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
 	"github.com/pharos-obs/pharos/internal/bus"
 	"github.com/pharos-obs/pharos/internal/bus/codec"
+	"github.com/pharos-obs/pharos/internal/tenant"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -32,6 +35,7 @@ type recorder struct {
 	hang    bool  // block every publish until its context ends
 	msgs    []bus.OutMsg
 	samples map[int][]string // partition → "labels@t=v"
+	metas   []string         // family metadata: "tenant family type help"
 }
 
 func (r *recorder) publish(ctx context.Context, m *bus.OutMsg) error {
@@ -64,6 +68,13 @@ func (r *recorder) publish(ctx context.Context, m *bus.OutMsg) error {
 		}
 		for _, s := range ts.Samples {
 			r.samples[m.Partition] = append(r.samples[m.Partition], fmt.Sprintf("%s@%d=%g", l, s.Timestamp, s.Value))
+		}
+		if len(ts.Samples) == 0 && len(ts.Histograms) == 0 {
+			md, err := ts.ToMetadata(req.Symbols)
+			if err != nil {
+				return err
+			}
+			r.metas = append(r.metas, fmt.Sprintf("%s %s %s %s", m.Tenant, l.Get(labels.MetricName), md.Type, md.Help))
 		}
 	}
 	cp := *m
@@ -172,6 +183,48 @@ func TestFlushIntervalSendsPartialBatches(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, app.Commit())
 	require.Eventually(t, func() bool { return r.count() == 1 }, 10*time.Second, 5*time.Millisecond)
+}
+
+// Family metadata from many targets goes out once per tenant, and again
+// when it changes.
+func TestFamilyMetadataSentOncePerTenant(t *testing.T) {
+	r := &recorder{samples: map[int][]string{}}
+	cfg := testConfig()
+	cfg.FlushInterval = 20 * time.Millisecond
+	b, _ := start(t, cfg, 2, r)
+	send := func(ctx context.Context, family string, m metadata.Metadata) {
+		app := b.AppenderV2(ctx)
+		app.(interface {
+			AppendFamilyMetadata(string, metadata.Metadata)
+		}).AppendFamilyMetadata(family, m)
+		require.NoError(t, app.Commit())
+	}
+	ctx := context.Background()
+	counter := metadata.Metadata{Type: model.MetricTypeCounter, Help: "Requests."}
+	send(ctx, "req_total", counter)
+	send(ctx, "req_total", counter) // another target of the same job
+	send(tenant.WithContext(ctx, "team-a"), "req_total", counter)
+	send(ctx, "temp", metadata.Metadata{Type: model.MetricTypeGauge, Help: "Temperature."})
+	changed := counter
+	changed.Help = "Requests served."
+	send(ctx, "req_total", changed)
+	require.NoError(t, services.StopAndAwaitTerminated(ctx, b))
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	require.ElementsMatch(t, []string{
+		bus.DefaultTenant + " req_total counter Requests.",
+		"team-a req_total counter Requests.",
+		bus.DefaultTenant + " temp gauge Temperature.",
+		bus.DefaultTenant + " req_total counter Requests served.",
+	}, r.metas)
+	require.Zero(t, func() int {
+		n := 0
+		for _, s := range r.samples {
+			n += len(s)
+		}
+		return n
+	}(), "metadata entries are not samples")
 }
 
 func TestRollbackDropsTheTransaction(t *testing.T) {

@@ -110,11 +110,13 @@ func New(cfg Config, app storage.AppendableV2, selfAddr func() string, logger *s
 		return nil, errors.New("create discovery manager")
 	}
 	sm, err := promscrape.NewManager(&promscrape.Options{
-		AppendMetadata:          true,
+		// Metadata goes out per target and family (metadataAppender), not
+		// with every sample.
+		AppendMetadata:          false,
 		DiscoveryReloadInterval: model.Duration(cfg.DiscoveryReloadInterval),
 		// The target in the appender's context carries __tenant__.
 		PassMetadataInContext: true,
-	}, logger.With("component", "scrape"), nil, nil, tenantAppendable{next: app}, reg)
+	}, logger.With("component", "scrape"), nil, nil, tenantAppendable{next: app, meta: newTargetMetadata()}, reg)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("create scrape manager: %w", err)

@@ -20,22 +20,29 @@ const TenantLabel = "__tenant__"
 
 // tenantAppendable hands each scrape loop's appender the tenant of its
 // target, through the context the scrape manager passes with
-// PassMetadataInContext.
-type tenantAppendable struct{ next storage.AppendableV2 }
+// PassMetadataInContext, and has the target's metadata sent with it
+// (metadataAppender).
+type tenantAppendable struct {
+	next storage.AppendableV2
+	meta *targetMetadata
+}
 
 func (a tenantAppendable) AppenderV2(ctx context.Context) storage.AppenderV2 {
 	t, ok := promscrape.TargetFromContext(ctx)
 	if !ok {
 		return a.next.AppenderV2(ctx)
 	}
-	id := t.GetValue(TenantLabel)
-	if id == "" {
-		return a.next.AppenderV2(ctx)
+	if id := t.GetValue(TenantLabel); id != "" {
+		if err := tenant.Validate(id); err != nil {
+			return refusingAppender{err: fmt.Errorf("target label %s: %w", TenantLabel, err)}
+		}
+		ctx = tenant.WithContext(ctx, id)
 	}
-	if err := tenant.Validate(id); err != nil {
-		return refusingAppender{err: fmt.Errorf("target label %s: %w", TenantLabel, err)}
+	app := a.next.AppenderV2(ctx)
+	if fa, ok := app.(FamilyMetadataAppender); ok && a.meta != nil {
+		return &metadataAppender{AppenderV2: app, fa: fa, target: t, sent: a.meta}
 	}
-	return a.next.AppenderV2(tenant.WithContext(ctx, id))
+	return app
 }
 
 // refusingAppender fails every append of a target whose __tenant__ is

@@ -15,8 +15,9 @@ import (
 // metadataStore keeps the last metadata seen per tenant and metric family,
 // bounded in entries over all tenants. The TSDB has no read API for
 // metadata, so this is what /api/v1/metadata answers from; it is rebuilt
-// from the stream after a restart because every batch carries its series'
-// metadata. Each tenant sees only the metadata its own series came with.
+// from the stream after a restart because agents send every family's
+// metadata again within minutes (with samples, or as metadata-only
+// entries). Each tenant sees only the metadata its own series came with.
 type metadataStore struct {
 	mu   sync.RWMutex
 	max  int

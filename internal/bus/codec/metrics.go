@@ -110,6 +110,9 @@ type LocalRare struct {
 	FH        *histogram.FloatHistogram
 	Meta      metadata.Metadata
 	Exemplars []exemplar.Exemplar
+	// MetaOnly marks an entry of AppendFamilyMetadata: Labels hold only the
+	// family's name, Meta its metadata, and there is no sample.
+	MetaOnly bool
 }
 
 // KeepLocal makes the encoder also keep every appended sample, uncoded,
@@ -329,6 +332,29 @@ func (e *MetricsEncoder) Append(s *Sample) {
 	e.body = appendFloatSeries(e.body, e.refs, s.ST, s.T, s.V, md)
 }
 
+// AppendFamilyMetadata adds the metadata of a metric family, without a
+// sample: a series whose only label is the family's name and that holds
+// metadata and nothing else. Receivers record it as the family's metadata
+// and store no series (remote write 2.0 itself has no such entry, but
+// remote write 1.0 sends metadata per family the same way). Scrapers send
+// their targets' metadata like this, so that samples need not carry it.
+func (e *MetricsEncoder) AppendFamilyMetadata(family string, m metadata.Metadata) {
+	md := writev2.Metadata{
+		Type:    writev2.FromMetadataType(m.Type),
+		HelpRef: e.symbol(m.Help),
+		UnitRef: e.symbol(m.Unit),
+	}
+	e.refs = appendUvarint(e.refs[:0], uint64(e.symbol(labels.MetricName)))
+	e.refs = appendUvarint(e.refs, uint64(e.symbol(family)))
+	e.n++
+	if e.keepLocal {
+		ls := labels.FromStrings(labels.MetricName, family)
+		e.keepSample(&Sample{Labels: ls}, ls.Hash()|1, false)
+		e.localBuf[len(e.localBuf)-1].Rare = &LocalRare{Meta: m, MetaOnly: true}
+	}
+	e.body = appendMetadataSeries(e.body, e.refs, md)
+}
+
 // remembered returns the remembered series ref with labels ls, adding it
 // if it is new or its reference collides with another label set's.
 func (e *MetricsEncoder) remembered(ref uint64, ls labels.Labels) *seriesSymbols {
@@ -377,16 +403,7 @@ const (
 func appendFloatSeries(dst []byte, refs []byte, st, t int64, v float64, md writev2.Metadata) []byte {
 	refsLen := len(refs)
 	sampleLen := sampleSize(st, t, v)
-	mdLen := 0
-	if md.Type != 0 {
-		mdLen += 1 + uvarintLen(uint64(md.Type))
-	}
-	if md.HelpRef != 0 {
-		mdLen += 1 + uvarintLen(uint64(md.HelpRef))
-	}
-	if md.UnitRef != 0 {
-		mdLen += 1 + uvarintLen(uint64(md.UnitRef))
-	}
+	mdLen := metadataSize(md)
 	tsLen := 1 + uvarintLen(uint64(sampleLen)) + sampleLen
 	if len(refs) > 0 {
 		tsLen += 1 + uvarintLen(uint64(refsLen)) + refsLen
@@ -405,22 +422,59 @@ func appendFloatSeries(dst []byte, refs []byte, st, t int64, v float64, md write
 	}
 	dst = appendSample(dst, sampleLen, st, t, v)
 	if mdLen > 0 {
-		dst = append(dst, tagSeriesMetadata)
-		dst = appendUvarint(dst, uint64(mdLen))
-		if md.Type != 0 {
-			dst = append(dst, tagMetadataType)
-			dst = appendUvarint(dst, uint64(md.Type))
-		}
-		if md.HelpRef != 0 {
-			dst = append(dst, tagMetadataHelp)
-			dst = appendUvarint(dst, uint64(md.HelpRef))
-		}
-		if md.UnitRef != 0 {
-			dst = append(dst, tagMetadataUnit)
-			dst = appendUvarint(dst, uint64(md.UnitRef))
-		}
+		dst = appendMetadata(dst, mdLen, md)
 	}
 	return dst
+}
+
+// metadataSize is the encoded size of a Metadata message (without its tag
+// and length), zero fields left out.
+func metadataSize(md writev2.Metadata) int {
+	n := 0
+	if md.Type != 0 {
+		n += 1 + uvarintLen(uint64(md.Type))
+	}
+	if md.HelpRef != 0 {
+		n += 1 + uvarintLen(uint64(md.HelpRef))
+	}
+	if md.UnitRef != 0 {
+		n += 1 + uvarintLen(uint64(md.UnitRef))
+	}
+	return n
+}
+
+// appendMetadata appends a TimeSeries' Metadata field of size
+// metadataSize(md).
+func appendMetadata(dst []byte, size int, md writev2.Metadata) []byte {
+	dst = append(dst, tagSeriesMetadata)
+	dst = appendUvarint(dst, uint64(size))
+	if md.Type != 0 {
+		dst = append(dst, tagMetadataType)
+		dst = appendUvarint(dst, uint64(md.Type))
+	}
+	if md.HelpRef != 0 {
+		dst = append(dst, tagMetadataHelp)
+		dst = appendUvarint(dst, uint64(md.HelpRef))
+	}
+	if md.UnitRef != 0 {
+		dst = append(dst, tagMetadataUnit)
+		dst = appendUvarint(dst, uint64(md.UnitRef))
+	}
+	return dst
+}
+
+// appendMetadataSeries appends one TimeSeries holding label refs (as
+// varints) and metadata, without samples: receivers tell a family's
+// metadata entry by its having no samples.
+func appendMetadataSeries(dst []byte, refs []byte, md writev2.Metadata) []byte {
+	mdLen := metadataSize(md)
+	tsLen := 1 + uvarintLen(uint64(len(refs))) + len(refs) + 1 + uvarintLen(uint64(mdLen)) + mdLen
+	dst = append(dst, tagRequestTimeseries)
+	dst = appendUvarint(dst, uint64(tsLen))
+	dst = append(dst, tagSeriesLabelsRefs)
+	dst = appendUvarint(dst, uint64(len(refs)))
+	dst = append(dst, refs...)
+	return appendMetadata(dst, mdLen, md)
 }
 
 // sampleSize is the encoded size of a Sample message (without its tag and

@@ -371,12 +371,7 @@ func TestEncoderOutputReadByGeneratedCode(t *testing.T) {
 	for i := range in {
 		enc.Append(&in[i])
 	}
-	buf, err := enc.Encode(nil)
-	require.NoError(t, err)
-	raw, err := decompress(CompressionSnappy, nil, buf, DefaultMaxDecodedBytes)
-	require.NoError(t, err)
-	var req writev2.Request
-	require.NoError(t, req.Unmarshal(raw))
+	req := generatedDecode(t, enc)
 	require.Len(t, req.Timeseries, len(in))
 	var b labels.ScratchBuilder
 	for i, ts := range req.Timeseries {
@@ -394,6 +389,53 @@ func TestEncoderOutputReadByGeneratedCode(t *testing.T) {
 		}
 		require.Len(t, ts.Exemplars, len(in[i].Exemplars))
 	}
+}
+
+// generatedDecode encodes enc's batch and reads it back with the generated
+// code.
+func generatedDecode(t *testing.T, enc *MetricsEncoder) writev2.Request {
+	t.Helper()
+	buf, err := enc.Encode(nil)
+	require.NoError(t, err)
+	raw, err := decompress(CompressionSnappy, nil, buf, DefaultMaxDecodedBytes)
+	require.NoError(t, err)
+	var req writev2.Request
+	require.NoError(t, req.Unmarshal(raw))
+	return req
+}
+
+// A family's metadata entry is a series holding only the family's name and
+// the metadata, read as such by the generated code, and is not a sample.
+func TestFamilyMetadataEntry(t *testing.T) {
+	enc := NewMetricsEncoder(CompressionSnappy)
+	enc.KeepLocal()
+	s := Sample{Labels: labels.FromStrings("__name__", "req_total"), Ref: 7, T: 5, V: 1}
+	enc.Append(&s)
+	m := metadata.Metadata{Type: model.MetricTypeCounter, Help: "Requests.", Unit: "requests"}
+	enc.AppendFamilyMetadata("req_total", m)
+	enc.AppendFamilyMetadata("up", metadata.Metadata{Type: model.MetricTypeGauge})
+	require.Equal(t, 1, enc.Samples())
+	require.Equal(t, 3, enc.Series())
+	req := generatedDecode(t, enc)
+	require.Len(t, req.Timeseries, 3)
+	var b labels.ScratchBuilder
+	for i, want := range []metadata.Metadata{m, {Type: model.MetricTypeGauge}} {
+		ts := req.Timeseries[i+1]
+		require.Empty(t, ts.Samples)
+		require.Empty(t, ts.Histograms)
+		ls, err := ts.ToLabels(&b, req.Symbols)
+		require.NoError(t, err)
+		require.Equal(t, 1, ls.Len())
+		md, err := ts.ToMetadata(req.Symbols)
+		require.NoError(t, err)
+		require.Equal(t, want, md)
+	}
+	local := enc.TakeLocal()
+	require.Len(t, local, 3)
+	require.Nil(t, local[0].Rare)
+	require.True(t, local[1].Rare.MetaOnly)
+	require.Equal(t, m, local[1].Rare.Meta)
+	require.Equal(t, "up", local[2].Labels.Get("__name__"))
 }
 
 // What KeepLocal hands over must be what a consumer decodes from the same
