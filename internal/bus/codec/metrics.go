@@ -169,6 +169,7 @@ type seriesSymbols struct {
 	ls     labels.Labels
 	ids    uint32 // offset in idArena; 2 ids per label
 	nids   uint32
+	used   uint32            // the batch (gen) that last used it
 	meta   metadata.Metadata // last metadata sent for the series
 	metaAt int64             // when it was sent (unix seconds)
 }
@@ -361,12 +362,14 @@ func (e *MetricsEncoder) remembered(ref uint64, ls labels.Labels) *seriesSymbols
 	if i := e.next; i < len(e.series) {
 		if ss := &e.series[i]; ss.ref == ref && labels.Equal(ss.ls, ls) {
 			e.next = i + 1
+			ss.used = e.gen
 			return ss
 		}
 	}
 	if i, ok := e.seriesIdx[ref]; ok {
 		if ss := &e.series[i]; labels.Equal(ss.ls, ls) {
 			e.next = int(i) + 1
+			ss.used = e.gen
 			return ss
 		}
 	}
@@ -375,7 +378,7 @@ func (e *MetricsEncoder) remembered(ref uint64, ls labels.Labels) *seriesSymbols
 		e.idArena = append(e.idArena, e.keep(l.Name), e.keep(l.Value))
 	})
 	i := len(e.series)
-	e.series = append(e.series, seriesSymbols{ref: ref, ls: ls, ids: start, nids: uint32(len(e.idArena)) - start})
+	e.series = append(e.series, seriesSymbols{ref: ref, ls: ls, ids: start, nids: uint32(len(e.idArena)) - start, used: e.gen})
 	e.seriesIdx[ref] = int32(i)
 	e.next = i + 1
 	return &e.series[i]
@@ -609,7 +612,7 @@ func (e *MetricsEncoder) Reset() {
 	e.body = e.body[:0]
 	clear(e.localBuf) // drop label and histogram references
 	e.localBuf = e.localBuf[:0]
-	if len(e.series) > e.maxSeries || len(e.strs) > 4*e.maxSeries+1024 || len(e.idArena) > math.MaxUint32/2 || e.gen == math.MaxUint32 {
+	if len(e.series) > e.maxSeries || len(e.strs) > 4*e.maxSeries+1024 || len(e.idArena) > math.MaxUint32/2 || e.gen == math.MaxUint32 || e.mostlyGone() {
 		e.resetKept()
 	}
 	e.gen++
@@ -617,6 +620,27 @@ func (e *MetricsEncoder) Reset() {
 	// Symbol 0 of every batch is "", as the format requires.
 	e.slots[0] = symbolSlot{gen: e.gen}
 	e.symbols = append(e.symbols[:0], "")
+}
+
+// goneAfter is how many batches a remembered series may go unused before
+// it counts as gone (its target or series went away).
+const goneAfter = 128
+
+// mostlyGone reports, every goneAfter batches, whether more than half the
+// remembered series are gone: series churn would otherwise keep their
+// label sets alive until maxSeries is reached. Rebuilding costs the live
+// series one interning each, as after a restart.
+func (e *MetricsEncoder) mostlyGone() bool {
+	if e.gen%goneAfter != 0 || len(e.series) < 1024 {
+		return false
+	}
+	gone := 0
+	for i := range e.series {
+		if e.gen-e.series[i].used > goneAfter {
+			gone++
+		}
+	}
+	return 2*gone > len(e.series)
 }
 
 // MetricsDecoder decodes encoded batches. The request it returns, and the

@@ -391,6 +391,43 @@ func TestEncoderOutputReadByGeneratedCode(t *testing.T) {
 	}
 }
 
+// Series that stop coming (churn) are forgotten once most remembered series
+// are gone, long before the kept-series bound.
+func TestEncoderForgetsGoneSeries(t *testing.T) {
+	enc := NewMetricsEncoder(CompressionSnappy)
+	batch := func(prefix string, n int) {
+		for i := range n {
+			ls := labels.FromStrings("__name__", "m", "s", fmt.Sprint(prefix, i))
+			enc.Append(&Sample{Labels: ls, Ref: ls.Hash() | 1, T: 1, V: 1})
+		}
+		_, err := enc.Encode(nil)
+		require.NoError(t, err)
+		enc.Reset()
+	}
+	batch("old", 3000)
+	require.Equal(t, 3000, len(enc.series))
+	// The old series' targets went away; 1500 new ones are scraped from
+	// then on. Within goneAfter batches nothing is forgotten; the check
+	// every goneAfter batches finds the old ones gone at the latest after
+	// twice that.
+	for range goneAfter - 2 {
+		batch("new", 1500)
+	}
+	require.Equal(t, 4500, len(enc.series))
+	for range goneAfter + 4 {
+		batch("new", 1500)
+	}
+	require.Equal(t, 1500, len(enc.series), "the 3000 gone series are forgotten")
+	for _, ss := range enc.series {
+		require.Contains(t, ss.ls.Get("s"), "new")
+	}
+	// The live series stay remembered.
+	for range 2 * goneAfter {
+		batch("new", 1500)
+	}
+	require.Equal(t, 1500, len(enc.series))
+}
+
 // generatedDecode encodes enc's batch and reads it back with the generated
 // code.
 func generatedDecode(t *testing.T, enc *MetricsEncoder) writev2.Request {
