@@ -510,28 +510,18 @@ func (w *metricsWriter) appendMessage(app storage.AppenderV2, d *bus.Delivery) (
 }
 
 // familyMetadata records the metadata of a series that has no samples
-// under the value of its metric name label.
+// under the value of its metric name label. Such entries are few (a family
+// a minute per target at most), so their labels are simply built.
 func (w *metricsWriter) familyMetadata(tenant string, ts *writev2.TimeSeries, symbols []string) error {
 	md, err := ts.ToMetadata(symbols)
 	if err != nil {
 		return err
 	}
-	if md == (metadata.Metadata{}) {
-		return nil
+	ls, err := ts.ToLabels(&w.sb, symbols)
+	if err != nil {
+		return err
 	}
-	refs := ts.LabelsRefs
-	if len(refs)%2 != 0 {
-		return fmt.Errorf("odd number of label refs (%d)", len(refs))
-	}
-	for j := 0; j < len(refs); j += 2 {
-		if int(refs[j]) >= len(symbols) || int(refs[j+1]) >= len(symbols) {
-			return fmt.Errorf("label ref outside of symbols table (size %d)", len(symbols))
-		}
-		if symbols[refs[j]] == labels.MetricName {
-			w.a.store.SetMetadata(tenant, symbols[refs[j+1]], md)
-			return nil
-		}
-	}
+	w.a.store.SetMetadata(tenant, ls.Get(labels.MetricName), md)
 	return nil
 }
 

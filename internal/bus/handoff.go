@@ -168,10 +168,8 @@ func (h *Handoff) trimLocked(now time.Time) {
 		if !e.taken {
 			h.dropLocked(e)
 			h.expired.Inc()
-			if e.samples != nil {
-				// Nobody got them: the slice can be reused.
-				codec.ReleaseLocal(e.samples)
-			}
+			// Nobody got them: the slice can be reused.
+			codec.ReleaseLocal(e.samples)
 		}
 		e.samples = nil
 		h.fifo[h.head] = nil

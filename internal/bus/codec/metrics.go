@@ -60,7 +60,6 @@ type MetricsEncoder struct {
 	n       int      // TimeSeries entries in body
 	samples int
 	refs    []byte             // scratch: one series' batch-local label refs, as varints
-	refIDs  []uint32           // scratch: the same refs, for the rare entries
 	ts      writev2.TimeSeries // scratch for the rare (histogram, exemplar) entries
 	tsBuf   []byte
 
@@ -255,22 +254,6 @@ func (e *MetricsEncoder) labelRefs(dst []uint32, ls labels.Labels) []uint32 {
 	return dst
 }
 
-// useAll appends the batch-local symbols of the kept ids to dst as
-// varints: the labels field of a series, in one pass.
-func (e *MetricsEncoder) useAll(dst []byte, ids []uint32) []byte {
-	gen, slots := e.gen, e.slots
-	for _, id := range ids {
-		sl := &slots[id]
-		if sl.gen != gen {
-			sl.gen = gen
-			sl.local = uint32(len(e.symbols))
-			e.symbols = append(e.symbols, e.strs[id])
-		}
-		dst = appendUvarint(dst, uint64(sl.local))
-	}
-	return dst
-}
-
 // Sample is one sample with everything that travels with it. Exactly one of
 // V, H and FH holds the value: H or FH when non-nil, else V.
 type Sample struct {
@@ -300,7 +283,11 @@ func (e *MetricsEncoder) Append(s *Sample) {
 		})
 	} else {
 		ss := e.remembered(s.Ref, s.Labels)
-		e.refs = e.useAll(e.refs[:0], e.idArena[ss.ids:ss.ids+ss.nids])
+		// The labels field of the series, numbered and written in one pass.
+		e.refs = e.refs[:0]
+		for _, id := range e.idArena[ss.ids : ss.ids+ss.nids] {
+			e.refs = appendUvarint(e.refs, uint64(e.use(id)))
+		}
 		if sendMeta {
 			if ss.meta == s.Meta && e.now-ss.metaAt < MetadataResend {
 				sendMeta = false
