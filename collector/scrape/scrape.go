@@ -1,11 +1,10 @@
-// Package scrape runs the Prometheus scrape and discovery managers on a
-// Prometheus-format configuration file, writing into any
+// Package scrape runs Prometheus's scrape manager and service discoveries on
+// a Prometheus-format configuration file, writing into any
 // storage.AppendableV2 (the agent's batcher).
 package scrape
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -77,9 +76,8 @@ type Scraper struct {
 	selfScheme string
 	selfClient *config_util.HTTPClientConfig
 
-	discovery *discovery.Manager
+	discovery *targetDiscovery
 	scrape    *promscrape.Manager
-	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	reloadMu  sync.Mutex
 }
@@ -95,19 +93,17 @@ func WithSelfClient(scheme string, hc config_util.HTTPClientConfig) Option {
 	return func(s *Scraper) { s.selfScheme, s.selfClient = scheme, &hc }
 }
 
-// New builds the scrape and discovery managers. selfAddr gives the address
-// of this process's HTTP listener; it is read when the service starts, after
-// the listener is bound.
+// New builds the scrape manager and the target discovery that feeds it.
+// selfAddr gives the address of this process's HTTP listener; it is read when
+// the service starts, after the listener is bound.
 func New(cfg Config, app storage.AppendableV2, selfAddr func() string, logger *slog.Logger, reg prometheus.Registerer, opts ...Option) (*Scraper, error) {
 	sdMetrics, err := discovery.CreateAndRegisterSDMetrics(reg)
 	if err != nil {
 		return nil, fmt.Errorf("register discovery metrics: %w", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	dm := discovery.NewManager(ctx, logger.With("component", "discovery"), reg, sdMetrics, discovery.Updatert(cfg.DiscoveryReloadInterval))
-	if dm == nil {
-		cancel()
-		return nil, errors.New("create discovery manager")
+	dm, err := newTargetDiscovery(logger.With("component", "discovery"), reg, sdMetrics, cfg.DiscoveryReloadInterval)
+	if err != nil {
+		return nil, fmt.Errorf("register discovery manager metrics: %w", err)
 	}
 	sm, err := promscrape.NewManager(&promscrape.Options{
 		// Metadata goes out per target and family (metadataAppender), not
@@ -118,10 +114,9 @@ func New(cfg Config, app storage.AppendableV2, selfAddr func() string, logger *s
 		PassMetadataInContext: true,
 	}, logger.With("component", "scrape"), nil, nil, tenantAppendable{next: app, meta: newTargetMetadata()}, reg)
 	if err != nil {
-		cancel()
 		return nil, fmt.Errorf("create scrape manager: %w", err)
 	}
-	s := &Scraper{cfg: cfg, selfAddr: selfAddr, logger: logger, discovery: dm, scrape: sm, cancel: cancel}
+	s := &Scraper{cfg: cfg, selfAddr: selfAddr, logger: logger, discovery: dm, scrape: sm}
 	for _, o := range opts {
 		o(s)
 	}
@@ -165,9 +160,7 @@ func (s *Scraper) Reload() error {
 	for _, sc := range scfgs {
 		sd[sc.JobName] = sc.ServiceDiscoveryConfigs
 	}
-	if err := s.discovery.ApplyConfig(sd); err != nil {
-		return fmt.Errorf("apply discovery config: %w", err)
-	}
+	s.discovery.ApplyConfig(sd)
 	s.logger.Info("scrape configuration loaded", "file", s.cfg.ConfigFile, "jobs", len(scfgs))
 	return nil
 }
@@ -179,9 +172,7 @@ func (s *Scraper) starting(context.Context) error {
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
-		if err := s.discovery.Run(); err != nil && !errors.Is(err, context.Canceled) {
-			s.logger.Error("discovery manager stopped", "err", err)
-		}
+		s.discovery.Run()
 	}()
 	go func() {
 		defer s.wg.Done()
@@ -199,7 +190,7 @@ func (s *Scraper) running(ctx context.Context) error {
 
 func (s *Scraper) stopping(error) error {
 	s.scrape.Stop()
-	s.cancel()
+	s.discovery.Stop()
 	s.wg.Wait()
 	return nil
 }

@@ -27,7 +27,7 @@ import (
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m,
-		// Prometheus's discovery manager cancels its discoverers without
+		// The target discovery cancels its discoverers without
 		// waiting for them; client-go's informers and Consul's retry sleep
 		// wind down on their own afterwards. None of these are ours.
 		goleak.IgnoreAnyFunction("k8s.io/klog/v2.(*flushDaemon).run.func1"),
