@@ -357,7 +357,7 @@ plain "  of which NATS JetStream store" "-" "${R[pharos,disk_nats]}"
 plain "WAL bytes per sample" "${R[prometheus,disk_wal_per_sample]}" "${R[pharos,disk_wal_per_sample]}"
 plain "targets up at end (up==1/all)" "${R[prometheus,up_now]}" "${R[pharos,up_now]}"
 plain "targets up in every scrape of the window" "${R[prometheus,up_window]}" "${R[pharos,up_window]}"
-plain "scrapes stored in window (expected $((TARGETS * WINDOW / INTERVAL)))" "${R[prometheus,scrapes_window]}" "${R[pharos,scrapes_window]}"
+plain "scrapes stored in window (expected $((TARGETS * WINDOW / INTERVAL)); Pharos: less the last flush still batched)" "${R[prometheus,scrapes_window]}" "${R[pharos,scrapes_window]}"
 plain "samples in the last scrapes (sum)" "${R[prometheus,scraped]}" "${R[pharos,scraped]}"
 plain "max scrape duration in window (s)" "${R[prometheus,scrape_dur]}" "${R[pharos,scrape_dur]}"
 for qi in "${!QUERIES[@]}"; do
