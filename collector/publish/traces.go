@@ -39,12 +39,19 @@ type Traces struct {
 	*signalPublisher
 
 	splitters sync.Pool // *tracesSplitter
+	sizer     ptrace.ProtoMarshaler
+
+	groupsMu sync.Mutex
+	groups   map[string]*tenantGroups // by tenant, while it has pushes
 
 	spans    prometheus.Counter
 	messages prometheus.Counter
 	bytes    prometheus.Counter
 	dropped  *prometheus.CounterVec
 	latency  prometheus.Histogram
+
+	pushGroups    prometheus.Counter
+	groupedPushes prometheus.Counter
 }
 
 // NewTraces returns the trace publisher: partitions is the bus's
@@ -57,6 +64,11 @@ func NewTraces(cfg Config, partitions int, agentID string, publish PublishFunc, 
 	f := promauto.With(reg)
 	t := &Traces{
 		signalPublisher: sp,
+		groups:          map[string]*tenantGroups{},
+		pushGroups: f.NewCounter(prometheus.CounterOpts{
+			Name: "pharos_agent_trace_push_groups_total", Help: "Groups of pushes published together (pushes of a tenant that arrived while its previous group was being published)."}),
+		groupedPushes: f.NewCounter(prometheus.CounterOpts{
+			Name: "pharos_agent_trace_grouped_pushes_total", Help: "Pushes published as part of a group; divided by pharos_agent_trace_push_groups_total, the pushes per group."}),
 		spans: f.NewCounter(prometheus.CounterOpts{
 			Name: "pharos_agent_spans_published_total", Help: "Spans acknowledged by JetStream."}),
 		messages: f.NewCounter(prometheus.CounterOpts{
@@ -205,8 +217,22 @@ func (s *tracesSplitter) reset() {
 // PushTraces publishes td's spans for tenant and returns once all of them
 // are acknowledged. An error wrapping receive.ErrTracesRejected means the
 // bus refuses them for what they are; any other may pass on a retry. It
-// moves the spans out of td (see receive.TracesSink).
+// moves the spans out of td (see receive.TracesSink). Pushes that arrive
+// while another of the tenant is being published go out together (see
+// pushGrouped).
 func (t *Traces) PushTraces(ctx context.Context, tenant string, td ptrace.Traces) error {
+	if td.SpanCount() == 0 {
+		return nil
+	}
+	if size := t.sizer.TracesSize(td); size <= maxGroupedPushBytes {
+		return t.pushGrouped(ctx, tenant, td, size)
+	}
+	return t.publishTraces(ctx, tenant, td)
+}
+
+// publishTraces publishes td's spans as one call: split by partition,
+// encoded, published at once.
+func (t *Traces) publishTraces(ctx context.Context, tenant string, td ptrace.Traces) error {
 	s := t.splitters.Get().(*tracesSplitter)
 	defer func() {
 		s.reset()

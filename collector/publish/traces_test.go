@@ -8,8 +8,11 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"regexp"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -352,4 +355,174 @@ func BenchmarkTracesPush(b *testing.B) {
 			b.ReportMetric(float64(src.SpanCount())*float64(b.N)/b.Elapsed().Seconds(), "spans/s")
 		})
 	}
+}
+
+// gate is a PublishFunc whose calls wait until it is opened, then go to
+// rec (or fail with err).
+type gate struct {
+	open chan struct{}
+	rec  *msgRecorder
+	err  error
+}
+
+func (g *gate) publish(ctx context.Context, m *bus.OutMsg) error {
+	select {
+	case <-g.open:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if g.err != nil {
+		return g.err
+	}
+	return g.rec.publish(ctx, m)
+}
+
+// waiting is how many pushes of tenant wait for the group being
+// published.
+func (t *Traces) waiting(tenant string) int {
+	t.groupsMu.Lock()
+	defer t.groupsMu.Unlock()
+	if tg := t.groups[tenant]; tg != nil && tg.next != nil {
+		return tg.next.pushes
+	}
+	return 0
+}
+
+// pushWhileBlocked pushes one batch, which blocks in the gate, then n more
+// that queue behind it, opens the gate and returns every push's error and
+// how many spans were pushed.
+func pushWhileBlocked(t *testing.T, tp *Traces, g *gate, n int) ([]error, int) {
+	t.Helper()
+	errs := make([]error, n+1)
+	var wg sync.WaitGroup
+	first := manyTraces(1, 20, 1)
+	setTrace(first, traceID(1000))
+	pushed := first.SpanCount()
+	wg.Go(func() { errs[0] = tp.PushTraces(context.Background(), "", first) })
+	require.Eventually(t, func() bool {
+		tp.groupsMu.Lock()
+		defer tp.groupsMu.Unlock()
+		tg := tp.groups[""]
+		return tg != nil && tg.running && tg.next == nil
+	}, 10*time.Second, time.Millisecond, "the first push is being published")
+	for i := range n {
+		td := manyTraces(2, 20, 2)
+		// Distinct span IDs per push.
+		rss := td.ResourceSpans()
+		for r := range rss.Len() {
+			for s := range rss.At(r).ScopeSpans().Len() {
+				spans := rss.At(r).ScopeSpans().At(s).Spans()
+				for k := range spans.Len() {
+					var id pcommon.SpanID
+					binary.BigEndian.PutUint64(id[:], uint64(i+1)<<32|uint64(r<<16|s<<8|k))
+					spans.At(k).SetSpanID(id)
+				}
+			}
+		}
+		pushed += td.SpanCount()
+		wg.Go(func() { errs[i+1] = tp.PushTraces(context.Background(), "", td) })
+	}
+	require.Eventually(t, func() bool { return tp.waiting("") == n }, 10*time.Second, time.Millisecond)
+	close(g.open)
+	wg.Wait()
+	return errs, pushed
+}
+
+func TestTracesGroupCommit(t *testing.T) {
+	const partitions, pushes = 8, 10
+	g := &gate{open: make(chan struct{}), rec: &msgRecorder{}}
+	tp, _ := newTestTraces(t, partitions, "a", g.publish, "snappy")
+	errs, pushed := pushWhileBlocked(t, tp, g, pushes)
+	for i, err := range errs {
+		require.NoError(t, err, "push %d", i)
+	}
+	msgs := g.rec.messages()
+	// The first push's messages, then one per partition for the ten that
+	// waited (each of them spreads over every partition).
+	first := 0
+	for _, m := range msgs {
+		if strings.HasPrefix(m.ID, tp.idPrefix+"1.") {
+			first++
+		}
+	}
+	require.Equal(t, partitions, len(msgs)-first, "the waiting pushes share one message per partition")
+	spans := decodeAll(t, msgs, partitions)
+	require.Equal(t, pushed, len(spans), "every span once")
+	require.Equal(t, 2.0, testutil.ToFloat64(tp.pushGroups))
+	require.Equal(t, float64(pushes+1), testutil.ToFloat64(tp.groupedPushes))
+	require.Equal(t, float64(pushed), testutil.ToFloat64(tp.spans))
+	tp.groupsMu.Lock()
+	require.Empty(t, tp.groups, "nothing is kept once the pushes are done")
+	tp.groupsMu.Unlock()
+}
+
+func TestTracesGroupErrors(t *testing.T) {
+	t.Run("a failed group fails every push in it", func(t *testing.T) {
+		boom := errors.New("no responders")
+		g := &gate{open: make(chan struct{}), rec: &msgRecorder{}, err: boom}
+		tp, _ := newTestTraces(t, 4, "a", g.publish, "zstd")
+		errs, _ := pushWhileBlocked(t, tp, g, 3)
+		for _, err := range errs {
+			require.ErrorIs(t, err, boom)
+		}
+	})
+	t.Run("a size refusal in a group is retryable", func(t *testing.T) {
+		g := &gate{open: make(chan struct{}), rec: &msgRecorder{}, err: fmt.Errorf("publish: %w", bus.ErrMessageTooLarge)}
+		tp, _ := newTestTraces(t, 4, "a", g.publish, "zstd")
+		errs, _ := pushWhileBlocked(t, tp, g, 3)
+		require.ErrorIs(t, errs[0], receive.ErrTracesRejected, "a push alone in its group is refused as before")
+		for _, err := range errs[1:] {
+			require.Error(t, err)
+			require.NotErrorIs(t, err, receive.ErrTracesRejected)
+		}
+	})
+	t.Run("a push that gives up leaves its group to go out", func(t *testing.T) {
+		g := &gate{open: make(chan struct{}), rec: &msgRecorder{}}
+		tp, _ := newTestTraces(t, 2, "a", g.publish, "snappy")
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		td := manyTraces(1, 4, 1)
+		n := float64(td.SpanCount())
+		go func() { done <- tp.PushTraces(ctx, "", td) }()
+		require.Eventually(t, func() bool {
+			tp.groupsMu.Lock()
+			defer tp.groupsMu.Unlock()
+			return tp.groups[""] != nil
+		}, 10*time.Second, time.Millisecond)
+		cancel()
+		require.ErrorIs(t, <-done, context.Canceled)
+		close(g.open)
+		require.Eventually(t, func() bool { return testutil.ToFloat64(tp.spans) == n }, 10*time.Second, time.Millisecond)
+	})
+}
+
+// A push too large to join a group goes out on its own at once, even while
+// the tenant's group is being published.
+func TestTracesLargePushBypassesGroups(t *testing.T) {
+	g := &gate{open: make(chan struct{}), rec: &msgRecorder{}}
+	var entered atomic.Int64
+	tp, _ := newTestTraces(t, 2, "a", func(ctx context.Context, m *bus.OutMsg) error {
+		entered.Add(1)
+		return g.publish(ctx, m)
+	}, "snappy")
+	var wg sync.WaitGroup
+	small := manyTraces(1, 1, 1)
+	want := float64(small.SpanCount())
+	wg.Go(func() { require.NoError(t, tp.PushTraces(context.Background(), "", small)) })
+	require.Eventually(t, func() bool { return entered.Load() == 1 }, 10*time.Second, time.Millisecond)
+
+	large := manyTraces(1, 2, 1)
+	want += float64(large.SpanCount())
+	spans := large.ResourceSpans().At(0).ScopeSpans().At(0).Spans()
+	for k := range spans.Len() {
+		spans.At(k).Attributes().PutStr("payload", strings.Repeat("x", maxGroupedPushBytes))
+	}
+	wg.Go(func() { require.NoError(t, tp.PushTraces(context.Background(), "", large)) })
+	require.Eventually(t, func() bool { return entered.Load() > 1 }, 10*time.Second, time.Millisecond,
+		"the large push is published while the group is")
+	require.Zero(t, tp.waiting(""))
+	close(g.open)
+	wg.Wait()
+	require.Equal(t, 1.0, testutil.ToFloat64(tp.groupedPushes))
+	require.Equal(t, want, testutil.ToFloat64(tp.spans))
 }
