@@ -140,12 +140,25 @@ func (b *browser) open(u string) {
 }
 
 // waitReady waits for the page to draw again after an in-page action.
+// A navigation replaces the page's JavaScript context, and the browser
+// refuses an evaluation still aimed at the old one ("Cannot find context
+// with specified id"): waitReady and location ask again instead of
+// failing.
 func (b *browser) waitReady() {
 	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 60*time.Second)
+	testutil.Poll(b.t, 60*time.Second, 50*time.Millisecond, func() (bool, string) {
+		ready, err := tryEvalJS[bool](b, `document.documentElement.dataset.ready === "1"`)
+		if err != nil {
+			return false, "page not ready: " + err.Error()
+		}
+		return ready, "page not ready"
+	})
+}
+
+func tryEvalJS[T any](b *browser, js string) (T, error) {
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
 	defer cancel()
-	require.NoError(b.t, chromedp.Do(ctx,
-		chromedp.Poll[chromedp.Void](`document.documentElement.dataset.ready === "1"`, chromedp.WithPollingInterval(50*time.Millisecond))))
+	return chromedp.Run(ctx, chromedp.Evaluate[T](js))
 }
 
 func evalJS[T any](b *browser, js string) T {
@@ -180,7 +193,11 @@ func (b *browser) text() string {
 
 func (b *browser) location() string {
 	b.t.Helper()
-	return evalJS[string](b, `location.pathname + location.search`)
+	loc, err := tryEvalJS[string](b, `location.pathname + location.search`)
+	if err != nil {
+		return "(navigating: " + err.Error() + ")"
+	}
+	return loc
 }
 
 func (b *browser) click(selector string) {
