@@ -227,12 +227,15 @@ func (t *Traces) PushTraces(ctx context.Context, tenant string, td ptrace.Traces
 	if size := t.sizer.TracesSize(td); size <= maxGroupedPushBytes {
 		return t.pushGrouped(ctx, tenant, td, size)
 	}
-	return t.publishTraces(ctx, tenant, td)
+	return t.publishTraces(ctx, tenant, td, true)
 }
 
 // publishTraces publishes td's spans as one call: split by partition,
-// encoded, published at once.
-func (t *Traces) publishTraces(ctx context.Context, tenant string, td ptrace.Traces) error {
+// encoded, published at once. With refuse, spans that can never be taken
+// (not encodable, or over the bus's message limit) are counted as dropped
+// and refused (receive.ErrTracesRejected); without it, as for the spans of
+// several pushes, whose owner is not known, the error is retryable.
+func (t *Traces) publishTraces(ctx context.Context, tenant string, td ptrace.Traces, refuse bool) error {
 	s := t.splitters.Get().(*tracesSplitter)
 	defer func() {
 		s.reset()
@@ -242,15 +245,15 @@ func (t *Traces) publishTraces(ctx context.Context, tenant string, td ptrace.Tra
 	if len(s.out) == 0 {
 		return nil
 	}
-	if err := t.encodeAll(s); err != nil {
+	if err := t.encodeAll(s, refuse); err != nil {
 		return err
 	}
-	return t.publishAll(ctx, s.out, tenant, t.nextSeq())
+	return t.publishAll(ctx, s.out, tenant, t.nextSeq(), refuse)
 }
 
 // encodeAll encodes every part, splitting again those whose payload is
 // over maxTracesPayloadBytes (halving the budget each time).
-func (t *Traces) encodeAll(s *tracesSplitter) error {
+func (t *Traces) encodeAll(s *tracesSplitter, refuse bool) error {
 	enc := codec.NewTracesEncoder(t.comp)
 	for i := 0; i < len(s.out); i++ {
 		budget := maxTracesMessageBytes
@@ -258,6 +261,9 @@ func (t *Traces) encodeAll(s *tracesSplitter) error {
 			p := &s.out[i]
 			data, err := enc.Encode(nil, p.td)
 			if err != nil {
+				if !refuse {
+					return fmt.Errorf("encode %d spans: %w", p.spans, err)
+				}
 				t.dropped.WithLabelValues(reasonEncode).Add(float64(p.spans))
 				return fmt.Errorf("%w: %w", receive.ErrTracesRejected, err)
 			}
@@ -290,7 +296,7 @@ func (t *Traces) encodeAll(s *tracesSplitter) error {
 
 // publishAll publishes the parts, up to t.concurrency at once, waiting for
 // all. Part i of call seq has the ID <prefix><seq>.<i>.
-func (t *Traces) publishAll(ctx context.Context, parts []tracesPart, tenant string, seq uint64) error {
+func (t *Traces) publishAll(ctx context.Context, parts []tracesPart, tenant string, seq uint64, refuse bool) error {
 	start := time.Now()
 	encoding := codec.TracesEncoding(t.comp)
 	err := t.publishParts(ctx, tenant, seq, len(parts),
@@ -305,6 +311,9 @@ func (t *Traces) publishAll(ctx context.Context, parts []tracesPart, tenant stri
 		},
 		func(i int, err error) error {
 			m := &parts[i]
+			if !refuse {
+				return fmt.Errorf("%d spans refused by the bus for their size (is its max_payload below 1 MiB?): %w", m.spans, err)
+			}
 			t.dropped.WithLabelValues(reasonTooLarge).Add(float64(m.spans))
 			return fmt.Errorf("%w: %d spans refused by the bus for their size: %w", receive.ErrTracesRejected, m.spans, err)
 		})

@@ -2,13 +2,9 @@ package publish
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
-
-	"github.com/pharos-obs/pharos/collector/receive"
 )
 
 // Group commit of pushes. Each push's spans are spread over every
@@ -63,7 +59,7 @@ func (t *Traces) pushGrouped(ctx context.Context, tenant string, td ptrace.Trace
 	g := tg.next
 	if g != nil && g.size+size > maxGroupBytes {
 		t.groupsMu.Unlock()
-		return t.publishTraces(ctx, tenant, td)
+		return t.publishTraces(ctx, tenant, td, true)
 	}
 	if g == nil {
 		g = &tracesGroup{td: ptrace.NewTraces(), done: make(chan struct{})}
@@ -109,17 +105,14 @@ func (t *Traces) publishGroups(tenant string, tg *tenantGroups) {
 	}
 }
 
+// publishGroup publishes g. Every push in a group is below
+// maxGroupedPushBytes, so the bus refusing a message for its size means
+// its max_payload is set below the ~1 MiB messages are cut to; which push
+// had spans in that message is not known, and refusing all of them would
+// drop the others' spans, so a group of several pushes gets a retryable
+// error instead (and nothing is counted as dropped).
 func (t *Traces) publishGroup(tenant string, g *tracesGroup) error {
 	ctx, cancel := context.WithTimeout(context.Background(), groupPublishTimeout)
 	defer cancel()
-	err := t.publishTraces(ctx, tenant, g.td)
-	if g.pushes > 1 && errors.Is(err, receive.ErrTracesRejected) {
-		// Every push in a group is below maxGroupedPushBytes, so the bus
-		// refusing a message for its size means its max_payload is set
-		// below the ~1 MiB messages are cut to. Which push had spans in
-		// that message is not known here, and refusing all of them would
-		// drop the others' spans: they get a retryable error instead.
-		return fmt.Errorf("traces: the bus refused a message of %d grouped pushes (is its max_payload below 1 MiB?): %s", g.pushes, err.Error())
-	}
-	return err
+	return t.publishTraces(ctx, tenant, g.td, g.pushes == 1)
 }

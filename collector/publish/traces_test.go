@@ -473,8 +473,12 @@ func TestTracesGroupErrors(t *testing.T) {
 		require.ErrorIs(t, errs[0], receive.ErrTracesRejected, "a push alone in its group is refused as before")
 		for _, err := range errs[1:] {
 			require.Error(t, err)
+			require.ErrorIs(t, err, bus.ErrMessageTooLarge)
 			require.NotErrorIs(t, err, receive.ErrTracesRejected)
 		}
+		lone := manyTraces(1, 20, 1)
+		require.Equal(t, float64(lone.SpanCount()), testutil.ToFloat64(tp.dropped.WithLabelValues(reasonTooLarge)),
+			"only the lone push's spans are counted as dropped; the group's are retried")
 	})
 	t.Run("a push that gives up leaves its group to go out", func(t *testing.T) {
 		g := &gate{open: make(chan struct{}), rec: &msgRecorder{}}
