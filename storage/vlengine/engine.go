@@ -148,6 +148,7 @@ type Engine struct {
 	readOnly    atomic.Bool
 
 	durability
+	stage     stage
 	closeOnce sync.Once
 }
 
@@ -230,6 +231,7 @@ func (e *Engine) Close() {
 
 		e.mu.Lock()
 		e.closed = true
+		e.flushStage()
 		e.storage.MustClose()
 		e.mu.Unlock()
 
@@ -314,6 +316,7 @@ func (e *Engine) DebugFlush() {
 		return
 	}
 	defer e.Release()
+	e.flushStage()
 	e.storage.DebugFlush()
 }
 

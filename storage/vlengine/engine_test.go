@@ -115,20 +115,7 @@ func TestEngineLifecycle(t *testing.T) {
 	e.MarkDirty(AddDay(nil, ts))
 	e.DebugFlush()
 
-	count := func(tenant string) int {
-		q, err := ParseQuery(`_msg:="hello"`, ts, ts+1)
-		require.NoError(t, err)
-		n := 0
-		var mu sync.Mutex
-		require.NoError(t, e.Query(context.Background(), tenant, q, func(qctx *logstorage.QueryContext, st *logstorage.Storage) error {
-			return st.RunQuery(qctx, func(_ uint, db *logstorage.DataBlock) {
-				mu.Lock()
-				n += db.RowsCount()
-				mu.Unlock()
-			})
-		}))
-		return n
-	}
+	count := func(tenant string) int { return countRows(t, e, tenant, `_msg:="hello"`, ts, ts+1) }
 	require.Equal(t, 1, count("t"))
 	require.Zero(t, count("other"))
 	require.NoError(t, e.WaitDurable(context.Background()))

@@ -139,6 +139,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	st := e.stats()
+	staged := e.StagedRowsCount()
 	e.mu.RUnlock()
 
 	gauge := func(d *prometheus.Desc, v float64, lv ...string) {
@@ -158,7 +159,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.ratio, ratio)
 	gauge(c.rows, float64(st.InmemoryRowsCount), "memory")
 	gauge(c.rows, float64(st.SmallPartRowsCount+st.BigPartRowsCount), "file")
-	gauge(c.pending, float64(st.PendingRows))
+	gauge(c.pending, float64(st.PendingRows)+float64(staged))
 	gauge(c.parts, float64(st.InmemoryParts), "inmemory")
 	gauge(c.parts, float64(st.SmallParts), "small")
 	gauge(c.parts, float64(st.BigParts), "big")

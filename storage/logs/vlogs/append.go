@@ -65,8 +65,7 @@ func (s *Store) Append(tenant string, streams []logs.Stream) error {
 		}
 	}
 
-	storage, err := s.eng.Acquire()
-	if err != nil {
+	if _, err := s.eng.Acquire(); err != nil {
 		return err
 	}
 	defer s.eng.Release()
@@ -82,8 +81,6 @@ func (s *Store) Append(tenant string, streams []logs.Stream) error {
 
 	b := appendBufPool.Get().(*appendBuf)
 	defer b.put()
-	lr := logstorage.GetLogRows(nil, nil, nil, nil, "")
-	defer logstorage.PutLogRows(lr)
 
 	var accepted, lineBytes, tooOld, tooNew, tooLarge int
 	for i := range streams {
@@ -95,6 +92,7 @@ func (s *Store) Append(tenant string, streams []logs.Stream) error {
 			}
 		})
 		nLabels := len(b.fields)
+		var staged *vlengine.StagedRows
 		for j := range st.Entries {
 			e := &st.Entries[j]
 			switch {
@@ -116,18 +114,17 @@ func (s *Store) Append(tenant string, streams []logs.Stream) error {
 				tooLarge++
 				continue
 			}
-			lr.MustAdd(tid, e.Timestamp, b.fields, nLabels)
+			if staged == nil {
+				staged = s.eng.Stage(tid, st.Labels.Hash())
+			}
+			staged.Add(e.Timestamp, b.fields, nLabels)
 			b.days = vlengine.AddDay(b.days, e.Timestamp)
 			accepted++
 			lineBytes += len(e.Line)
-			if lr.NeedFlush() {
-				storage.MustAddRows(lr)
-				lr.ResetKeepSettings()
-			}
 		}
-	}
-	if lr.RowsCount() > 0 {
-		storage.MustAddRows(lr)
+		if staged != nil {
+			staged.Done()
+		}
 	}
 	s.eng.MarkDirty(b.days)
 

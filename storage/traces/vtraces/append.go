@@ -9,6 +9,7 @@ import (
 	"unsafe"
 
 	"github.com/VictoriaMetrics/VictoriaLogs/lib/logstorage"
+	"github.com/cespare/xxhash/v2"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
@@ -57,8 +58,6 @@ func (s *Store) Append(tenant string, td ptrace.Traces) error {
 	}
 	b := appendBufPool.Get().(*appendBuf)
 	defer b.put()
-	lr := logstorage.GetLogRows(nil, nil, nil, nil, "")
-	defer logstorage.PutLogRows(lr)
 	// Also after an error: rows added so far must be made durable.
 	defer func() { s.eng.MarkDirty(b.days) }()
 
@@ -81,52 +80,57 @@ func (s *Store) Append(tenant string, td ptrace.Traces) error {
 			return fmt.Errorf("append: %w: %d scope spans encoded, %d in the batch", errWire, len(b.res.scopes), sss.Len())
 		}
 		b.startResource(rs.Resource())
-		for j := range sss.Len() {
-			if err := splitScope(&b.scope, b.res.scopes[j]); err != nil {
-				return fmt.Errorf("append: %w", err)
-			}
-			spans := sss.At(j).Spans()
-			if len(b.scope.spans) != spans.Len() {
-				return fmt.Errorf("append: %w: %d spans encoded, %d in the batch", errWire, len(b.scope.spans), spans.Len())
-			}
-			for k := range spans.Len() {
-				sp := spans.At(k)
-				ts := int64(sp.StartTimestamp())
-				switch {
-				case sp.TraceID().IsEmpty() || sp.SpanID().IsEmpty():
-					c.invalid++
-					continue
-				case ts < minTS:
-					c.tooOld++
-					continue
-				case ts > maxTS:
-					c.tooNew++
-					continue
-				}
-				if key := (nameSetKey{tenant: tid, service: b.fields[0].Value, day: ts / vlengine.NsPerDay}); b.set == nil || b.set.key != key || !b.resDone {
-					b.set = s.names.get(storage, key, minTS/vlengine.NsPerDay)
-					b.resourceFields(rs.Resource(), s.names.limit, &c)
-				}
-				otlpLen := b.spanFields(sp, b.scope.spans[k], s.names.limit, &c)
-				if logstorage.EstimatedJSONRowLen(b.fields) > maxRowSize {
-					c.tooLarge++
-					continue
-				}
-				lr.MustAdd(tid, ts, b.fields, 1)
-				b.days = vlengine.AddDay(b.days, ts)
-				c.accepted++
-				c.bytes += otlpLen
-				if lr.NeedFlush() {
-					storage.MustAddRows(lr)
-					lr.ResetKeepSettings()
-				}
-			}
+		staged := s.eng.Stage(tid, xxhash.Sum64String(b.fields[0].Value))
+		err := b.appendResource(s, storage, staged, tid, rs, minTS, maxTS, &c)
+		staged.Done()
+		if err != nil {
+			return err
 		}
 	}
-	if lr.RowsCount() > 0 {
-		storage.MustAddRows(lr)
-	}
 	c.record(s.metrics)
+	return nil
+}
+
+// appendResource stages the rows of rs's spans.
+func (b *appendBuf) appendResource(s *Store, storage *logstorage.Storage, staged *vlengine.StagedRows, tid logstorage.TenantID, rs ptrace.ResourceSpans, minTS, maxTS int64, c *appendCounts) error {
+	sss := rs.ScopeSpans()
+	for j := range sss.Len() {
+		if err := splitScope(&b.scope, b.res.scopes[j]); err != nil {
+			return fmt.Errorf("append: %w", err)
+		}
+		spans := sss.At(j).Spans()
+		if len(b.scope.spans) != spans.Len() {
+			return fmt.Errorf("append: %w: %d spans encoded, %d in the batch", errWire, len(b.scope.spans), spans.Len())
+		}
+		for k := range spans.Len() {
+			sp := spans.At(k)
+			ts := int64(sp.StartTimestamp())
+			switch {
+			case sp.TraceID().IsEmpty() || sp.SpanID().IsEmpty():
+				c.invalid++
+				continue
+			case ts < minTS:
+				c.tooOld++
+				continue
+			case ts > maxTS:
+				c.tooNew++
+				continue
+			}
+			if key := (nameSetKey{tenant: tid, service: b.fields[0].Value, day: ts / vlengine.NsPerDay}); b.set == nil || b.set.key != key || !b.resDone {
+				b.set = s.names.get(storage, key, minTS/vlengine.NsPerDay)
+				b.resourceFields(rs.Resource(), s.names.limit, c)
+			}
+			otlpLen := b.spanFields(sp, b.scope.spans[k], s.names.limit, c)
+			if logstorage.EstimatedJSONRowLen(b.fields) > maxRowSize {
+				c.tooLarge++
+				continue
+			}
+			staged.Add(ts, b.fields, 1)
+			b.days = vlengine.AddDay(b.days, ts)
+			c.accepted++
+			c.bytes += otlpLen
+		}
+	}
 	return nil
 }
 
