@@ -158,7 +158,11 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.MaxOpenFiles, "agent.tail.max-open-files", 1024, "Most files held open at once; idle files are closed (and reopened when they grow) to stay under it.")
 	f.IntVar(&c.MaxLineBytes, "agent.tail.max-line-bytes", 256<<10, "Longest line or joined entry; longer ones are truncated and counted.")
 	f.DurationVar(&c.PositionsSyncPeriod, "agent.tail.positions-sync-period", time.Second, "How often acknowledged read positions are saved; after a crash at most this much is read again.")
-	f.IntVar(&c.MaxBatchEntries, "agent.tail.max-batch-entries", 1000, "Entries per batch handed to the publisher.")
+	// Batches end at 1 MiB of lines (Promtail's and Vector's size) more often
+	// than at this count: each batch becomes a JetStream message per stream
+	// partition it touches, and each message costs a write, an fsync, a
+	// delivery and an ack whatever its size.
+	f.IntVar(&c.MaxBatchEntries, "agent.tail.max-batch-entries", 10000, "Entries per batch handed to the publisher.")
 	f.IntVar(&c.MaxBatchBytes, "agent.tail.max-batch-bytes", 1<<20, "Bytes of log lines per batch handed to the publisher.")
 	f.DurationVar(&c.BatchWait, "agent.tail.batch-wait", time.Second, "Longest time a non-full batch waits before it is handed over; 0 hands it over as soon as the files are read to their end.")
 	f.DurationVar(&c.DrainTimeout, "agent.tail.drain-timeout", 5*time.Second, "On shutdown, how long to keep handing over what was read; what is not acknowledged by then is read again at the next start.")

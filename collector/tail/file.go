@@ -174,7 +174,8 @@ func (f *tailedFile) updateTail(c []byte) {
 // readChunk reads and processes the next chunk of f, as far as the batch
 // has room.
 func (t *Tailer) readChunk(f *tailedFile) {
-	n, err := f.fd.ReadAt(t.readBuf, f.readOff)
+	size := min(max(2*(t.cfg.MaxBatchBytes-t.cur.bytes), minReadBytes), len(t.readBuf))
+	n, err := f.fd.ReadAt(t.readBuf[:size], f.readOff)
 	if n == 0 {
 		if err != nil && !errors.Is(err, io.EOF) {
 			t.readFailed(f, err)
@@ -207,7 +208,7 @@ func (t *Tailer) readChunk(f *tailedFile) {
 	t.m.bytesRead.Add(float64(c))
 	t.m.linesRead.Add(float64(t.lines))
 	t.lines = 0
-	if c == n && n < len(t.readBuf) {
+	if c == n && n < size {
 		t.reachedEOF(f)
 	} else {
 		f.atEOF = false

@@ -61,6 +61,8 @@ type fakeSink struct {
 	failAll   bool
 	permanent bool
 	gate      chan struct{}
+	// streams holds, for each batch taken, how many streams it held.
+	streams []int
 }
 
 func (s *fakeSink) PushLogs(ctx context.Context, b *Batch) error {
@@ -86,6 +88,11 @@ func (s *fakeSink) PushLogs(ctx context.Context, b *Batch) error {
 		}
 		return errors.New("bus unavailable")
 	}
+	seen := map[string]bool{}
+	for _, e := range b.Entries {
+		seen[e.Labels.String()] = true
+	}
+	s.streams = append(s.streams, len(seen))
 	for _, e := range b.Entries {
 		r := record{labels: e.Labels, ts: e.Timestamp, line: string(e.Line)}
 		if len(e.Metadata) > 0 {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -156,4 +157,45 @@ func TestCorruptPositionsFailStart(t *testing.T) {
 	require.NoError(t, err)
 	err = services.StartAndAwaitRunning(context.Background(), tl)
 	require.ErrorIs(t, err, ErrCorruptPositions)
+}
+
+// While files have a backlog, a batch holds one file's lines: each
+// stream in a batch becomes a bus message of its own.
+func TestBacklogBatchesHoldOneFile(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(dir)
+	cfg.MaxBatchBytes = 120 << 10
+	cfg.MaxBatchEntries = 1 << 20
+	sink := &fakeSink{}
+	startTailer(t, cfg, sink, filepath.Join(dir, "state", "positions.json"))
+
+	const n = 40000 // 480 KB per file
+	var files []string
+	for i := range 4 {
+		files = append(files, filepath.Join(dir, fmt.Sprintf("f%d.log", i)))
+		appendFile(t, files[i], numbered(1, n))
+	}
+	waitLines(t, sink, len(files)*n)
+
+	perFile := map[string][]string{}
+	for _, r := range sink.records() {
+		f := r.labels.Get("filename")
+		perFile[f] = append(perFile[f], r.line)
+	}
+	want := strings.Split(strings.TrimSuffix(numbered(1, n), "\n"), "\n")
+	for _, f := range files {
+		require.Equal(t, want, perFile[f], f)
+	}
+	sink.mu.Lock()
+	streams := append([]int(nil), sink.streams...)
+	sink.mu.Unlock()
+	mixed := 0
+	for _, s := range streams {
+		if s > 1 {
+			mixed++
+		}
+	}
+	// 64 KiB reads made nearly every batch hold two files.
+	require.GreaterOrEqual(t, len(streams), 14, "1.9 MB in batches of up to 120 KiB: %v", streams)
+	require.LessOrEqual(t, mixed, len(streams)/3, "batches holding more than one file (where files start and end): %v", streams)
 }
