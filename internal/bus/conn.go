@@ -368,25 +368,49 @@ func (c *Conn) EnsureStreams(ctx context.Context, signals ...Signal) error {
 // consumer interested in it has acked it, so all of them must exist before
 // the first publish, not only once an aggregator starts: otherwise replica
 // 1 would miss what replica 0 acked before it was created.
+//
+// Like the streams, a consumer whose creation fails for a while (a JetStream
+// cluster electing the consumer's leader, a server busy starting) is retried
+// until ctx ends.
 func (c *Conn) ensureConsumers(ctx context.Context, s Signal) error {
 	st := c.state(s)
+	logs := newLogLimiter(logEvery)
 	for p, subject := range st.subjects {
 		for r := range max(c.cfg.Consumer.Replicas, 1) {
 			cfg := c.consumerConfig(subject, DurableName(s, p, r))
-			cctx, cancel := context.WithTimeout(ctx, apiTimeout)
-			var err error
-			if c.cfg.Consumer.Manage {
-				_, err = c.js.CreateOrUpdateConsumer(cctx, st.stream, cfg)
-			} else if _, err = c.js.CreateConsumer(cctx, st.stream, cfg); errors.Is(err, jetstream.ErrConsumerExists) {
-				err = nil // an aggregator's settings win
-			}
-			cancel()
-			if err != nil {
-				return fmt.Errorf("ensure consumer %s on %s: %w", cfg.Durable, st.stream, err)
+			bo := newBackoff(100*time.Millisecond, 5*time.Second)
+			for {
+				err := c.ensureConsumer(ctx, st.stream, cfg)
+				if err == nil {
+					break
+				}
+				if ctx.Err() != nil || !isTransient(err) {
+					return fmt.Errorf("ensure consumer %s on %s: %w", cfg.Durable, st.stream, err)
+				}
+				if ok, suppressed := logs.allow(); ok {
+					c.logger.Warn("jetstream not available yet, retrying", "stream", st.stream, "consumer", cfg.Durable, "err", err, "suppressed", suppressed)
+				}
+				if werr := bo.wait(ctx); werr != nil {
+					return fmt.Errorf("ensure consumer %s on %s: %w (last error: %w)", cfg.Durable, st.stream, werr, err)
+				}
 			}
 		}
 	}
 	return nil
+}
+
+func (c *Conn) ensureConsumer(ctx context.Context, stream string, cfg jetstream.ConsumerConfig) error {
+	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
+	if c.cfg.Consumer.Manage {
+		_, err := c.js.CreateOrUpdateConsumer(ctx, stream, cfg)
+		return err
+	}
+	_, err := c.js.CreateConsumer(ctx, stream, cfg)
+	if errors.Is(err, jetstream.ErrConsumerExists) {
+		return nil // an aggregator's settings win
+	}
+	return err
 }
 
 func (c *Conn) streamConfig(s Signal) jetstream.StreamConfig {
