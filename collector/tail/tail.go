@@ -56,12 +56,12 @@ import (
 // counts the lines' bytes; the file also holds newlines and the container
 // runtime's framing), at least minReadBytes and at most readBufferSize at
 // once; what does not fit is read again for the next batch. While files
-// have a
-// backlog, a batch then holds one file's lines (the next batch starts with
-// the next file) instead of a slice of each: every stream a batch touches
-// becomes a JetStream message of its own, and each message costs a write,
-// an fsync, a delivery and an ack whatever its size (on the log benchmark,
-// 64 KiB reads made 2.2 times the messages and cost 8 % more CPU).
+// have a backlog, a batch then holds one file's lines (the next batch
+// starts with the next file) instead of a slice of each: every stream a
+// batch touches becomes a JetStream message of its own, and each message
+// costs a write, an fsync, a delivery and an ack whatever its size (on the
+// log benchmark, 64 KiB reads made 2.2 times the messages and cost 8 %
+// more CPU).
 const (
 	minReadBytes   = 64 << 10
 	readBufferSize = 1 << 20

@@ -11,6 +11,8 @@ import (
 	"github.com/VictoriaMetrics/VictoriaLogs/lib/logstorage"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
+
+	"github.com/pharos-obs/pharos/internal/testutil"
 )
 
 // stageRows stages n rows of stream app=<stream> for tenant at ts, ts+1…,
@@ -64,18 +66,6 @@ func openTestEngine(t testing.TB, cfg Config) *Engine {
 	return e
 }
 
-// waitFor polls cond every 10 ms until it holds or d passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, d)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestStageHoldsRowsUntilABlockIsFull(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.FlushInterval = time.Hour // no timer flush during the test
@@ -112,7 +102,10 @@ func TestStageFlushesOnItsTimer(t *testing.T) {
 	ts := time.Now().Add(-time.Hour).UnixNano()
 	stageRows(t, e, "t", 1, 5, 50, ts)
 	require.EqualValues(t, 5, e.StagedRowsCount())
-	waitFor(t, 30*time.Second, "the stage's timer flush", func() bool { return e.StagedRowsCount() == 0 })
+	testutil.Poll(t, 30*time.Second, 10*time.Millisecond, func() (bool, string) {
+		n := e.StagedRowsCount()
+		return n == 0, fmt.Sprintf("the stage's timer has not flushed: %d rows staged", n)
+	})
 	e.stage.mu.Lock()
 	require.Nil(t, e.stage.timer, "an empty stage has no timer")
 	require.Empty(t, e.stage.streams)
