@@ -44,7 +44,7 @@ type OwnershipFunc func(OwnershipChange)
 // registers the instance ACTIVE; running, it heartbeats, forgets members
 // that died long ago, and recomputes which partition-replicas this member
 // owns from the healthy members (Assign) whenever they change; stopping,
-// it turns LEAVING and leaves the ring (unless -ring.leave-on-shutdown is
+// it removes its entry from the ring (unless -ring.leave-on-shutdown is
 // false), so the others take its partitions at once.
 //
 // Ownership is eventually consistent (membership is AP): for about one
@@ -76,10 +76,6 @@ type memberMetrics struct {
 	owned   prometheus.Gauge
 	changes prometheus.Counter
 }
-
-// leavingTimeout bounds marking this member LEAVING on stop (normally
-// under a second); leaving the ring afterwards does not depend on it.
-const leavingTimeout = 3 * time.Second
 
 // numTokens is how many ring tokens a Member registers. Ownership does not
 // use tokens (Assign does), but dskit's ring tooling expects an instance to
@@ -136,9 +132,14 @@ func NewMember(cfg Config, partitions int, kv *KV, onChange OwnershipFunc, logge
 	if n := cfg.Ring.AutoForgetUnhealthyPeriods; n > 0 {
 		delegate = ring.NewAutoForgetDelegate(time.Duration(n)*cfg.Ring.HeartbeatTimeout, delegate, gk)
 	}
-	if cfg.Ring.LeaveOnShutdown {
-		delegate = ring.NewLeaveOnStoppingDelegate(delegate, gk)
-	}
+	// No LEAVING step before leaving: dskit's LeaveOnStoppingDelegate
+	// exists for ingesters that flush while LEAVING, and Pharos has nothing
+	// to do there. The ring stores timestamps in whole seconds and merges
+	// by them, so a state change in the same second as the last heartbeat
+	// (every one, at sub-second periods) is merged away as "no change" and
+	// retried a second later, up to ten times: it delayed leaving by 1 to
+	// 13 s. Removing the entry needs no newer timestamp (a removal wins a
+	// tie), so others see this member gone at once.
 	lc, err := ring.NewBasicLifecycler(ring.BasicLifecyclerConfig{
 		ID:                              cfg.Ring.InstanceID,
 		Addr:                            cfg.Ring.InstanceAddr,
@@ -184,19 +185,6 @@ func (m *Member) running(ctx context.Context) error {
 }
 
 func (m *Member) stopping(error) error {
-	if m.cfg.Ring.LeaveOnShutdown && m.lifecycler.State() == services.Running {
-		// Turn LEAVING through the lifecycler's own loop, between two
-		// heartbeats. dskit's stopping delegate does it concurrently with
-		// the heartbeats it keeps sending, and as the ring stores
-		// timestamps in whole seconds each heartbeat can make the state
-		// change look like no change, delaying the leave by seconds.
-		ctx, cancel := context.WithTimeout(context.Background(), leavingTimeout)
-		err := m.lifecycler.ChangeState(ctx, ring.LEAVING)
-		cancel()
-		if err != nil {
-			m.logger.Warn("could not mark this member LEAVING; leaving the ring anyway", "err", err)
-		}
-	}
 	err := services.StopAndAwaitTerminated(context.Background(), m.lifecycler)
 	m.metrics.owned.Set(0)
 	if err != nil {

@@ -16,7 +16,8 @@ import (
 )
 
 // Ring states of an Instance, as dskit names them. Pharos aggregators
-// register ACTIVE, turn LEAVING while they stop, and then leave the ring;
+// register ACTIVE and remove their entry when they stop (others, such as
+// dskit tooling, may set LEAVING);
 // StateLeft marks an instance that has left (or was forgotten) recently.
 const (
 	StateActive  = "ACTIVE"
