@@ -186,6 +186,7 @@ type appendBuf struct {
 	nResource int
 	resBuf    []byte
 	spanBuf   []byte
+	recBuf    []byte
 	dedup     map[string]struct{}
 	days      []int64
 	// set is the name set of the current stream-day; resDone reports
@@ -204,6 +205,7 @@ func (b *appendBuf) put() {
 	b.scope = wireScope{spans: b.scope.spans[:0]}
 	b.resBuf = b.resBuf[:0]
 	b.spanBuf = b.spanBuf[:0]
+	b.recBuf = b.recBuf[:0]
 	b.days = b.days[:0]
 	b.set, b.resDone = nil, false
 	clear(b.dedup)
@@ -280,9 +282,11 @@ func (b *appendBuf) spanFields(sp ptrace.Span, span []byte, limit int, c *append
 	buf = strconv.AppendInt(buf, max(endNs-startNs, 0), 10)
 	add(fieldDuration, start)
 
+	// The record is made in recBuf, then stored as text (see spantext.go).
+	b.recBuf = appendSpanRecord(b.recBuf[:0], &b.res, &b.scope, span)
+	otlpLen := len(b.recBuf)
 	start = len(buf)
-	buf = appendSpanRecord(buf, &b.res, &b.scope, span)
-	otlpLen := len(buf) - start
+	buf = appendSpanText(buf, b.recBuf)
 	add(fieldOTLP, start)
 
 	fields, buf = appendAttrFields(fields, buf, sp.Attributes(), spanPrefix, "", b.set, limit, &b.dedup, c)

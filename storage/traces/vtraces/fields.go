@@ -26,7 +26,7 @@ const (
 	fieldIsRoot        = "is_root"  // "true" for a root span, else absent
 	// fieldOTLP holds the span as OTLP protobuf: a TracesData with one
 	// ResourceSpans with one ScopeSpans with the span (see
-	// appendSpanRecord), as raw bytes.
+	// appendSpanRecord), as text without tokens (see spantext.go).
 	fieldOTLP = "otlp"
 
 	resourcePrefix = "resource."

@@ -10,8 +10,9 @@
 // name, kind, status_code, status_message, start, end, duration, is_root);
 // string, int, double and bool attributes are fields "resource.<key>" and
 // "span.<key>", their values as text; and the field "otlp" holds the span
-// with its resource and scope as OTLP protobuf, byte for byte as received,
-// from which Trace rebuilds the trace exactly.
+// with its resource and scope as OTLP protobuf, byte for byte as received
+// (written as text without tokens, see spantext.go), from which Trace
+// rebuilds the trace exactly.
 //
 // A trace is found by the exact filter trace_id:="<hex>", which the
 // per-block bloom filters of the trace_id column make cheap. Searches push

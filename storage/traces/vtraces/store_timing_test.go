@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 
@@ -123,6 +124,42 @@ func BenchmarkAppend(b *testing.B) {
 		}
 	}
 	b.ReportMetric(1000*float64(b.N)/b.Elapsed().Seconds(), "spans/s")
+}
+
+// BenchmarkAppendStored appends batches of 1000 spans as the aggregator
+// does, waiting for them to be durable every hundredth batch, and closes the
+// store at the end, so that the engine's work (cutting parts, flushing,
+// merging) is all inside. It reports the process's CPU time per span from
+// getrusage: that work runs on the engine's own goroutines, which a
+// wall-clock ns/op would miss on an idle core.
+func BenchmarkAppendStored(b *testing.B) {
+	cfg := DefaultConfig()
+	cfg.Path = filepath.Join(b.TempDir(), "traces")
+	s, err := Open(cfg, testLogger(), nil)
+	require.NoError(b, err)
+	td := benchTraces(100, 10, baseTime())
+	b.ReportAllocs()
+	cpu0 := processCPU(b)
+	b.ResetTimer()
+	n := 0
+	for b.Loop() {
+		if err := s.Append("tenant", td); err != nil {
+			b.Fatal(err)
+		}
+		if n++; n%100 == 0 {
+			require.NoError(b, s.WaitDurable(context.Background()))
+		}
+	}
+	require.NoError(b, s.Close())
+	b.StopTimer()
+	b.ReportMetric(float64((processCPU(b)-cpu0).Microseconds())/float64(1000*b.N), "cpu-µs/span")
+}
+
+// processCPU returns the user and system CPU time of the process so far.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	require.NoError(b, syscall.Getrusage(syscall.RUSAGE_SELF, &ru))
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // benchSpans is how many spans the read benchmarks store.

@@ -58,7 +58,12 @@ func (s *Store) Trace(ctx context.Context, tenant string, id traces.TraceID, sta
 					rerr = fmt.Errorf("a span of trace %s has no %s field", id, fieldOTLP)
 					return
 				}
-				r := traceRow{otlp: strings.Clone(otlp[i])}
+				rec, err := appendSpanRecordBytes(nil, otlp[i])
+				if err != nil {
+					rerr = fmt.Errorf("a span of trace %s: %w", id, err)
+					return
+				}
+				r := traceRow{otlp: unsafe.String(unsafe.SliceData(rec), len(rec))}
 				if spanIDs != nil {
 					r.spanID = strings.Clone(spanIDs[i])
 				}
