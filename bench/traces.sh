@@ -313,7 +313,10 @@ collect_ids() {
 				--data-urlencode "limit=$((QUERY_RUNS * 2))" 2>>"$LOGDIR/curl.log" | jq -r '.data[].traceID' >>"$out.all" 2>/dev/null || true
 		fi
 	fi
-	awk '!seen[$0]++' "$out.all" | head -n "$QUERY_RUNS" >"$out"
+	# (No head in a pipe: under pipefail, awk killed by SIGPIPE when it has
+	# more to write, as when Jaeger returns more traces than the limit,
+	# would end the script.)
+	awk -v n="$QUERY_RUNS" '!seen[$0]++ && c++ < n' "$out.all" >"$out"
 	R[$sys,ids]=$(wc -l <"$out")
 	log "[$sys] $(wc -l <"$out") trace IDs collected in $slices time slices (${R[$sys,ids]} of $QUERY_RUNS wanted)"
 }
