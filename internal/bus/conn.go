@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -426,7 +427,35 @@ func (c *Conn) streamConfig(s Signal) jetstream.StreamConfig {
 		MaxBytes:    sc.MaxBytes,
 		Duplicates:  sc.DuplicateWindow,
 		Replicas:    sc.Replicas,
+		Metadata:    map[string]string{partitionsMetadataKey: strconv.Itoa(c.cfg.Partitions)},
 	}
+}
+
+// partitionsMetadataKey names the stream metadata entry holding the
+// partition count its messages were published with. Every process must use
+// the same count (-nats.partitions): an agent publishing to partitions an
+// aggregator does not know leaves their messages unconsumed, and a
+// different count moves each series, log stream and trace to another
+// partition. The subjects do not show it (the stream takes
+// pharos.<signal>.*), so the count is recorded here and checked by every
+// process that ensures the stream.
+const partitionsMetadataKey = "pharos_partitions"
+
+// ErrPartitionsMismatch is returned by EnsureStreams when a stream was
+// made with another partition count than this process's.
+var ErrPartitionsMismatch = errors.New("partition count differs from the stream's")
+
+// checkPartitions returns ErrPartitionsMismatch, explained, when the
+// existing stream's recorded partition count is not want's. A stream
+// without the entry (made before it existed) passes, and gets it.
+func checkPartitions(existing, want jetstream.StreamConfig) error {
+	got, ok := existing.Metadata[partitionsMetadataKey]
+	if !ok || got == want.Metadata[partitionsMetadataKey] {
+		return nil
+	}
+	return fmt.Errorf("nats.partitions: %w: this process has %s, stream %s was created with %s; "+
+		"use -nats.partitions=%s on every process, or drain and delete the streams to change it",
+		ErrPartitionsMismatch, want.Metadata[partitionsMetadataKey], existing.Name, got, got)
 }
 
 func (c *Conn) ensureStream(ctx context.Context, cfg jetstream.StreamConfig) error {
@@ -457,9 +486,19 @@ func (c *Conn) createOrUpdateStream(ctx context.Context, cfg jetstream.StreamCon
 	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
 	defer cancel()
 	_, err := c.js.CreateStream(ctx, cfg)
-	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		_, err = c.js.UpdateStream(ctx, cfg)
+	if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		return err
 	}
+	if cfg.Metadata[partitionsMetadataKey] != "" {
+		st, err := c.js.Stream(ctx, cfg.Name)
+		if err != nil {
+			return err
+		}
+		if err := checkPartitions(st.CachedInfo().Config, cfg); err != nil {
+			return err
+		}
+	}
+	_, err = c.js.UpdateStream(ctx, cfg)
 	return err
 }
 

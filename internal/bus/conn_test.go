@@ -69,6 +69,40 @@ func TestEmbeddedConnectAndEnsureStreams(t *testing.T) {
 		require.Equal(t, int64(32<<20), info.Config.MaxBytes)
 	})
 
+	t.Run("partition count", func(t *testing.T) {
+		c := connect(t, testConfig(), srv, nil)
+		require.NoError(t, c.EnsureStreams(context.Background(), SignalTraces))
+		require.Equal(t, "4", streamInfo(t, c, SignalTraces).Config.Metadata[partitionsMetadataKey])
+
+		// Another count is a configuration error naming the field and
+		// both counts, at once (not retried), and changes nothing.
+		other := testConfig()
+		other.Partitions = 16
+		c16 := connect(t, other, srv, nil)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err := c16.EnsureStreams(ctx, SignalTraces)
+		require.ErrorIs(t, err, ErrPartitionsMismatch)
+		require.ErrorContains(t, err, "nats.partitions")
+		require.ErrorContains(t, err, "this process has 16, stream PHAROS_TRACES was created with 4")
+		require.NoError(t, ctx.Err(), "not retried until the deadline")
+		require.Equal(t, "4", streamInfo(t, c, SignalTraces).Config.Metadata[partitionsMetadataKey])
+
+		// A stream made before the count was recorded takes it.
+		sc := c.streamConfig(SignalLogs)
+		sc.Metadata = nil
+		_, err = c.js.UpdateStream(context.Background(), sc)
+		require.NoError(t, err)
+		require.NotContains(t, streamInfo(t, c, SignalLogs).Config.Metadata, partitionsMetadataKey)
+		require.NoError(t, c16.EnsureStreams(context.Background(), SignalLogs))
+		require.Equal(t, "16", streamInfo(t, c, SignalLogs).Config.Metadata[partitionsMetadataKey])
+		require.ErrorIs(t, c.EnsureStreams(context.Background(), SignalLogs), ErrPartitionsMismatch)
+
+		// Back to the count the other subtests use.
+		_, err = c.js.UpdateStream(context.Background(), c.streamConfig(SignalLogs))
+		require.NoError(t, err)
+	})
+
 	t.Run("concurrent", func(t *testing.T) {
 		c1 := connect(t, testConfig(), srv, nil)
 		c2 := connect(t, testConfig(), srv, nil)
