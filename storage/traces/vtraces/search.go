@@ -27,6 +27,7 @@ const (
 	firstWindow   = int64(5e9) // ns
 	clockSlack    = int64(1e9) // ns
 	windowGrowth  = 4
+	maxProbes     = 4
 	minBatch      = 16
 	maxBatchTerms = 1000
 )
@@ -60,7 +61,12 @@ const (
 // superset of the matching spans, which is read in time windows from the
 // end of the range backwards (what is after the clock first, then five
 // seconds, then four times as long each time), collecting each candidate
-// trace with the earliest start k of its candidate spans seen. Candidates
+// trace with the earliest start k of its candidate spans seen. After a
+// window without any candidate span, the engine is asked for the newest
+// one before it, and the windows start again from there at five seconds
+// (at most maxProbes times): otherwise the first window to reach spans
+// after a quiet spell, four times the spell, could hold every span of a
+// burst, each of which would be read and collected. Candidates
 // are then summarised in batches, most recent k first, by one query that
 // reads the few fields needed of every span of the batch's traces
 // (trace_id:in(...), over the whole retention), on which Go evaluates the
@@ -100,6 +106,8 @@ type search struct {
 
 	results []traces.TraceSummary
 	done    map[traces.TraceID]struct{}
+	// spansRead counts the candidate spans the windows read.
+	spansRead int
 }
 
 // group is one conjunction of SearchParams.Any.
@@ -204,38 +212,86 @@ func (sr *search) run(ctx context.Context) ([]traces.TraceSummary, error) {
 	// once.
 	wTo := sr.to
 	if now := nowNano() + clockSlack; wTo > now {
-		if done, err := sr.window(ctx, max(now+1, sr.from), wTo); done || err != nil {
+		if done, _, err := sr.window(ctx, max(now+1, sr.from), wTo); done || err != nil {
 			return sr.finish(), err
 		}
 		wTo = now
 	}
+	probes := 0
 	for w := firstWindow; wTo >= sr.from; w *= windowGrowth {
 		wFrom := max(sr.from, wTo-w+1)
 		if wTo-w+1 > wTo { // overflow
 			wFrom = sr.from
 		}
-		if done, err := sr.window(ctx, wFrom, wTo); done || err != nil {
+		done, empty, err := sr.window(ctx, wFrom, wTo)
+		if done || err != nil {
 			return sr.finish(), err
 		}
 		wTo = wFrom - 1
+		if empty && probes < maxProbes {
+			probes++
+			newest, ok, err := sr.newestStart(ctx, sr.from, wTo)
+			if err != nil || !ok {
+				// No candidate span is left in the range.
+				return sr.finish(), err
+			}
+			wTo, w = newest, firstWindow/windowGrowth
+		}
 	}
 	return sr.finish(), nil
 }
 
 // window reads the candidates of [from, to] and summarises them; done
-// reports that the search has its results.
-func (sr *search) window(ctx context.Context, from, to int64) (done bool, err error) {
-	cands, err := sr.candidates(ctx, from, to)
+// reports that the search has its results, empty that the window held no
+// candidate span at all.
+func (sr *search) window(ctx context.Context, from, to int64) (done, empty bool, err error) {
+	cands, spans, err := sr.candidates(ctx, from, to)
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
+	sr.spansRead += spans
 	stop, err := sr.summarise(ctx, cands)
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	// A trace not seen yet has every candidate span, and so its start,
 	// before from.
-	return stop || sr.countFrom(from) >= sr.limit || from <= sr.from, nil
+	return stop || sr.countFrom(from) >= sr.limit || from <= sr.from, spans == 0, nil
+}
+
+// newestStart returns the start of the newest span the pushed-down filter
+// keeps in [from, to]; ok is false when there is none. The engine reads
+// only the start column of the spans the filter keeps.
+func (sr *search) newestStart(ctx context.Context, from, to int64) (newest int64, ok bool, err error) {
+	if to < from {
+		return 0, false, nil
+	}
+	q, err := vlengine.ParseQuery(sr.pushdown+" | stats max("+fieldStart+") as newest", from, to+1)
+	if err != nil {
+		return 0, false, err
+	}
+	var mu sync.Mutex
+	err = sr.s.eng.Query(ctx, sr.tenant, q, func(qctx *logstorage.QueryContext, st *logstorage.Storage) error {
+		return st.RunQuery(qctx, func(_ uint, db *logstorage.DataBlock) {
+			for _, v := range column(db, "newest") {
+				n, perr := strconv.ParseInt(v, 10, 64)
+				if perr != nil {
+					continue // "" when no span matched
+				}
+				mu.Lock()
+				if !ok || n > newest {
+					newest, ok = n, true
+				}
+				mu.Unlock()
+			}
+		})
+	})
+	if err != nil {
+		return 0, false, err
+	}
+	// The start is the row's time, so it is in range; clamp anyway, so a
+	// wrong value cannot move the windows outside it.
+	return min(max(newest, from), to), ok, nil
 }
 
 // finish orders the results and cuts them to the limit.
@@ -269,16 +325,17 @@ type candidate struct {
 
 // candidates reads the pushed-down filter's spans that started in
 // [from, to] and returns their traces not summarised yet, most recent k
-// first.
-func (sr *search) candidates(ctx context.Context, from, to int64) ([]candidate, error) {
+// first, and how many spans it read.
+func (sr *search) candidates(ctx context.Context, from, to int64) ([]candidate, int, error) {
 	qs := sr.pushdown + " | fields " + fieldTraceID + ", " + fieldStart
 	q, err := vlengine.ParseQuery(qs, from, to+1)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	var (
-		mu   sync.Mutex
-		seen = map[traces.TraceID]int64{}
+		mu    sync.Mutex
+		seen  = map[traces.TraceID]int64{}
+		spans int
 	)
 	err = sr.s.eng.Query(ctx, sr.tenant, q, func(qctx *logstorage.QueryContext, st *logstorage.Storage) error {
 		return st.RunQuery(qctx, func(_ uint, db *logstorage.DataBlock) {
@@ -288,6 +345,7 @@ func (sr *search) candidates(ctx context.Context, from, to int64) ([]candidate, 
 			}
 			mu.Lock()
 			defer mu.Unlock()
+			spans += len(ids)
 			var id traces.TraceID
 			for i := range ids {
 				if !parseTraceID(&id, ids[i]) {
@@ -307,7 +365,7 @@ func (sr *search) candidates(ctx context.Context, from, to int64) ([]candidate, 
 		})
 	})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	cands := make([]candidate, 0, len(seen))
 	for id, k := range seen {
@@ -316,7 +374,7 @@ func (sr *search) candidates(ctx context.Context, from, to int64) ([]candidate, 
 	slices.SortFunc(cands, func(a, b candidate) int {
 		return cmp.Or(cmp.Compare(b.k, a.k), slices.Compare(a.id[:], b.id[:]))
 	})
-	return cands, nil
+	return cands, spans, nil
 }
 
 func parseTraceID(id *traces.TraceID, s string) bool {

@@ -320,3 +320,36 @@ func TestSearchLimitOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestSearchAfterQuietSpell stores a burst of traces an hour ago and
+// nothing since: the windows growing back from the clock would first reach
+// the burst with one holding all of it. The search jumps to the newest
+// candidate span instead, reads a few seconds' worth, and still returns
+// the most recent traces.
+func TestSearchAfterQuietSpell(t *testing.T) {
+	s, _ := openTestStore(t)
+	base := baseTime()
+	const n = 2000 // 20 traces a second for 100 s
+	var specs []spec
+	for i := range uint64(n) {
+		specs = append(specs, spec{trace: i + 1, id: 1, service: "svc", name: "op", start: time.Duration(i) * 50 * time.Millisecond, dur: time.Millisecond})
+	}
+	require.NoError(t, s.Append("", build(t, base, specs...)))
+	searchable(s)
+
+	sr, err := s.newSearch(traces.SearchParams{Any: all(in("name", "=", "op")), Limit: 5})
+	require.NoError(t, err)
+	hits, err := sr.run(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, []uint64{n, n - 1, n - 2, n - 3, n - 4}, ids(hits))
+	require.Positive(t, sr.spansRead)
+	require.LessOrEqual(t, sr.spansRead, 200, "read about the last 5 s of the burst, not all of it")
+
+	// Nothing at all matches: the probe ends the search at once.
+	sr, err = s.newSearch(traces.SearchParams{Any: all(in("name", "=", "absent")), Limit: 5})
+	require.NoError(t, err)
+	hits, err = sr.run(context.Background())
+	require.NoError(t, err)
+	require.Empty(t, hits)
+	require.Zero(t, sr.spansRead)
+}
