@@ -353,3 +353,51 @@ func TestSearchAfterQuietSpell(t *testing.T) {
 	require.Empty(t, hits)
 	require.Zero(t, sr.spansRead)
 }
+
+// TestSearchDenseBurst stores 5,000 one-span traces within half a second,
+// an hour ago: the short first window after the jump to the newest span
+// holds a few hundred of them, which settle a search for the most recent
+// traces; then traces of 200 spans, where the windows must grow on, and the
+// answer is still exact.
+func TestSearchDenseBurst(t *testing.T) {
+	s, _ := openTestStore(t)
+	base := baseTime()
+	const n = 5000
+	var specs []spec
+	for i := range uint64(n) {
+		specs = append(specs, spec{trace: i + 1, id: 1, service: "svc", name: "op", start: time.Duration(i) * 100 * time.Microsecond, dur: time.Millisecond})
+	}
+	require.NoError(t, s.Append("", build(t, base, specs...)))
+	searchable(s)
+
+	for _, limit := range []int{5, 20} {
+		sr, err := s.newSearch(traces.SearchParams{Any: all(in("name", "=", "op")), Limit: limit})
+		require.NoError(t, err)
+		hits, err := sr.run(context.Background())
+		require.NoError(t, err)
+		var want []uint64
+		for i := uint64(n); len(want) < limit; i-- {
+			want = append(want, i)
+		}
+		require.Equal(t, want, ids(hits))
+		require.LessOrEqual(t, sr.spansRead, 1000, "limit %d: read a window's worth, not the burst", limit)
+	}
+
+	specs = specs[:0]
+	const big, perTrace = 100, 200
+	for i := range uint64(big) {
+		for k := range uint64(perTrace) {
+			specs = append(specs, spec{trace: n + 1 + i, id: k + 1, service: "svc", name: "big",
+				start: time.Second + time.Duration(i*perTrace+k)*10*time.Microsecond, dur: time.Millisecond})
+		}
+	}
+	require.NoError(t, s.Append("", build(t, base, specs...)))
+	searchable(s)
+	hits, err := s.Search(context.Background(), traces.SearchParams{Any: all(in("name", "=", "big")), Limit: 20})
+	require.NoError(t, err)
+	var want []uint64
+	for i := uint64(n + big); len(want) < 20; i-- {
+		want = append(want, i)
+	}
+	require.Equal(t, want, ids(hits))
+}
