@@ -1,6 +1,9 @@
 package vtraces
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // A span's OTLP record (appendSpanRecord) is stored as text over an
 // alphabet of 64 ASCII bytes that are neither letters, digits nor '_'.
@@ -64,6 +67,7 @@ func spanTextLen(n int) int { return 1 + (n*8+5)/6 }
 // symbols for one or two bytes (no padding: the length tells).
 func appendSpanText(dst, b []byte) []byte {
 	a := &spanTextAlphabet
+	dst = slices.Grow(dst, spanTextLen(len(b))) // one allocation at most
 	dst = append(dst, spanTextMarker)
 	for len(b) >= 3 {
 		v := uint(b[0])<<16 | uint(b[1])<<8 | uint(b[2])
