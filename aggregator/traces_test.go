@@ -23,6 +23,7 @@ import (
 	"github.com/pharos-obs/pharos/aggregator"
 	"github.com/pharos-obs/pharos/aggregator/spanmetrics"
 	"github.com/pharos-obs/pharos/collector/publish"
+	"github.com/pharos-obs/pharos/collector/spool"
 	"github.com/pharos-obs/pharos/internal/bus"
 	"github.com/pharos-obs/pharos/internal/bus/codec"
 	"github.com/pharos-obs/pharos/internal/testutil"
@@ -159,8 +160,12 @@ func (f *tracesFixture) start(t *testing.T, owned []aggregator.PartitionReplica,
 
 func (f *tracesFixture) publisher(t *testing.T, agent string) *publish.Traces {
 	t.Helper()
-	tp, err := publish.NewTraces(publish.Config{Compression: "zstd", Concurrency: 4}, f.partitions, agent, f.conn.Publish, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	cfg := publish.Config{Compression: "zstd", Concurrency: 4, MaxBatchSamples: 1, FlushInterval: time.Second, QueueSize: 1,
+		DrainTimeout: 10 * time.Second, TracesBatchWait: 5 * time.Millisecond}
+	tp, err := publish.NewTraces(cfg, spool.Config{MaxBytes: 64 << 20, SegmentBytes: 1 << 20}, t.TempDir(), f.partitions, agent, f.conn.Publish, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	require.NoError(t, err)
+	require.NoError(t, services.StartAndAwaitRunning(context.Background(), tp))
+	t.Cleanup(func() { require.NoError(t, services.StopAndAwaitTerminated(context.Background(), tp)) })
 	return tp
 }
 

@@ -24,6 +24,9 @@ type Config struct {
 	// HandoffMaxBytes bounds the in-process hand-off of metrics batches to
 	// an aggregator in the same process (bus.Handoff); 0 turns it off.
 	HandoffMaxBytes int `yaml:"handoff_max_bytes"`
+	// TracesBatchWait is how long pushed spans wait in the spool for
+	// others to be published with (see Traces).
+	TracesBatchWait time.Duration `yaml:"traces_batch_wait"`
 }
 
 // RegisterFlags registers the options under -agent.publish.
@@ -34,6 +37,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.Concurrency, "agent.publish.concurrency", 4, "Batches published at once (each waits for its JetStream PubAck), also when replaying the spool.")
 	f.IntVar(&c.QueueSize, "agent.publish.queue-size", 64, "Encoded batches waiting to be published; when full, appends block (backpressure to scrapes and receivers).")
 	f.DurationVar(&c.DrainTimeout, "agent.publish.drain-timeout", 5*time.Second, "On shutdown, how long to keep publishing what is queued; what is left then goes to the spool for the next start.")
+	f.DurationVar(&c.TracesBatchWait, "agent.publish.traces-batch-wait", 200*time.Millisecond, "How long pushed spans, once spooled (and acknowledged to the sender), wait for other pushes to be published with: one message per partition carries every push of the wait, instead of one per push, and each message costs JetStream a write, an fsync and an ack. Spans become queryable up to this much later.")
 	f.IntVar(&c.HandoffMaxBytes, "agent.publish.handoff-max-bytes", 64<<20, "When the agent and an aggregator run in one process: bytes of metrics batches handed to the aggregator in memory besides publishing them, so that it need not decode what this process just encoded (the batches still go through JetStream). 0 turns the hand-off off.")
 }
 
@@ -57,6 +61,9 @@ func (c *Config) Validate() error {
 	}
 	if c.HandoffMaxBytes < 0 {
 		errs = append(errs, fmt.Errorf("agent.publish.handoff_max_bytes: must not be negative, got %d", c.HandoffMaxBytes))
+	}
+	if c.TracesBatchWait <= 0 || c.TracesBatchWait > time.Minute {
+		errs = append(errs, fmt.Errorf("agent.publish.traces_batch_wait: must be positive and at most 1m, got %s", c.TracesBatchWait))
 	}
 	if c.DrainTimeout < 0 {
 		errs = append(errs, fmt.Errorf("agent.publish.drain_timeout: must not be negative, got %s", c.DrainTimeout))

@@ -94,7 +94,7 @@ func (r *recorder) count() int {
 }
 
 func testConfig() Config {
-	return Config{MaxBatchSamples: 100, FlushInterval: time.Hour, Compression: "snappy", Concurrency: 2, QueueSize: 4, DrainTimeout: 5 * time.Second}
+	return Config{MaxBatchSamples: 100, FlushInterval: time.Hour, Compression: "snappy", Concurrency: 2, QueueSize: 4, DrainTimeout: 5 * time.Second, TracesBatchWait: 20 * time.Millisecond}
 }
 
 func start(t *testing.T, cfg Config, partitions int, r *recorder, opts ...Option) (*Metrics, *prometheus.Registry) {
@@ -279,7 +279,7 @@ func BenchmarkAppendCommit(b *testing.B) {
 	for i := range ls {
 		ls[i] = labels.FromStrings("__name__", "bench_metric", "job", "bench", "instance", "host:9100", "i", fmt.Sprint(i))
 	}
-	bt, err := NewMetrics(Config{MaxBatchSamples: 5000, FlushInterval: time.Second, Compression: "snappy", Concurrency: 2, QueueSize: 64, DrainTimeout: time.Second},
+	bt, err := NewMetrics(Config{MaxBatchSamples: 5000, FlushInterval: time.Second, Compression: "snappy", Concurrency: 2, QueueSize: 64, DrainTimeout: time.Second, TracesBatchWait: time.Second},
 		16, "bench", func(context.Context, *bus.OutMsg) error { return nil }, slog.New(slog.DiscardHandler), nil)
 	require.NoError(b, err)
 	require.NoError(b, services.StartAndAwaitRunning(context.Background(), bt))

@@ -2,61 +2,104 @@ package publish
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
-	"time"
+	"sync/atomic"
 
+	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/pharos-obs/pharos/collector/receive"
+	"github.com/pharos-obs/pharos/collector/spool"
 	"github.com/pharos-obs/pharos/internal/bus"
 	"github.com/pharos-obs/pharos/internal/bus/codec"
 )
 
 // Message size bounds for traces. NATS refuses payloads over its
-// max_payload, 1 MiB by default; a message's uncompressed spans are kept
-// under maxTracesMessageBytes, and its compressed payload (what NATS
-// counts, with the headers) under maxTracesPayloadBytes, a part over it
-// being split again. Span IDs and trace IDs are random bytes, so traces
-// compress less than logs and a part may need the second split.
+// max_payload, 1 MiB by default. A message's uncompressed spans are kept
+// under maxTracesMessageBytes, so that even spans that do not compress
+// (span and trace IDs are random bytes) stay under maxTracesPayloadBytes
+// once compressed, with the headers: snappy and zstd grow incompressible
+// input by well under 1 %. A single span over maxTracesMessageBytes is a
+// message of its own, refused at the push when its payload is over
+// maxTracesPayloadBytes.
 const (
-	maxTracesMessageBytes = 1 << 20
+	maxTracesMessageBytes = 768 << 10
 	maxTracesPayloadBytes = 1<<20 - 8<<10
 )
 
 // Traces publishes pushed spans (OTLP traces), partitioned by trace ID
 // (codec.TracePartition), so that every span of a trace, from any agent,
-// lands on one partition and reaches one aggregator. Like logs, traces
-// are not batched further or spooled here: the pushing client holds its
-// request until the bus takes it (it retries on 503), so each call
-// splits its spans by partition, publishes one message per partition
-// (more when large) at once, and returns once JetStream has acknowledged
-// every one. It is a receive.TracesSink, safe for concurrent use.
+// lands on one partition and reaches one aggregator.
+//
+// A push is split by partition, each share written to a disk spool as one
+// record, and the spool synced (one fsync for the pushes that arrive
+// together) before PushTraces returns: an acknowledged push survives a
+// crash of the agent, as it would in JetStream. A publisher goroutine
+// reads the spool and publishes what it holds in batches, one message per
+// partition joining the shares of many pushes, every Config.TracesBatchWait
+// (see traces_spool.go). Publishing each push's shares as they came made a
+// message per partition per push: an OpenTelemetry SDK exports 512 spans
+// at a time, one export after the other, so 16 partitions got messages of
+// ~32 spans, and each message costs JetStream a write, an fsync, a
+// delivery, an ack and consumer state writes whatever its size. That was
+// half of the all-in-one's CPU under telemetrygen.
+//
+// When the spool holds more than its bound less a segment (the bus is
+// down, or slower than the pushes), pushes are refused with a retryable
+// error, so that senders keep their spans rather than the spool dropping
+// acknowledged ones.
+//
+// It is a receive.TracesSink and a service: pushes are taken while it
+// runs, and on shutdown it publishes what is spooled until
+// Config.DrainTimeout; the rest waits in the spool for the next start.
 type Traces struct {
+	services.Service
 	*signalPublisher
 
+	cfg      Config
+	spoolCfg spool.Config
+	spoolDir string
+	reg      prometheus.Registerer
+	sp       atomic.Pointer[spool.Spool]
+	commit   groupSync
+	pending  *traceBatch // a batch running did not finish delivering
+	readBuf  []byte      // the spool reader's (running, then stopping)
+
 	splitters sync.Pool // *tracesSplitter
-	sizer     ptrace.ProtoMarshaler
+	records   sync.Pool // *[]byte
 
-	groupsMu sync.Mutex
-	groups   map[string]*tenantGroups // by tenant, while it has pushes
-
-	spans    prometheus.Counter
-	messages prometheus.Counter
-	bytes    prometheus.Counter
-	dropped  *prometheus.CounterVec
-	latency  prometheus.Histogram
-
-	pushGroups    prometheus.Counter
-	groupedPushes prometheus.Counter
+	spans     prometheus.Counter
+	messages  prometheus.Counter
+	bytes     prometheus.Counter
+	dropped   *prometheus.CounterVec
+	refused   prometheus.Counter
+	retries   prometheus.Counter
+	latency   prometheus.Histogram
+	batchWait prometheus.Histogram
 }
 
+// errTracesSpoolFull refuses a push while the spool is full; the sender
+// retries.
+var errTracesSpoolFull = errors.New("trace spool full: the bus is not taking spans as fast as they arrive")
+
+// errTracesNotRunning refuses a push outside the service's running state.
+var errTracesNotRunning = errors.New("trace publisher not running")
+
 // NewTraces returns the trace publisher: partitions is the bus's
-// partition count, agentID this agent's ID (message IDs start with it).
-func NewTraces(cfg Config, partitions int, agentID string, publish PublishFunc, logger *slog.Logger, reg prometheus.Registerer) (*Traces, error) {
+// partition count, agentID this agent's ID (message IDs start with it),
+// spoolDir the directory of its spool, opened when the service starts.
+func NewTraces(cfg Config, spoolCfg spool.Config, spoolDir string, partitions int, agentID string, publish PublishFunc, logger *slog.Logger, reg prometheus.Registerer) (*Traces, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := spoolCfg.Validate(); err != nil {
+		return nil, err
+	}
 	sp, err := newSignalPublisher(cfg, bus.SignalTraces, partitions, agentID, publish, logger)
 	if err != nil {
 		return nil, err
@@ -64,27 +107,175 @@ func NewTraces(cfg Config, partitions int, agentID string, publish PublishFunc, 
 	f := promauto.With(reg)
 	t := &Traces{
 		signalPublisher: sp,
-		groups:          map[string]*tenantGroups{},
-		pushGroups: f.NewCounter(prometheus.CounterOpts{
-			Name: "pharos_agent_trace_push_groups_total", Help: "Groups of pushes published together (pushes of a tenant that arrived while its previous group was being published)."}),
-		groupedPushes: f.NewCounter(prometheus.CounterOpts{
-			Name: "pharos_agent_trace_grouped_pushes_total", Help: "Pushes published as part of a group; divided by pharos_agent_trace_push_groups_total, the pushes per group."}),
+		cfg:             cfg,
+		spoolCfg:        spoolCfg,
+		spoolDir:        spoolDir,
+		reg:             reg,
 		spans: f.NewCounter(prometheus.CounterOpts{
 			Name: "pharos_agent_spans_published_total", Help: "Spans acknowledged by JetStream."}),
 		messages: f.NewCounter(prometheus.CounterOpts{
-			Name: "pharos_agent_trace_messages_published_total", Help: "Trace messages (one partition's share of a push) acknowledged by JetStream."}),
+			Name: "pharos_agent_trace_messages_published_total", Help: "Trace messages (one partition's share of a batch of pushes) acknowledged by JetStream."}),
 		bytes: f.NewCounter(prometheus.CounterOpts{
 			Name: "pharos_agent_trace_bytes_published_total", Help: "Encoded, compressed trace message bytes acknowledged by JetStream."}),
 		dropped: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "pharos_agent_dropped_spans_total", Help: "Spans the agent gave up on, by reason (too_large: the bus refuses a message for its size; encode: they could not be encoded)."}, []string{"reason"}),
+			Name: "pharos_agent_dropped_spans_total", Help: "Spans the agent gave up on, by reason (too_large: the bus refuses a message for its size; encode: they could not be encoded; spool_full: the spool dropped its oldest records to stay within its bound; spool_error: the spool gave back a record that cannot be read)."}, []string{"reason"}),
+		refused: f.NewCounter(prometheus.CounterOpts{
+			Name: "pharos_agent_trace_pushes_refused_total", Help: "Pushes refused (retryable) because the trace spool was full."}),
+		retries: f.NewCounter(prometheus.CounterOpts{
+			Name: "pharos_agent_trace_publish_retries_total", Help: "Times a batch of spooled spans was published again after the bus failed some of its messages."}),
 		latency: f.NewHistogram(prometheus.HistogramOpts{
-			Name: "pharos_agent_trace_publish_duration_seconds", Help: "Time to publish a push's spans, until every part is acknowledged.",
+			Name: "pharos_agent_trace_publish_duration_seconds", Help: "Time to publish one batch of spooled spans, until every message is acknowledged.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9)}),
+		batchWait: f.NewHistogram(prometheus.HistogramOpts{
+			Name: "pharos_agent_trace_batch_age_seconds", Help: "Time from reading a batch's first spooled push to publishing the batch (agent.publish.traces_batch_wait bounds it, unless the bus is slow).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 8)}),
 	}
-	t.dropped.WithLabelValues(reasonTooLarge)
-	t.dropped.WithLabelValues(reasonEncode)
+	for _, r := range []string{reasonTooLarge, reasonEncode, reasonSpoolFull, reasonSpoolError} {
+		t.dropped.WithLabelValues(r)
+	}
 	t.splitters.New = func() any { return &tracesSplitter{parts: make([]partBuilder, partitions)} }
+	t.records.New = func() any { return new([]byte) }
+	t.Service = services.NewBasicService(t.starting, t.running, t.stopping)
 	return t, nil
+}
+
+func (t *Traces) starting(context.Context) error {
+	sp, err := spool.Open(t.spoolCfg, t.spoolDir, func(_, spans int) {
+		t.dropped.WithLabelValues(reasonSpoolFull).Add(float64(spans))
+	}, t.logger, wrapSignal(t.reg, bus.SignalTraces))
+	if err != nil {
+		return err
+	}
+	if n := sp.Len(); n > 0 {
+		t.logger.Info("publishing spans spooled before the restart", "records", n, "spool", t.spoolDir)
+	}
+	t.sp.Store(sp)
+	return nil
+}
+
+// SpoolStats reports the spool once the service has opened it; ok is false
+// before. It may be called from any goroutine.
+func (t *Traces) SpoolStats() (st spool.Stats, ok bool) {
+	sp := t.sp.Load()
+	if sp == nil {
+		return spool.Stats{}, false
+	}
+	return sp.Stats(), true
+}
+
+// PushTraces makes td's spans durable in the spool, to be published for
+// tenant, and returns once they are. An error wrapping
+// receive.ErrTracesRejected means they can never be published (a single
+// span too large for the bus, or not encodable); any other is retryable.
+// It moves the spans out of td (see receive.TracesSink).
+func (t *Traces) PushTraces(ctx context.Context, tenant string, td ptrace.Traces) error {
+	if td.SpanCount() == 0 {
+		return nil
+	}
+	if t.State() != services.Running {
+		return errTracesNotRunning
+	}
+	sp := t.sp.Load()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s := t.splitters.Get().(*tracesSplitter)
+	defer func() {
+		s.reset()
+		t.splitters.Put(s)
+	}()
+	s.split(td, t.partitions, maxTracesMessageBytes)
+	recp := t.records.Get().(*[]byte)
+	defer t.records.Put(recp)
+
+	// Every part is encoded before any is written, so that a push refused
+	// for one part leaves nothing behind.
+	size := 0
+	for i := range s.out {
+		p := &s.out[i]
+		raw, err := s.m.MarshalTraces(p.td)
+		if err != nil {
+			t.dropped.WithLabelValues(reasonEncode).Add(float64(td.SpanCount()))
+			return fmt.Errorf("%w: encode %d spans: %w", receive.ErrTracesRejected, p.spans, err)
+		}
+		if len(raw) > maxTracesMessageBytes {
+			// A single span (split gives larger parts only for one): it
+			// goes alone, and must fit the bus once compressed.
+			data, err := codec.NewTracesEncoder(t.comp).EncodeRaw(nil, raw)
+			if err == nil && len(data) > maxTracesPayloadBytes {
+				err = fmt.Errorf("%d bytes encoded, over the bus's %d: %w", len(data), maxTracesPayloadBytes, bus.ErrMessageTooLarge)
+			}
+			if err != nil {
+				t.dropped.WithLabelValues(reasonTooLarge).Add(float64(p.spans))
+				return fmt.Errorf("%w: a span too large for the bus: %w", receive.ErrTracesRejected, err)
+			}
+		}
+		p.data = raw
+		size += len(raw) + len(tenant) + 16
+	}
+	if sp.Bytes()+int64(size) > t.spoolCfg.MaxBytes-t.spoolCfg.SegmentBytes {
+		t.refused.Inc()
+		return errTracesSpoolFull
+	}
+	for i := range s.out {
+		p := &s.out[i]
+		*recp = appendTracesRecord((*recp)[:0], tenant, p.partition, t.partitions, p.data)
+		if err := sp.Write(*recp, p.spans); err != nil {
+			// What was written is published all the same; the sender's
+			// retry may store those spans twice.
+			return fmt.Errorf("trace spool: %w", err)
+		}
+	}
+	if err := t.commit.wait(sp.Sync); err != nil {
+		return fmt.Errorf("trace spool: %w", err)
+	}
+	return nil
+}
+
+// groupSync is a group commit: each caller's writes are durable once a
+// sync that started after them has returned, and one sync serves every
+// caller waiting when it starts.
+type groupSync struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	written uint64 // callers that finished writing
+	synced  uint64 // callers covered by the last finished sync
+	syncing bool
+	// The last failed sync covered callers failFrom+1..failTo.
+	failFrom, failTo uint64
+	failErr          error
+}
+
+// wait records that the caller's writes are done and returns once a sync
+// covering them has run, with its error.
+func (g *groupSync) wait(syncFn func() error) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.cond == nil {
+		g.cond = sync.NewCond(&g.mu)
+	}
+	g.written++
+	ticket := g.written
+	for g.synced < ticket {
+		if g.syncing {
+			g.cond.Wait()
+			continue
+		}
+		g.syncing = true
+		from, to := g.synced, g.written
+		g.mu.Unlock()
+		err := syncFn()
+		g.mu.Lock()
+		g.syncing, g.synced = false, to
+		if err != nil {
+			g.failFrom, g.failTo, g.failErr = from, to, err
+		}
+		g.cond.Broadcast()
+	}
+	if g.failErr != nil && ticket > g.failFrom && ticket <= g.failTo {
+		return g.failErr
+	}
+	return nil
 }
 
 // tracesPart is one message's spans, then its payload.
@@ -212,111 +403,4 @@ func (s *tracesSplitter) reset() {
 	for p := range s.parts {
 		s.parts[p] = partBuilder{}
 	}
-}
-
-// PushTraces publishes td's spans for tenant and returns once all of them
-// are acknowledged. An error wrapping receive.ErrTracesRejected means the
-// bus refuses them for what they are; any other may pass on a retry. It
-// moves the spans out of td (see receive.TracesSink). Pushes that arrive
-// while another of the tenant is being published go out together (see
-// pushGrouped).
-func (t *Traces) PushTraces(ctx context.Context, tenant string, td ptrace.Traces) error {
-	if td.SpanCount() == 0 {
-		return nil
-	}
-	if size := t.sizer.TracesSize(td); size <= maxGroupedPushBytes {
-		return t.pushGrouped(ctx, tenant, td, size)
-	}
-	return t.publishTraces(ctx, tenant, td, true)
-}
-
-// publishTraces publishes td's spans as one call: split by partition,
-// encoded, published at once. With refuse, spans that can never be taken
-// (not encodable, or over the bus's message limit) are counted as dropped
-// and refused (receive.ErrTracesRejected); without it, as for the spans of
-// several pushes, whose owner is not known, the error is retryable.
-func (t *Traces) publishTraces(ctx context.Context, tenant string, td ptrace.Traces, refuse bool) error {
-	s := t.splitters.Get().(*tracesSplitter)
-	defer func() {
-		s.reset()
-		t.splitters.Put(s)
-	}()
-	s.split(td, t.partitions, maxTracesMessageBytes)
-	if len(s.out) == 0 {
-		return nil
-	}
-	if err := t.encodeAll(s, refuse); err != nil {
-		return err
-	}
-	return t.publishAll(ctx, s.out, tenant, t.nextSeq(), refuse)
-}
-
-// encodeAll encodes every part, splitting again those whose payload is
-// over maxTracesPayloadBytes (halving the budget each time).
-func (t *Traces) encodeAll(s *tracesSplitter, refuse bool) error {
-	enc := codec.NewTracesEncoder(t.comp)
-	for i := 0; i < len(s.out); i++ {
-		budget := maxTracesMessageBytes
-		for {
-			p := &s.out[i]
-			data, err := enc.Encode(nil, p.td)
-			if err != nil {
-				if !refuse {
-					return fmt.Errorf("encode %d spans: %w", p.spans, err)
-				}
-				t.dropped.WithLabelValues(reasonEncode).Add(float64(p.spans))
-				return fmt.Errorf("%w: %w", receive.ErrTracesRejected, err)
-			}
-			if len(data) <= maxTracesPayloadBytes || p.spans == 1 {
-				// A single span over the limit goes as it is: the bus
-				// decides (its max_payload may be larger than the default).
-				p.data = data
-				p.td = ptrace.Traces{}
-				break
-			}
-			// Too large once compressed: split this part in place, its
-			// pieces going last (message IDs follow the final order, which
-			// is the same for the same input).
-			budget /= 2
-			big := *p
-			s.out = append(s.out[:i], s.out[i+1:]...)
-			before := len(s.out)
-			s.split(big.td, 1, budget)
-			for j := before; j < len(s.out); j++ {
-				s.out[j].partition = big.partition
-			}
-			// The first piece takes the part's place.
-			piece := s.out[before]
-			copy(s.out[i+1:before+1], s.out[i:before])
-			s.out[i] = piece
-		}
-	}
-	return nil
-}
-
-// publishAll publishes the parts, up to t.concurrency at once, waiting for
-// all. Part i of call seq has the ID <prefix><seq>.<i>.
-func (t *Traces) publishAll(ctx context.Context, parts []tracesPart, tenant string, seq uint64, refuse bool) error {
-	start := time.Now()
-	encoding := codec.TracesEncoding(t.comp)
-	err := t.publishParts(ctx, tenant, seq, len(parts),
-		func(i int) bus.OutMsg {
-			return bus.OutMsg{Partition: parts[i].partition, Encoding: encoding, Data: parts[i].data}
-		},
-		func(i int) {
-			m := &parts[i]
-			t.spans.Add(float64(m.spans))
-			t.messages.Inc()
-			t.bytes.Add(float64(len(m.data)))
-		},
-		func(i int, err error) error {
-			m := &parts[i]
-			if !refuse {
-				return fmt.Errorf("%d spans refused by the bus for their size (is its max_payload below 1 MiB?): %w", m.spans, err)
-			}
-			t.dropped.WithLabelValues(reasonTooLarge).Add(float64(m.spans))
-			return fmt.Errorf("%w: %d spans refused by the bus for their size: %w", receive.ErrTracesRejected, m.spans, err)
-		})
-	t.latency.Observe(time.Since(start).Seconds())
-	return err
 }

@@ -8,12 +8,12 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"regexp"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/pharos-obs/pharos/collector/receive"
+	"github.com/pharos-obs/pharos/collector/spool"
 	"github.com/pharos-obs/pharos/internal/bus"
 	"github.com/pharos-obs/pharos/internal/bus/codec"
 )
@@ -53,13 +54,71 @@ func (r *msgRecorder) messages() []bus.OutMsg {
 	return append([]bus.OutMsg(nil), r.msgs...)
 }
 
-func newTestTraces(t testing.TB, partitions int, agent string, publish PublishFunc, compression string) (*Traces, *prometheus.Registry) {
+// tracesOpts adjust a test publisher.
+type tracesOpts struct {
+	wait     time.Duration
+	spool    spool.Config
+	dir      string
+	drain    time.Duration
+	noCancel bool // do not stop it at the end of the test
+}
+
+// newTestTraces starts a trace publisher spooling to a new directory
+// (opts.dir when set) and stops it when the test ends.
+func newTestTraces(t testing.TB, partitions int, agent string, publish PublishFunc, compression string, opts ...func(*tracesOpts)) (*Traces, *prometheus.Registry) {
 	t.Helper()
+	o := tracesOpts{wait: 5 * time.Millisecond, spool: testSpoolConfig(), drain: 10 * time.Second}
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.dir == "" {
+		o.dir = t.TempDir()
+	}
 	reg := prometheus.NewRegistry()
-	cfg := Config{Compression: compression, Concurrency: 4}
-	tp, err := NewTraces(cfg, partitions, agent, publish, slog.New(slog.DiscardHandler), reg)
+	cfg := testConfig()
+	cfg.Compression, cfg.Concurrency, cfg.TracesBatchWait, cfg.DrainTimeout = compression, 4, o.wait, o.drain
+	tp, err := NewTraces(cfg, o.spool, o.dir, partitions, agent, publish, slog.New(slog.DiscardHandler), reg)
 	require.NoError(t, err)
+	require.NoError(t, services.StartAndAwaitRunning(context.Background(), tp))
+	if !o.noCancel {
+		t.Cleanup(func() {
+			if tp.State() == services.Running {
+				require.NoError(t, services.StopAndAwaitTerminated(context.Background(), tp))
+			}
+		})
+	}
 	return tp, reg
+}
+
+// waitSpans waits until tp has published n spans.
+func waitSpans(t *testing.T, tp *Traces, n int) {
+	t.Helper()
+	require.Eventually(t, func() bool { return testutil.ToFloat64(tp.spans) >= float64(n) }, 20*time.Second, time.Millisecond,
+		"published %v of %d spans", testutil.ToFloat64(tp.spans), n)
+	require.InDelta(t, float64(n), testutil.ToFloat64(tp.spans), 0, "no span published twice")
+}
+
+// stop stops tp, which publishes what it holds.
+func stop(t *testing.T, tp *Traces) {
+	t.Helper()
+	require.NoError(t, services.StopAndAwaitTerminated(context.Background(), tp))
+}
+
+// distinctSpans gives every span of td a span ID made from base.
+func distinctSpans(td ptrace.Traces, base uint64) {
+	n := base << 32
+	rss := td.ResourceSpans()
+	for r := range rss.Len() {
+		for s := range rss.At(r).ScopeSpans().Len() {
+			spans := rss.At(r).ScopeSpans().At(s).Spans()
+			for k := range spans.Len() {
+				n++
+				var id pcommon.SpanID
+				binary.BigEndian.PutUint64(id[:], n)
+				spans.At(k).SetSpanID(id)
+			}
+		}
+	}
 }
 
 func traceID(n int) pcommon.TraceID {
@@ -137,15 +196,18 @@ func decodeAll(t *testing.T, msgs []bus.OutMsg, partitions int) map[pcommon.Span
 	return out
 }
 
+// Every span reaches the partition of its trace, under its own resource
+// and scope, in messages with unique IDs.
 func TestTracesPartitions(t *testing.T) {
 	for _, comp := range []string{"snappy", "zstd"} {
 		t.Run(comp, func(t *testing.T) {
 			rec := &msgRecorder{}
-			tp, reg := newTestTraces(t, 8, "agent-1", rec.publish, comp)
+			tp, _ := newTestTraces(t, 8, "agent-1", rec.publish, comp)
 			td := manyTraces(3, 40, 3)
 			want := ptrace.NewTraces()
 			td.CopyTo(want)
 			require.NoError(t, tp.PushTraces(context.Background(), "team-a", td))
+			waitSpans(t, tp, want.SpanCount())
 
 			msgs := rec.messages()
 			require.LessOrEqual(t, len(msgs), 8, "one message per partition")
@@ -162,8 +224,6 @@ func TestTracesPartitions(t *testing.T) {
 
 			got := decodeAll(t, msgs, 8)
 			require.Len(t, got, want.SpanCount())
-			// Every span kept its resource and scope, and every span of
-			// a trace is on one partition.
 			tracePart := map[string]int{}
 			rss := want.ResourceSpans()
 			for i := range rss.Len() {
@@ -184,17 +244,59 @@ func TestTracesPartitions(t *testing.T) {
 					}
 				}
 			}
-			require.InDelta(t, float64(want.SpanCount()), testutil.ToFloat64(tp.spans), 0)
 			require.InDelta(t, float64(len(msgs)), testutil.ToFloat64(tp.messages), 0)
 			require.Positive(t, testutil.ToFloat64(tp.bytes))
-			_ = reg
 		})
 	}
 }
 
-// Spans of one trace pushed in two requests, to two agents, go to the same
-// partition; a request whose spans are all on one partition is sent as it
-// is, in one message.
+// The pushes spooled during one wait go out as one message per partition
+// and tenant, however many pushes there were.
+func TestTracesBatchesPushes(t *testing.T) {
+	const partitions, pushes = 4, 30
+	rec := &msgRecorder{}
+	// A wait longer than the test: the batch goes out when the publisher
+	// stops, which publishes what it has read.
+	tp, _ := newTestTraces(t, partitions, "a", rec.publish, "snappy", func(o *tracesOpts) { o.wait = time.Minute })
+	spans := 0
+	for i := range pushes {
+		td := manyTraces(2, 20, 2)
+		distinctSpans(td, uint64(i))
+		spans += td.SpanCount()
+		tenant := "team-a"
+		if i%3 == 0 {
+			tenant = "team-b"
+		}
+		require.NoError(t, tp.PushTraces(context.Background(), tenant, td))
+	}
+	stop(t, tp)
+	require.InDelta(t, float64(spans), testutil.ToFloat64(tp.spans), 0)
+	msgs := rec.messages()
+	require.Len(t, msgs, 2*partitions, "one message per tenant and partition")
+	require.Len(t, decodeAll(t, msgs, partitions), spans)
+	byKey := map[string]bool{}
+	for _, m := range msgs {
+		byKey[fmt.Sprint(m.Tenant, "/", m.Partition)] = true
+	}
+	require.Len(t, byKey, 2*partitions)
+}
+
+// A batch is published once the wait has passed, while the publisher runs.
+func TestTracesBatchWaitPublishes(t *testing.T) {
+	rec := &msgRecorder{}
+	tp, reg := newTestTraces(t, 2, "a", rec.publish, "zstd", func(o *tracesOpts) { o.wait = 20 * time.Millisecond })
+	for i := range 3 {
+		td := manyTraces(1, 4, 2)
+		distinctSpans(td, uint64(i))
+		require.NoError(t, tp.PushTraces(context.Background(), "", td))
+		waitSpans(t, tp, (i+1)*16)
+	}
+	require.Len(t, decodeAll(t, rec.messages(), 2), 48)
+	require.InDelta(t, 3, metricValue(t, reg, "pharos_agent_spool_appended_records_total", "signal", "traces")/2, 1,
+		"a record per partition per push")
+}
+
+// Spans of one trace pushed to two agents go to the same partition.
 func TestTracesSameTraceSamePartition(t *testing.T) {
 	rec1, rec2 := &msgRecorder{}, &msgRecorder{}
 	a1, _ := newTestTraces(t, 16, "agent-1", rec1.publish, "snappy")
@@ -204,35 +306,29 @@ func TestTracesSameTraceSamePartition(t *testing.T) {
 		server := manyTraces(1, 1, 1)
 		setTrace(client, traceID(1000+i))
 		setTrace(server, traceID(1000+i))
+		distinctSpans(client, uint64(2*i))
+		distinctSpans(server, uint64(2*i+1))
 		require.NoError(t, a1.PushTraces(context.Background(), "", client))
 		require.NoError(t, a2.PushTraces(context.Background(), "", server))
 	}
-	m1, m2 := rec1.messages(), rec2.messages()
-	require.Len(t, m1, 50)
-	require.Len(t, m2, 50)
+	waitSpans(t, a1, 50*4)
+	waitSpans(t, a2, 50*2)
+	// decodeAll checks each span's partition against its trace ID.
+	got1, got2 := decodeAll(t, rec1.messages(), 16), decodeAll(t, rec2.messages(), 16)
 	spread := map[int]bool{}
-	for i := range m1 {
-		require.Equal(t, m1[i].Partition, m2[i].Partition)
-		require.Equal(t, codec.TracePartition(traceID(1000+i), 16), m1[i].Partition)
-		spread[m1[i].Partition] = true
+	parts := map[string]int{}
+	for _, p := range got1 {
+		parts[p.traceID] = p.partition
+		spread[p.partition] = true
+	}
+	for _, p := range got2 {
+		require.Equal(t, parts[p.traceID], p.partition, "trace %s", p.traceID)
 	}
 	require.Greater(t, len(spread), 4, "traces spread over partitions")
 }
 
-func setTrace(td ptrace.Traces, id pcommon.TraceID) {
-	rss := td.ResourceSpans()
-	for i := range rss.Len() {
-		for j := range rss.At(i).ScopeSpans().Len() {
-			spans := rss.At(i).ScopeSpans().At(j).Spans()
-			for k := range spans.Len() {
-				spans.At(k).SetTraceID(id)
-			}
-		}
-	}
-}
-
-// A request over the message size is split, each part under the bus
-// limit once compressed, even when the spans do not compress.
+// Messages stay under the bus limit once compressed, even when the spans
+// do not compress.
 func TestTracesSplitsLargeRequests(t *testing.T) {
 	for _, c := range []struct {
 		name       string
@@ -265,82 +361,252 @@ func TestTracesSplitsLargeRequests(t *testing.T) {
 			}
 			n := td.SpanCount()
 			require.NoError(t, tp.PushTraces(context.Background(), "", td))
+			waitSpans(t, tp, n)
 			msgs := rec.messages()
 			require.Greater(t, len(msgs), 4)
 			for _, m := range msgs {
 				require.LessOrEqual(t, len(m.Data), maxTracesPayloadBytes, m.ID)
 			}
 			require.Len(t, decodeAll(t, msgs, c.partitions), n)
-			// IDs are numbered without gaps.
-			seen := map[string]bool{}
-			for _, m := range msgs {
-				seen[m.ID[len(tp.idPrefix):]] = true
-			}
-			for i := range msgs {
-				require.True(t, seen[fmt.Sprintf("1.%d", i)], "part %d", i)
-			}
 		})
 	}
 }
 
 func TestTracesPublishErrors(t *testing.T) {
-	t.Run("too large is permanent", func(t *testing.T) {
-		rec := &msgRecorder{fail: func(*bus.OutMsg) error { return fmt.Errorf("publish: %w", bus.ErrMessageTooLarge) }}
-		tp, reg := newTestTraces(t, 2, "a", rec.publish, "snappy")
-		err := tp.PushTraces(context.Background(), "", manyTraces(1, 1, 3))
+	t.Run("a span too large for the bus is refused at the push", func(t *testing.T) {
+		rec := &msgRecorder{}
+		tp, _ := newTestTraces(t, 2, "a", rec.publish, "snappy")
+		td := manyTraces(1, 1, 2)
+		v := make([]byte, 2<<20)
+		rng := rand.New(rand.NewPCG(3, 4))
+		for i := range v {
+			v[i] = byte(rng.UintN(256))
+		}
+		td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Attributes().PutEmptyBytes("blob").FromRaw(v)
+		err := tp.PushTraces(context.Background(), "", td)
 		require.ErrorIs(t, err, receive.ErrTracesRejected)
 		require.ErrorIs(t, err, bus.ErrMessageTooLarge)
-		require.InDelta(t, 6, testutil.ToFloat64(tp.dropped.WithLabelValues(reasonTooLarge)), 0)
-		_ = reg
+		require.InDelta(t, 1, testutil.ToFloat64(tp.dropped.WithLabelValues(reasonTooLarge)), 0)
+		require.Zero(t, tp.sp.Load().Len(), "nothing of the push was spooled")
 	})
-	t.Run("transient", func(t *testing.T) {
-		boom := errors.New("no responders")
-		rec := &msgRecorder{fail: func(m *bus.OutMsg) error {
-			if m.Partition == codec.TracePartition(traceID(0), 8) {
-				return boom
+	t.Run("refused by the bus for its size: dropped and counted", func(t *testing.T) {
+		rec := &msgRecorder{fail: func(*bus.OutMsg) error { return fmt.Errorf("publish: %w", bus.ErrMessageTooLarge) }}
+		tp, _ := newTestTraces(t, 2, "a", rec.publish, "snappy")
+		require.NoError(t, tp.PushTraces(context.Background(), "", manyTraces(1, 1, 3)))
+		require.Eventually(t, func() bool { return testutil.ToFloat64(tp.dropped.WithLabelValues(reasonTooLarge)) == 6 }, 10*time.Second, time.Millisecond)
+		require.Eventually(t, func() bool { return tp.sp.Load().Len() == 0 }, 10*time.Second, time.Millisecond, "confirmed")
+	})
+	t.Run("transient: retried under the same IDs until taken", func(t *testing.T) {
+		var failures atomic.Int32
+		var mu sync.Mutex
+		failedIDs := map[string]bool{}
+		rec := &msgRecorder{}
+		rec.fail = func(m *bus.OutMsg) error {
+			if m.Partition == codec.TracePartition(traceID(0), 8) && failures.Add(1) <= 3 {
+				mu.Lock()
+				failedIDs[m.ID] = true
+				mu.Unlock()
+				return errors.New("no responders")
 			}
 			return nil
-		}}
+		}
 		tp, _ := newTestTraces(t, 8, "a", rec.publish, "zstd")
-		err := tp.PushTraces(context.Background(), "", manyTraces(1, 20, 1))
-		require.ErrorIs(t, err, boom)
-		require.NotErrorIs(t, err, receive.ErrTracesRejected)
-		require.NotEmpty(t, rec.messages(), "the other partitions went out")
-		require.Less(t, testutil.ToFloat64(tp.spans), 40.0)
+		require.NoError(t, tp.PushTraces(context.Background(), "", manyTraces(1, 20, 1)))
+		waitSpans(t, tp, 40)
+		require.InDelta(t, 3, testutil.ToFloat64(tp.retries), 0)
+		require.Len(t, failedIDs, 1, "one message, retried under its ID")
+		found := false
+		for _, m := range rec.messages() {
+			found = found || failedIDs[m.ID]
+		}
+		require.True(t, found, "the retried message went out under the same ID")
+		require.Len(t, decodeAll(t, rec.messages(), 8), 40)
 	})
 	t.Run("nothing to publish", func(t *testing.T) {
 		rec := &msgRecorder{}
 		tp, _ := newTestTraces(t, 2, "a", rec.publish, "zstd")
 		require.NoError(t, tp.PushTraces(context.Background(), "", ptrace.NewTraces()))
+		stop(t, tp)
 		require.Empty(t, rec.messages())
 	})
+	t.Run("not running", func(t *testing.T) {
+		tp, err := NewTraces(testConfig(), testSpoolConfig(), t.TempDir(), 2, "a", nil, slog.New(slog.DiscardHandler), nil)
+		require.NoError(t, err)
+		err = tp.PushTraces(context.Background(), "", manyTraces(1, 1, 1))
+		require.ErrorIs(t, err, errTracesNotRunning)
+		require.NotErrorIs(t, err, receive.ErrTracesRejected)
+	})
 	t.Run("config", func(t *testing.T) {
-		_, err := NewTraces(Config{Compression: "lz4"}, 2, "a", nil, slog.New(slog.DiscardHandler), nil)
-		require.Error(t, err)
-		_, err = NewTraces(Config{Compression: "zstd"}, 0, "a", nil, slog.New(slog.DiscardHandler), nil)
-		require.Error(t, err)
+		for _, c := range []struct {
+			adjust     func(*Config, *spool.Config)
+			partitions int
+			field      string
+		}{
+			{func(c *Config, _ *spool.Config) { c.Compression = "lz4" }, 2, "agent.publish.compression"},
+			{func(c *Config, _ *spool.Config) { c.TracesBatchWait = 0 }, 2, "agent.publish.traces_batch_wait"},
+			{func(_ *Config, s *spool.Config) { s.MaxBytes = 1 }, 2, "agent.spool.max_bytes"},
+			{func(*Config, *spool.Config) {}, 0, "partitions"},
+		} {
+			cfg, sc := testConfig(), testSpoolConfig()
+			c.adjust(&cfg, &sc)
+			_, err := NewTraces(cfg, sc, t.TempDir(), c.partitions, "a", nil, slog.New(slog.DiscardHandler), nil)
+			require.ErrorContains(t, err, c.field)
+		}
 	})
 }
 
-// Successive pushes get successive sequence numbers.
-func TestTracesMessageIDs(t *testing.T) {
-	rec := &msgRecorder{}
-	tp, _ := newTestTraces(t, 1, "a", rec.publish, "snappy")
-	for range 3 {
-		require.NoError(t, tp.PushTraces(context.Background(), "", manyTraces(1, 1, 1)))
+// While the bus takes nothing, pushes are spooled until the spool is
+// full, then refused with a retryable error: nothing acknowledged is
+// dropped. Once the bus is back, everything spooled is published.
+func TestTracesSpoolFullRefusesPushes(t *testing.T) {
+	var down atomic.Bool
+	down.Store(true)
+	rec := &msgRecorder{fail: func(*bus.OutMsg) error {
+		if down.Load() {
+			return errors.New("no responders")
+		}
+		return nil
+	}}
+	tp, reg := newTestTraces(t, 2, "a", rec.publish, "snappy", func(o *tracesOpts) {
+		o.spool = spool.Config{MaxBytes: 256 << 10, SegmentBytes: 32 << 10}
+	})
+	accepted := 0
+	var refused error
+	for i := range 1000 {
+		td := manyTraces(1, 10, 3)
+		distinctSpans(td, uint64(i))
+		n := td.SpanCount()
+		if err := tp.PushTraces(context.Background(), "", td); err != nil {
+			refused = err
+			break
+		}
+		accepted += n
 	}
-	msgs := rec.messages()
-	require.Len(t, msgs, 3)
-	for i, m := range msgs {
-		require.Equal(t, fmt.Sprintf("%s%d.0", tp.idPrefix, i+1), m.ID)
+	require.ErrorIs(t, refused, errTracesSpoolFull)
+	require.NotErrorIs(t, refused, receive.ErrTracesRejected)
+	require.InDelta(t, 1, testutil.ToFloat64(tp.refused), 0)
+	require.Positive(t, accepted)
+	require.Zero(t, metricValue(t, reg, "pharos_agent_dropped_spans_total"), "nothing dropped")
+
+	down.Store(false)
+	waitSpans(t, tp, accepted)
+	require.Len(t, decodeAll(t, rec.messages(), 2), accepted)
+}
+
+// What the bus did not take before a stop is published after the next
+// start, from the spool; a new partition count splits it again.
+func TestTracesSpoolSurvivesRestart(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		before int
+		after  int
+	}{
+		{"same partitions", 4, 4},
+		{"new partition count", 4, 7},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			down := &msgRecorder{fail: func(*bus.OutMsg) error { return errors.New("no responders") }}
+			tp, _ := newTestTraces(t, c.before, "a", down.publish, "snappy", func(o *tracesOpts) {
+				o.dir, o.drain = dir, 50*time.Millisecond
+			})
+			spans := 0
+			for i := range 5 {
+				td := manyTraces(2, 8, 2)
+				distinctSpans(td, uint64(i))
+				spans += td.SpanCount()
+				require.NoError(t, tp.PushTraces(context.Background(), "team-a", td))
+			}
+			stop(t, tp)
+			require.Empty(t, down.messages())
+
+			rec := &msgRecorder{}
+			tp2, _ := newTestTraces(t, c.after, "a", rec.publish, "snappy", func(o *tracesOpts) { o.dir = dir })
+			waitSpans(t, tp2, spans)
+			require.Len(t, decodeAll(t, rec.messages(), c.after), spans)
+			for _, m := range rec.messages() {
+				require.Equal(t, "team-a", m.Tenant)
+			}
+			require.Eventually(t, func() bool { return tp2.sp.Load().Len() == 0 }, 10*time.Second, time.Millisecond)
+		})
 	}
 }
 
+// One sync serves the callers that finished writing before it started,
+// and its error reaches each of them.
+func TestGroupSync(t *testing.T) {
+	var g groupSync
+	var syncs atomic.Int32
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	slow := func() error {
+		syncs.Add(1)
+		entered <- struct{}{}
+		<-release
+		return nil
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { require.NoError(t, g.wait(slow)) })
+	<-entered // the first sync runs; these callers wait for the next
+	errs := make([]error, 10)
+	for i := range errs {
+		wg.Go(func() { errs[i] = g.wait(func() error { syncs.Add(1); return errors.New("disk gone") }) })
+	}
+	require.Eventually(t, func() bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return g.written == 11
+	}, 10*time.Second, time.Millisecond)
+	close(release)
+	wg.Wait()
+	require.EqualValues(t, 2, syncs.Load(), "one sync for the ten that waited")
+	for _, err := range errs {
+		require.ErrorContains(t, err, "disk gone")
+	}
+	require.NoError(t, g.wait(func() error { return nil }), "a later sync succeeds")
+}
+
+func TestTracesRecord(t *testing.T) {
+	b := appendTracesRecord(nil, "team-a", 3, 16, []byte("spans"))
+	r, err := parseTracesRecord(b)
+	require.NoError(t, err)
+	require.Equal(t, tracesRecord{tenant: "team-a", partition: 3, partitions: 16, spans: []byte("spans")}, r)
+	for _, bad := range [][]byte{
+		nil,
+		{2},
+		{tracesRecordVersion},
+		appendTracesRecord(nil, "t", 16, 16, nil),
+		appendTracesRecord(nil, "t", 0, 0, nil),
+		appendTracesRecord(nil, "team-a", 0, 1, nil)[:4],
+	} {
+		_, err := parseTracesRecord(bad)
+		require.ErrorIs(t, err, errTracesRecord, "%x", bad)
+	}
+}
+
+func FuzzTracesRecord(f *testing.F) {
+	f.Add(appendTracesRecord(nil, "team-a", 3, 16, []byte{0x0a, 0}))
+	f.Add([]byte{tracesRecordVersion, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := parseTracesRecord(b)
+		if err != nil {
+			return
+		}
+		require.Less(t, r.partition, r.partitions)
+		again, err := parseTracesRecord(appendTracesRecord(nil, r.tenant, r.partition, r.partitions, r.spans))
+		require.NoError(t, err)
+		require.Equal(t, r, again)
+	})
+}
+
+// BenchmarkTracesPush measures a push until it is durable in the spool
+// (its share of the fsync included), publishing in the background.
 func BenchmarkTracesPush(b *testing.B) {
-	for _, partitions := range []int{1, 8} {
+	for _, partitions := range []int{1, 16} {
 		b.Run(fmt.Sprintf("partitions=%d", partitions), func(b *testing.B) {
-			tp, _ := newTestTraces(b, partitions, "a", func(context.Context, *bus.OutMsg) error { return nil }, "snappy")
-			src := manyTraces(4, 50, 5) // 2000 spans
+			tp, _ := newTestTraces(b, partitions, "a", func(context.Context, *bus.OutMsg) error { return nil }, "snappy",
+				func(o *tracesOpts) { o.spool = spool.Config{MaxBytes: 4 << 30, SegmentBytes: 64 << 20} })
+			src := manyTraces(4, 128, 1) // 1024 spans, like two SDK exports
 			td := ptrace.NewTraces()
 			b.ReportAllocs()
 			b.SetBytes(int64((&ptrace.ProtoMarshaler{}).TracesSize(src)))
@@ -357,176 +623,14 @@ func BenchmarkTracesPush(b *testing.B) {
 	}
 }
 
-// gate is a PublishFunc whose calls wait until it is opened, then go to
-// rec (or fail with err).
-type gate struct {
-	open chan struct{}
-	rec  *msgRecorder
-	err  error
-}
-
-func (g *gate) publish(ctx context.Context, m *bus.OutMsg) error {
-	select {
-	case <-g.open:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	if g.err != nil {
-		return g.err
-	}
-	return g.rec.publish(ctx, m)
-}
-
-// waiting is how many pushes of tenant wait for the group being
-// published.
-func (t *Traces) waiting(tenant string) int {
-	t.groupsMu.Lock()
-	defer t.groupsMu.Unlock()
-	if tg := t.groups[tenant]; tg != nil && tg.next != nil {
-		return tg.next.pushes
-	}
-	return 0
-}
-
-// pushWhileBlocked pushes one batch, which blocks in the gate, then n more
-// that queue behind it, opens the gate and returns every push's error and
-// how many spans were pushed.
-func pushWhileBlocked(t *testing.T, tp *Traces, g *gate, n int) ([]error, int) {
-	t.Helper()
-	errs := make([]error, n+1)
-	var wg sync.WaitGroup
-	first := manyTraces(1, 20, 1)
-	setTrace(first, traceID(1000))
-	pushed := first.SpanCount()
-	wg.Go(func() { errs[0] = tp.PushTraces(context.Background(), "", first) })
-	require.Eventually(t, func() bool {
-		tp.groupsMu.Lock()
-		defer tp.groupsMu.Unlock()
-		tg := tp.groups[""]
-		return tg != nil && tg.running && tg.next == nil
-	}, 10*time.Second, time.Millisecond, "the first push is being published")
-	for i := range n {
-		td := manyTraces(2, 20, 2)
-		// Distinct span IDs per push.
-		rss := td.ResourceSpans()
-		for r := range rss.Len() {
-			for s := range rss.At(r).ScopeSpans().Len() {
-				spans := rss.At(r).ScopeSpans().At(s).Spans()
-				for k := range spans.Len() {
-					var id pcommon.SpanID
-					binary.BigEndian.PutUint64(id[:], uint64(i+1)<<32|uint64(r<<16|s<<8|k))
-					spans.At(k).SetSpanID(id)
-				}
+func setTrace(td ptrace.Traces, id pcommon.TraceID) {
+	rss := td.ResourceSpans()
+	for i := range rss.Len() {
+		for j := range rss.At(i).ScopeSpans().Len() {
+			spans := rss.At(i).ScopeSpans().At(j).Spans()
+			for k := range spans.Len() {
+				spans.At(k).SetTraceID(id)
 			}
 		}
-		pushed += td.SpanCount()
-		wg.Go(func() { errs[i+1] = tp.PushTraces(context.Background(), "", td) })
 	}
-	require.Eventually(t, func() bool { return tp.waiting("") == n }, 10*time.Second, time.Millisecond)
-	close(g.open)
-	wg.Wait()
-	return errs, pushed
-}
-
-func TestTracesGroupCommit(t *testing.T) {
-	const partitions, pushes = 8, 10
-	g := &gate{open: make(chan struct{}), rec: &msgRecorder{}}
-	tp, _ := newTestTraces(t, partitions, "a", g.publish, "snappy")
-	errs, pushed := pushWhileBlocked(t, tp, g, pushes)
-	for i, err := range errs {
-		require.NoError(t, err, "push %d", i)
-	}
-	msgs := g.rec.messages()
-	// The first push's messages, then one per partition for the ten that
-	// waited (each of them spreads over every partition).
-	first := 0
-	for _, m := range msgs {
-		if strings.HasPrefix(m.ID, tp.idPrefix+"1.") {
-			first++
-		}
-	}
-	require.Equal(t, partitions, len(msgs)-first, "the waiting pushes share one message per partition")
-	spans := decodeAll(t, msgs, partitions)
-	require.Equal(t, pushed, len(spans), "every span once")
-	require.Equal(t, 2.0, testutil.ToFloat64(tp.pushGroups))
-	require.Equal(t, float64(pushes+1), testutil.ToFloat64(tp.groupedPushes))
-	require.Equal(t, float64(pushed), testutil.ToFloat64(tp.spans))
-	tp.groupsMu.Lock()
-	require.Empty(t, tp.groups, "nothing is kept once the pushes are done")
-	tp.groupsMu.Unlock()
-}
-
-func TestTracesGroupErrors(t *testing.T) {
-	t.Run("a failed group fails every push in it", func(t *testing.T) {
-		boom := errors.New("no responders")
-		g := &gate{open: make(chan struct{}), rec: &msgRecorder{}, err: boom}
-		tp, _ := newTestTraces(t, 4, "a", g.publish, "zstd")
-		errs, _ := pushWhileBlocked(t, tp, g, 3)
-		for _, err := range errs {
-			require.ErrorIs(t, err, boom)
-		}
-	})
-	t.Run("a size refusal in a group is retryable", func(t *testing.T) {
-		g := &gate{open: make(chan struct{}), rec: &msgRecorder{}, err: fmt.Errorf("publish: %w", bus.ErrMessageTooLarge)}
-		tp, _ := newTestTraces(t, 4, "a", g.publish, "zstd")
-		errs, _ := pushWhileBlocked(t, tp, g, 3)
-		require.ErrorIs(t, errs[0], receive.ErrTracesRejected, "a push alone in its group is refused as before")
-		for _, err := range errs[1:] {
-			require.Error(t, err)
-			require.ErrorIs(t, err, bus.ErrMessageTooLarge)
-			require.NotErrorIs(t, err, receive.ErrTracesRejected)
-		}
-		lone := manyTraces(1, 20, 1)
-		require.Equal(t, float64(lone.SpanCount()), testutil.ToFloat64(tp.dropped.WithLabelValues(reasonTooLarge)),
-			"only the lone push's spans are counted as dropped; the group's are retried")
-	})
-	t.Run("a push that gives up leaves its group to go out", func(t *testing.T) {
-		g := &gate{open: make(chan struct{}), rec: &msgRecorder{}}
-		tp, _ := newTestTraces(t, 2, "a", g.publish, "snappy")
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		td := manyTraces(1, 4, 1)
-		n := float64(td.SpanCount())
-		go func() { done <- tp.PushTraces(ctx, "", td) }()
-		require.Eventually(t, func() bool {
-			tp.groupsMu.Lock()
-			defer tp.groupsMu.Unlock()
-			return tp.groups[""] != nil
-		}, 10*time.Second, time.Millisecond)
-		cancel()
-		require.ErrorIs(t, <-done, context.Canceled)
-		close(g.open)
-		require.Eventually(t, func() bool { return testutil.ToFloat64(tp.spans) == n }, 10*time.Second, time.Millisecond)
-	})
-}
-
-// A push too large to join a group goes out on its own at once, even while
-// the tenant's group is being published.
-func TestTracesLargePushBypassesGroups(t *testing.T) {
-	g := &gate{open: make(chan struct{}), rec: &msgRecorder{}}
-	var entered atomic.Int64
-	tp, _ := newTestTraces(t, 2, "a", func(ctx context.Context, m *bus.OutMsg) error {
-		entered.Add(1)
-		return g.publish(ctx, m)
-	}, "snappy")
-	var wg sync.WaitGroup
-	small := manyTraces(1, 1, 1)
-	want := float64(small.SpanCount())
-	wg.Go(func() { require.NoError(t, tp.PushTraces(context.Background(), "", small)) })
-	require.Eventually(t, func() bool { return entered.Load() == 1 }, 10*time.Second, time.Millisecond)
-
-	large := manyTraces(1, 2, 1)
-	want += float64(large.SpanCount())
-	spans := large.ResourceSpans().At(0).ScopeSpans().At(0).Spans()
-	for k := range spans.Len() {
-		spans.At(k).Attributes().PutStr("payload", strings.Repeat("x", maxGroupedPushBytes))
-	}
-	wg.Go(func() { require.NoError(t, tp.PushTraces(context.Background(), "", large)) })
-	require.Eventually(t, func() bool { return entered.Load() > 1 }, 10*time.Second, time.Millisecond,
-		"the large push is published while the group is")
-	require.Zero(t, tp.waiting(""))
-	close(g.open)
-	wg.Wait()
-	require.Equal(t, 1.0, testutil.ToFloat64(tp.groupedPushes))
-	require.Equal(t, want, testutil.ToFloat64(tp.spans))
 }

@@ -30,8 +30,8 @@ var ErrTracesRejected = errors.New("trace data rejected")
 
 // TracesSink takes pushed spans: in the agent, the trace publisher.
 //
-// PushTraces returns nil only once the spans are durable (the bus has
-// acknowledged them). An error wrapping ErrTracesRejected means the data
+// PushTraces returns nil only once the spans are durable (the agent's
+// spool has synced them to disk, to be published). An error wrapping ErrTracesRejected means the data
 // can never be accepted and is not retried (400 / INVALID_ARGUMENT); any
 // other error (bus unavailable, timeout, ctx done) is retryable (503 /
 // UNAVAILABLE with Retry-After), and the sender will send the whole

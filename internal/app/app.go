@@ -147,6 +147,7 @@ const (
 	modBus          = "bus"
 	modMetricsStore = "metrics-store"
 	modPublisher    = "publisher"
+	modTracesPub    = "trace-publisher"
 	modScraper      = "scraper"
 	modAggregator   = "aggregator-consumer"
 	modQuery        = "query-api"
@@ -165,6 +166,7 @@ func (a *App) registerModules() error {
 	m.RegisterModule(modBus, a.initBus, modules.UserInvisibleModule)
 	m.RegisterModule(modMetricsStore, a.initMetricsStore, modules.UserInvisibleModule)
 	m.RegisterModule(modPublisher, a.initPublisher, modules.UserInvisibleModule)
+	m.RegisterModule(modTracesPub, a.initTracesPublisher, modules.UserInvisibleModule)
 	m.RegisterModule(modScraper, a.initScraper, modules.UserInvisibleModule)
 	m.RegisterModule(modAggregator, a.initAggregator, modules.UserInvisibleModule)
 	m.RegisterModule(modQuery, a.initQuery, modules.UserInvisibleModule)
@@ -226,13 +228,14 @@ func (a *App) registerModules() error {
 		modBus:           busDeps,
 		modMetricsStore:  {modServer},
 		modPublisher:     {modBus},
+		modTracesPub:     {modBus},
 		modScraper:       {modPublisher, modServer},
 		modAggregator:    aggDeps,
 		modClusterKV:     {modServer},
 		modRingMember:    {modClusterKV, modServer},
 		modRingWatcher:   {modClusterKV},
 		modQuery:         queryDeps,
-		modReceivers:     {modPublisher, modServer, modMemLimit},
+		modReceivers:     {modPublisher, modTracesPub, modServer, modMemLimit},
 		modLogsStore:     {modServer},
 		modTracesStore:   {modServer},
 		modSpanMetrics:   {modPublisher},
@@ -400,11 +403,19 @@ func (a *App) initPublisher() (services.Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.tracesPub, err = publish.NewTraces(a.cfg.Agent.Publish, a.cfg.NATS.Partitions, a.cfg.Agent.ID, a.publishToBus, a.logger.With("component", "trace-publisher"), a.reg)
+	return b, nil
+}
+
+// initTracesPublisher makes the agent's trace publisher, with its spool
+// beside the metrics one.
+func (a *App) initTracesPublisher() (services.Service, error) {
+	spoolDir := filepath.Join(a.cfg.DataDir, "spool", "traces")
+	tp, err := publish.NewTraces(a.cfg.Agent.Publish, a.cfg.Agent.Spool, spoolDir, a.cfg.NATS.Partitions, a.cfg.Agent.ID, a.publishToBus, a.logger.With("component", "trace-publisher"), a.reg)
 	if err != nil {
 		return nil, err
 	}
-	return b, nil
+	a.tracesPub = tp
+	return tp, nil
 }
 
 func (a *App) initTracesStore() (services.Service, error) {

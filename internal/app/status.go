@@ -15,6 +15,7 @@ import (
 
 	"github.com/pharos-obs/pharos/aggregator"
 	"github.com/pharos-obs/pharos/alerting/notify"
+	"github.com/pharos-obs/pharos/collector/spool"
 	"github.com/pharos-obs/pharos/internal/bus"
 	"github.com/pharos-obs/pharos/internal/cluster"
 )
@@ -221,11 +222,18 @@ func (a *App) localStatus(ctx context.Context, st *clusterStatus, ring bool) {
 	}
 	if a.batcher != nil {
 		if sp, ok := a.batcher.SpoolStats(); ok {
-			st.Spools = append(st.Spools, spoolStatus{
-				Signal: string(bus.SignalMetrics), Bytes: sp.Bytes, Segments: sp.Segments, Records: sp.Records, LimitBytes: sp.LimitBytes,
-			})
+			st.Spools = append(st.Spools, spoolStatusOf(bus.SignalMetrics, sp))
 		}
 	}
+	if a.tracesPub != nil {
+		if sp, ok := a.tracesPub.SpoolStats(); ok {
+			st.Spools = append(st.Spools, spoolStatusOf(bus.SignalTraces, sp))
+		}
+	}
+}
+
+func spoolStatusOf(s bus.Signal, sp spool.Stats) spoolStatus {
+	return spoolStatus{Signal: string(s), Bytes: sp.Bytes, Segments: sp.Segments, Records: sp.Records, LimitBytes: sp.LimitBytes}
 }
 
 func streamStatusOf(ss bus.StreamStats) streamStatus {

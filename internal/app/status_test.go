@@ -254,11 +254,13 @@ route:
 		}
 		require.Equal(t, map[string]int{"metrics": 2, "logs": 2, "traces": 2}, got)
 
-		require.Len(t, st.Spools, 1)
-		sp := st.Spools[0]
-		require.Equal(t, "metrics", sp.Signal)
-		require.Equal(t, a.cfg.Agent.Spool.MaxBytes, sp.LimitBytes)
-		require.GreaterOrEqual(t, sp.Bytes, int64(0))
+		require.Len(t, st.Spools, 2)
+		for i, signal := range []string{"metrics", "traces"} {
+			sp := st.Spools[i]
+			require.Equal(t, signal, sp.Signal)
+			require.Equal(t, a.cfg.Agent.Spool.MaxBytes, sp.LimitBytes)
+			require.GreaterOrEqual(t, sp.Bytes, int64(0))
+		}
 
 		// A querier's view: it asks each healthy member for its local
 		// status and merges the consumers and streams; a member that does

@@ -243,26 +243,17 @@ func TestTracesTwoAgents(t *testing.T) {
 
 	traceID := pcommon.TraceID{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36}
 	now := time.Now()
+	root := pcommon.SpanID{1, 1, 1, 1, 1, 1, 1, 1}
 	for i, agent := range agents {
-		td := ptrace.NewTraces()
-		rs := td.ResourceSpans().AppendEmpty()
-		rs.Resource().Attributes().PutStr("service.name", fmt.Sprintf("svc-%d", i))
-		ss := rs.ScopeSpans().AppendEmpty()
-		for j := range 3 {
-			s := ss.Spans().AppendEmpty()
-			s.SetTraceID(traceID)
-			s.SetSpanID(pcommon.SpanID{byte(i + 1), byte(j + 1), 1, 1, 1, 1, 1, 1})
+		// Agent a's first span is the root (its span ID is root); every
+		// other span is its child.
+		pushTrace(t, agent.addr, fmt.Sprintf("svc-%d", i), traceID, 3, now, func(j int) (id, parent pcommon.SpanID) {
+			id = pcommon.SpanID{byte(i + 1), byte(j + 1), 1, 1, 1, 1, 1, 1}
 			if i > 0 || j > 0 {
-				s.SetParentSpanID(pcommon.SpanID{1, 1, 1, 1, 1, 1, 1, 1})
+				parent = root
 			}
-			s.SetName(fmt.Sprintf("op-%d-%d", i, j))
-			s.SetStartTimestamp(pcommon.NewTimestampFromTime(now.Add(time.Duration(j) * time.Millisecond)))
-			s.SetEndTimestamp(pcommon.NewTimestampFromTime(now.Add(time.Duration(j+5) * time.Millisecond)))
-		}
-		body, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
-		require.NoError(t, err)
-		code, resp := post(t, "http://"+agent.addr+"/v1/traces", "application/x-protobuf", body)
-		require.Equal(t, http.StatusOK, code, resp)
+			return id, parent
+		})
 	}
 	testutil.Poll(t, dataTimeout, 250*time.Millisecond, func() (bool, string) {
 		spans, err := traceSpans(query.addr, traceID.String())
@@ -276,4 +267,65 @@ func TestTracesTwoAgents(t *testing.T) {
 	}
 	query.Stop()
 	agg.Stop()
+}
+
+// TestTracesAcknowledgedSurviveKill9 SIGKILLs the all-in-one right after
+// the agent acknowledged pushes that it had only spooled (a batch wait
+// longer than the test keeps them from the bus): the restarted process
+// publishes them from the spool and every trace is complete.
+func TestTracesAcknowledgedSurviveKill9(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	args := []string{"-data.dir", dir, "-nats.partitions", "4"}
+	p := startPharos(t, "all", append([]string{"-agent.publish.traces-batch-wait=1m"}, args...))
+	const traces, spansPerTrace = 20, 5
+	ids := make([]pcommon.TraceID, traces)
+	now := time.Now()
+	for i := range traces {
+		ids[i] = pcommon.TraceID{0x7a, byte(i), 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, byte(i + 1)}
+		pushTrace(t, p.addr, "kill9", ids[i], spansPerTrace, now, func(j int) (id, parent pcommon.SpanID) {
+			return pcommon.SpanID{byte(i), byte(j + 1), 2, 2, 2, 2, 2, 2}, pcommon.SpanID{}
+		})
+	}
+	published, err := metricValue(t, p.addr, "pharos_agent_spans_published_total")
+	require.NoError(t, err)
+	require.Zero(t, published, "the spans are only in the agent's spool")
+	p.Kill()
+
+	p = startPharos(t, "all-restarted", args)
+	for _, id := range ids {
+		testutil.Poll(t, dataTimeout, 100*time.Millisecond, func() (bool, string) {
+			spans, err := traceSpans(p.addr, id.String())
+			if err != nil {
+				return false, err.Error()
+			}
+			return len(spans) == spansPerTrace, fmt.Sprintf("trace %s has %d spans, want %d", id, len(spans), spansPerTrace)
+		})
+	}
+	p.Stop()
+}
+
+// pushTrace sends n spans of trace id for service to the agent at addr
+// over OTLP/HTTP: span j starts j ms after now, lasts 5 ms, is named
+// op-<j> and takes its IDs from ids (an empty parent: none).
+func pushTrace(t *testing.T, addr, service string, id pcommon.TraceID, n int, now time.Time, ids func(j int) (id, parent pcommon.SpanID)) {
+	t.Helper()
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", service)
+	ss := rs.ScopeSpans().AppendEmpty()
+	for j := range n {
+		s := ss.Spans().AppendEmpty()
+		s.SetTraceID(id)
+		sid, parent := ids(j)
+		s.SetSpanID(sid)
+		s.SetParentSpanID(parent)
+		s.SetName(fmt.Sprintf("op-%d", j))
+		s.SetStartTimestamp(pcommon.NewTimestampFromTime(now.Add(time.Duration(j) * time.Millisecond)))
+		s.SetEndTimestamp(pcommon.NewTimestampFromTime(now.Add(time.Duration(j+5) * time.Millisecond)))
+	}
+	body, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
+	require.NoError(t, err)
+	code, resp := post(t, "http://"+addr+"/v1/traces", "application/x-protobuf", body)
+	require.Equal(t, http.StatusOK, code, resp)
 }

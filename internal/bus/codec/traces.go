@@ -72,6 +72,15 @@ func (e *TracesEncoder) Encode(dst []byte, td ptrace.Traces) ([]byte, error) {
 	return compress(e.comp, dst[:0], raw)
 }
 
+// EncodeRaw appends raw, an encoded OTLP TracesData (or
+// ExportTraceServiceRequest, the same message), compressed, to dst[:0]
+// and returns it. Encoded TracesData messages concatenate into one
+// holding all of their resource spans, so a publisher can join the
+// encodings of several pushes without decoding them.
+func (e *TracesEncoder) EncodeRaw(dst, raw []byte) ([]byte, error) {
+	return compress(e.comp, dst[:0], raw)
+}
+
 // TracesDecoder reads compressed OTLP traces requests. It is not safe for
 // concurrent use; keep one per consumer goroutine.
 type TracesDecoder struct {

@@ -65,6 +65,31 @@ func TestTracesRoundTrip(t *testing.T) {
 	}
 }
 
+// Encodings joined end to end decode as one request holding the resource
+// spans of each, in order.
+func TestTracesEncodeRawJoins(t *testing.T) {
+	for _, c := range []Compression{CompressionSnappy, CompressionZstd} {
+		t.Run(string(c), func(t *testing.T) {
+			a, b := sampleTraces(6), sampleTraces(10)
+			var m ptrace.ProtoMarshaler
+			rawA, err := m.MarshalTraces(a)
+			require.NoError(t, err)
+			rawB, err := m.MarshalTraces(b)
+			require.NoError(t, err)
+			enc := NewTracesEncoder(c)
+			data, err := enc.EncodeRaw(nil, append(rawA, rawB...))
+			require.NoError(t, err)
+			got, err := NewTracesDecoder(1<<20).Decode(enc.Encoding(), data)
+			require.NoError(t, err)
+			want := ptrace.NewTraces()
+			a.ResourceSpans().MoveAndAppendTo(want.ResourceSpans())
+			b.ResourceSpans().MoveAndAppendTo(want.ResourceSpans())
+			require.Equal(t, 4, got.ResourceSpans().Len())
+			requireSameTraces(t, want, got)
+		})
+	}
+}
+
 // The payload is a plain OTLP ExportTraceServiceRequest.
 func TestTracesAreOTLP(t *testing.T) {
 	data := mustEncodeTraces(t, CompressionZstd, sampleTraces(4))
