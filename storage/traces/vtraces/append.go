@@ -3,7 +3,9 @@ package vtraces
 import (
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -121,11 +123,11 @@ func (b *appendBuf) appendResource(s *Store, storage *logstorage.Storage, staged
 				b.resourceFields(rs.Resource(), s.names.limit, c)
 			}
 			otlpLen := b.spanFields(sp, b.scope.spans[k], s.names.limit, c)
-			if logstorage.EstimatedJSONRowLen(b.fields) > maxRowSize {
+			if logstorage.EstimatedJSONRowLen(b.row) > maxRowSize {
 				c.tooLarge++
 				continue
 			}
-			staged.Add(ts, b.fields, 1)
+			staged.Add(ts, b.row, 1)
 			b.days = vlengine.AddDay(b.days, ts)
 			c.accepted++
 			c.bytes += otlpLen
@@ -179,10 +181,12 @@ type appendBuf struct {
 	res   wireResource
 	scope wireScope
 
-	// fields is the current row: the stream field, then the resource's
-	// attribute fields (nResource of them, rendered into resBuf), then the
-	// span's (rendered into spanBuf).
+	// fields is the current resource's: the stream field, then its
+	// attribute fields, sorted by name (rendered into resBuf); nResource
+	// counts both. row is the current span's (see spanFields), rendered
+	// into spanBuf.
 	fields    []logstorage.Field
+	row       []logstorage.Field
 	nResource int
 	resBuf    []byte
 	spanBuf   []byte
@@ -200,6 +204,8 @@ var appendBufPool = sync.Pool{New: func() any { return &appendBuf{} }}
 func (b *appendBuf) put() {
 	clear(b.fields) // drop references to the caller's strings
 	b.fields = b.fields[:0]
+	clear(b.row)
+	b.row = b.row[:0]
 	b.rss = b.rss[:0]
 	b.res = wireResource{scopes: b.res.scopes[:0]}
 	b.scope = wireScope{spans: b.scope.spans[:0]}
@@ -237,51 +243,37 @@ func (b *appendBuf) startResource(r pcommon.Resource) {
 func (b *appendBuf) resourceFields(r pcommon.Resource, limit int, c *appendCounts) {
 	b.resBuf = b.resBuf[:len(b.fields[0].Value)]
 	b.fields, b.resBuf = appendAttrFields(b.fields[:1], b.resBuf, r.Attributes(), resourcePrefix, "service.name", b.set, limit, &b.dedup, c)
+	sortFields(b.fields[1:])
 	b.nResource = len(b.fields)
 	b.resDone = true
 }
 
-// spanFields completes b.fields with sp's fields; span is sp's whole
-// encoded field. It returns the size of the OTLP record.
+// spanFields makes b.row, sp's row: the stream field, then every other
+// field in the order of their names, which is how lib/logstorage keeps
+// them (it sorts each row's fields when it makes a part, and a sorted row
+// costs it one pass), with the same names on every row of a stream where
+// the attributes allow (it makes a block's columns without a map then).
+// span is sp's whole encoded field. It returns the size of the OTLP record.
 func (b *appendBuf) spanFields(sp ptrace.Span, span []byte, limit int, c *appendCounts) int {
 	buf := b.spanBuf[:0]
-	fields := b.fields[:b.nResource]
+	row := append(b.row[:0], b.fields[0])
 	add := func(name string, start int) {
-		fields = append(fields, logstorage.Field{Name: name, Value: str(buf, start)})
+		row = append(row, logstorage.Field{Name: name, Value: str(buf, start)})
 	}
 
-	start := len(buf)
-	tid := sp.TraceID()
-	buf = hex.AppendEncode(buf, tid[:])
-	add(fieldTraceID, start)
-	start = len(buf)
-	sid := sp.SpanID()
-	buf = hex.AppendEncode(buf, sid[:])
-	add(fieldSpanID, start)
-	if pid := sp.ParentSpanID(); !pid.IsEmpty() {
-		start = len(buf)
-		buf = hex.AppendEncode(buf, pid[:])
-		add(fieldParentSpanID, start)
-	} else {
-		fields = append(fields, logstorage.Field{Name: fieldIsRoot, Value: "true"})
-	}
-	fields = append(fields,
-		logstorage.Field{Name: fieldName, Value: sp.Name()},
-		logstorage.Field{Name: fieldKind, Value: kindName(sp.Kind())},
-		logstorage.Field{Name: fieldStatusCode, Value: statusName(sp.Status().Code())},
-		logstorage.Field{Name: fieldStatusMessage, Value: sp.Status().Message()},
-	)
 	startNs, endNs := int64(sp.StartTimestamp()), int64(sp.EndTimestamp())
-	start = len(buf)
-	buf = strconv.AppendInt(buf, startNs, 10)
-	add(fieldStart, start)
-	start = len(buf)
-	buf = strconv.AppendInt(buf, endNs, 10)
-	add(fieldEnd, start)
-	start = len(buf)
+	start := len(buf)
 	buf = strconv.AppendInt(buf, max(endNs-startNs, 0), 10)
 	add(fieldDuration, start)
-
+	isRoot := "false"
+	if sp.ParentSpanID().IsEmpty() {
+		isRoot = "true"
+	}
+	row = append(row,
+		logstorage.Field{Name: fieldIsRoot, Value: isRoot},
+		logstorage.Field{Name: fieldKind, Value: kindName(sp.Kind())},
+		logstorage.Field{Name: fieldName, Value: sp.Name()},
+	)
 	// The record is made in recBuf, then stored as text (see spantext.go).
 	b.recBuf = appendSpanRecord(b.recBuf[:0], &b.res, &b.scope, span)
 	otlpLen := len(b.recBuf)
@@ -289,9 +281,37 @@ func (b *appendBuf) spanFields(sp ptrace.Span, span []byte, limit int, c *append
 	buf = appendSpanText(buf, b.recBuf)
 	add(fieldOTLP, start)
 
-	fields, buf = appendAttrFields(fields, buf, sp.Attributes(), spanPrefix, "", b.set, limit, &b.dedup, c)
-	b.fields, b.spanBuf = fields, buf
+	row = append(row, b.fields[1:b.nResource]...)
+	from := len(row)
+	row, buf = appendAttrFields(row, buf, sp.Attributes(), spanPrefix, "", b.set, limit, &b.dedup, c)
+	sortFields(row[from:])
+
+	start = len(buf)
+	sid := sp.SpanID()
+	buf = hex.AppendEncode(buf, sid[:])
+	add(fieldSpanID, start)
+	start = len(buf)
+	buf = strconv.AppendInt(buf, startNs, 10)
+	add(fieldStart, start)
+	row = append(row,
+		logstorage.Field{Name: fieldStatusCode, Value: statusName(sp.Status().Code())},
+		logstorage.Field{Name: fieldStatusMessage, Value: sp.Status().Message()},
+	)
+	start = len(buf)
+	tid := sp.TraceID()
+	buf = hex.AppendEncode(buf, tid[:])
+	add(fieldTraceID, start)
+
+	b.row, b.spanBuf = row, buf
 	return otlpLen
+}
+
+// sortFields sorts fields by name, if they are not sorted already.
+func sortFields(fields []logstorage.Field) {
+	cmpName := func(a, b logstorage.Field) int { return strings.Compare(a.Name, b.Name) }
+	if !slices.IsSortedFunc(fields, cmpName) {
+		slices.SortFunc(fields, cmpName)
+	}
 }
 
 // dedupLinear is the number of attributes up to which duplicates are

@@ -13,21 +13,28 @@ import (
 // collide with another field or with VictoriaLogs' own ("_time", "_msg",
 // "_stream"...).
 const (
-	fieldTraceID       = "trace_id"       // 32 lower-case hex digits
-	fieldSpanID        = "span_id"        // 16 lower-case hex digits
-	fieldParentSpanID  = "parent_span_id" // absent for a root span
+	fieldTraceID       = "trace_id" // 32 lower-case hex digits
+	fieldSpanID        = "span_id"  // 16 lower-case hex digits
 	fieldName          = "name"
 	fieldKind          = "kind"        // kindNames
 	fieldStatusCode    = "status_code" // "unset", "ok" or "error"
 	fieldStatusMessage = "status_message"
 	fieldStart         = "start"    // Unix ns
-	fieldEnd           = "end"      // Unix ns
 	fieldDuration      = "duration" // ns, end - start (0 if end < start)
-	fieldIsRoot        = "is_root"  // "true" for a root span, else absent
+	fieldIsRoot        = "is_root"  // "true" for a root span, "false" for others (absent on others before 0.1)
 	// fieldOTLP holds the span as OTLP protobuf: a TracesData with one
 	// ResourceSpans with one ScopeSpans with the span (see
 	// appendSpanRecord), as text without tokens (see spantext.go).
 	fieldOTLP = "otlp"
+
+	// Rows written before 0.1 also have "end" (Unix ns) and
+	// "parent_span_id" (16 hex digits, absent on a root); nothing reads
+	// them: the end is start + duration, a root is is_root, and the
+	// parent is in the OTLP record. Two fewer columns, one of them 16
+	// random hex digits a span, cost the engine less on every part and
+	// merge; and with is_root on every row, root and child spans have
+	// the same field names (the engine makes a block's columns without a
+	// map then).
 
 	resourcePrefix = "resource."
 	spanPrefix     = "span."

@@ -36,11 +36,11 @@ const (
 const (
 	idxTraceID = iota
 	idxSpanID
-	idxParentSpanID
+	idxIsRoot
 	idxName
 	idxService
 	idxStart
-	idxEnd
+	idxDuration
 	nBaseFields
 )
 
@@ -135,7 +135,7 @@ func (sr *search) compile(p traces.SearchParams) error {
 	if sr.spss <= 0 {
 		sr.spss = defaultSpansPerSpanSet
 	}
-	for _, n := range [nBaseFields]string{fieldTraceID, fieldSpanID, fieldParentSpanID, fieldName, fieldService, fieldStart, fieldEnd} {
+	for _, n := range [nBaseFields]string{fieldTraceID, fieldSpanID, fieldIsRoot, fieldName, fieldService, fieldStart, fieldDuration} {
 		sr.fields.get(n)
 	}
 	anyGroups := p.Any
@@ -496,7 +496,8 @@ type spanRow struct {
 func newSpanRow(vals []string) spanRow {
 	r := spanRow{vals: vals}
 	r.start, _ = strconv.ParseInt(vals[idxStart], 10, 64)
-	r.end, _ = strconv.ParseInt(vals[idxEnd], 10, 64)
+	dur, _ := strconv.ParseInt(vals[idxDuration], 10, 64)
+	r.end = r.start + max(dur, 0)
 	return r
 }
 
@@ -523,7 +524,7 @@ func (sr *search) evaluate(id traces.TraceID, spans []spanRow) (traces.TraceSumm
 	for i := range spans {
 		r := &spans[i]
 		end = max(end, r.end)
-		if root == nil && r.vals[idxParentSpanID] == "" {
+		if root == nil && r.vals[idxIsRoot] == "true" {
 			root = r // the earliest, if several
 		}
 	}

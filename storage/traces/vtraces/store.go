@@ -6,8 +6,8 @@
 // Data model (see fields.go): a row's _time is the span's start; its only
 // stream field is the resource attribute service.name
 // ("resource.service.name"), so a service's spans are stored together in
-// time order; intrinsics are fields (trace_id, span_id, parent_span_id,
-// name, kind, status_code, status_message, start, end, duration, is_root);
+// time order; intrinsics are fields (trace_id, span_id, name, kind,
+// status_code, status_message, start, duration, is_root);
 // string, int, double and bool attributes are fields "resource.<key>" and
 // "span.<key>", their values as text; and the field "otlp" holds the span
 // with its resource and scope as OTLP protobuf, byte for byte as received
