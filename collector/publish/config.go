@@ -37,7 +37,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.Concurrency, "agent.publish.concurrency", 4, "Batches published at once (each waits for its JetStream PubAck), also when replaying the spool.")
 	f.IntVar(&c.QueueSize, "agent.publish.queue-size", 64, "Encoded batches waiting to be published; when full, appends block (backpressure to scrapes and receivers).")
 	f.DurationVar(&c.DrainTimeout, "agent.publish.drain-timeout", 5*time.Second, "On shutdown, how long to keep publishing what is queued; what is left then goes to the spool for the next start.")
-	f.DurationVar(&c.TracesBatchWait, "agent.publish.traces-batch-wait", 200*time.Millisecond, "How long pushed spans, once spooled (and acknowledged to the sender), wait for other pushes to be published with: one message per partition carries every push of the wait, instead of one per push, and each message costs JetStream a write, an fsync and an ack. Spans become queryable up to this much later.")
+	f.DurationVar(&c.TracesBatchWait, "agent.publish.traces-batch-wait", time.Second, "How long pushed spans, once spooled (and acknowledged to the sender), wait for other pushes to be published with: one message per partition carries every push of the wait, instead of one per push, and each message costs JetStream a write, an fsync and an ack. A batch goes sooner once it holds 8 MiB. Spans become queryable up to this much later.")
 	f.IntVar(&c.HandoffMaxBytes, "agent.publish.handoff-max-bytes", 64<<20, "When the agent and an aggregator run in one process: bytes of metrics batches handed to the aggregator in memory besides publishing them, so that it need not decode what this process just encoded (the batches still go through JetStream). 0 turns the hand-off off.")
 }
 
