@@ -1,17 +1,22 @@
 package tempoapi
 
 import (
+	"context"
+	"encoding/hex"
 	"encoding/json"
 	"math"
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/pharos-obs/pharos/storage/traces"
 )
 
 func micro(d time.Duration) string { return strconv.FormatInt(t0.Add(d).UnixMicro(), 10) }
@@ -264,4 +269,52 @@ func TestJaegerReferences(t *testing.T) {
 		`{"refType":"FOLLOWS_FROM","traceID":"0000000000000005","spanID":"0600000000000000"}]`,
 		string(appendReferences(nil, s)))
 	require.Equal(t, `[]`, string(appendReferences(nil, ptrace.NewSpan())))
+}
+
+// oneQuery is a querier that reads several traces in one call
+// (manyTraces), counting the calls of each kind.
+type oneQuery struct {
+	traces.Querier
+	many, single atomic.Int32
+}
+
+func (q *oneQuery) Trace(ctx context.Context, tenant string, id traces.TraceID, start, end time.Time) (ptrace.Traces, error) {
+	q.single.Add(1)
+	return q.Querier.Trace(ctx, tenant, id, start, end)
+}
+
+func (q *oneQuery) Traces(ctx context.Context, tenant string, ids []traces.TraceID, start, end time.Time) ([]ptrace.Traces, error) {
+	q.many.Add(1)
+	out := make([]ptrace.Traces, len(ids))
+	for i, id := range ids {
+		td, err := q.Querier.Trace(ctx, tenant, id, start, end)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = td
+	}
+	return out, nil
+}
+
+// A querier that reads several traces at once answers a Jaeger search,
+// and a lookup of several IDs, in one call, with the same answer.
+func TestJaegerSearchFetchesInOnePass(t *testing.T) {
+	plain := newFixture(t, defaultConfig(), nil)
+	var oq *oneQuery
+	batched := newFixture(t, defaultConfig(), func(q traces.Querier) traces.Querier {
+		oq = &oneQuery{Querier: q}
+		return oq
+	})
+	ids := testTraces().ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).TraceID()
+	for i, path := range []string{
+		"/jaeger/api/traces?service=checkout&limit=20&start=" + micro(0) + "&end=" + micro(time.Hour),
+		"/jaeger/api/traces?traceID=" + hex.EncodeToString(ids[:]) + "&traceID=0123456789abcdef0123456789abcdef",
+	} {
+		want, got := plain.get(t, path), batched.get(t, path)
+		require.Equal(t, http.StatusOK, got.code, "%s", got.body)
+		require.Equal(t, want.code, got.code)
+		require.JSONEq(t, string(want.body), string(got.body), path)
+		require.EqualValues(t, i+1, oq.many.Load(), "one call per request")
+		require.Zero(t, oq.single.Load())
+	}
 }

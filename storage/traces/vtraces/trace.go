@@ -30,37 +30,91 @@ import (
 // filters of the trace_id column, and of them only the three fields
 // needed.
 func (s *Store) Trace(ctx context.Context, tenant string, id traces.TraceID, start, end time.Time) (ptrace.Traces, error) {
-	if id.IsZero() {
-		return ptrace.NewTraces(), nil
+	tds, err := s.Traces(ctx, tenant, []traces.TraceID{id}, start, end)
+	if err != nil {
+		return ptrace.Traces{}, err
+	}
+	return tds[0], nil
+}
+
+// maxTracesPerQuery bounds the IDs of one query of Traces; more are asked
+// for in several.
+const maxTracesPerQuery = 100
+
+// Traces is Trace for several traces at once, in one pass over the
+// storage (per maxTracesPerQuery IDs): the rows of all of them, found
+// through the same bloom filters, instead of a query each. tds[i] is
+// ids[i] (empty when unknown).
+func (s *Store) Traces(ctx context.Context, tenant string, ids []traces.TraceID, start, end time.Time) ([]ptrace.Traces, error) {
+	tds := make([]ptrace.Traces, len(ids))
+	for i := range tds {
+		tds[i] = ptrace.NewTraces()
 	}
 	from, to := s.timeRange(start, end)
 	if to < from {
-		return ptrace.NewTraces(), nil
+		return tds, nil
 	}
-	qs := fieldTraceID + ":=" + strconv.Quote(id.String()) +
-		" | fields " + fieldSpanID + ", " + fieldStart + ", " + fieldOTLP
-	q, err := vlengine.ParseQuery(qs, from, to+1)
+	for i := 0; i < len(ids); i += maxTracesPerQuery {
+		j := min(len(ids), i+maxTracesPerQuery)
+		if err := s.readTraces(ctx, tenant, ids[i:j], tds[i:j], from, to); err != nil {
+			return nil, err
+		}
+	}
+	return tds, nil
+}
+
+// readTraces fills tds[i] with the spans of ids[i] that started in
+// [from, to].
+func (s *Store) readTraces(ctx context.Context, tenant string, ids []traces.TraceID, tds []ptrace.Traces, from, to int64) error {
+	index := make(map[string]int, len(ids)) // by hex ID
+	var qb strings.Builder
+	qb.WriteString(fieldTraceID + ":in(")
+	for i, id := range ids {
+		if id.IsZero() {
+			continue
+		}
+		h := id.String()
+		if _, dup := index[h]; !dup && len(index) > 0 {
+			qb.WriteByte(',')
+		}
+		if _, dup := index[h]; !dup {
+			qb.WriteString(strconv.Quote(h))
+		}
+		index[h] = i
+	}
+	if len(index) == 0 {
+		return nil
+	}
+	qb.WriteString(") | fields " + fieldTraceID + ", " + fieldSpanID + ", " + fieldStart + ", " + fieldOTLP)
+	q, err := vlengine.ParseQuery(qb.String(), from, to+1)
 	if err != nil {
-		return ptrace.Traces{}, fmt.Errorf("trace %s: %w", id, err)
+		return fmt.Errorf("traces: %w", err)
 	}
 	var (
 		mu   sync.Mutex
-		rows []traceRow
+		rows = make(map[string][]traceRow, len(index))
 		rerr error
 	)
 	err = s.eng.Query(ctx, tenant, q, func(qctx *logstorage.QueryContext, st *logstorage.Storage) error {
 		return st.RunQuery(qctx, func(_ uint, db *logstorage.DataBlock) {
-			spanIDs, starts, otlp := column(db, fieldSpanID), column(db, fieldStart), column(db, fieldOTLP)
+			traceIDs, spanIDs, starts, otlp := column(db, fieldTraceID), column(db, fieldSpanID), column(db, fieldStart), column(db, fieldOTLP)
 			mu.Lock()
 			defer mu.Unlock()
 			for i := range db.RowsCount() {
+				var tid string
+				if traceIDs != nil {
+					tid = traceIDs[i]
+				}
+				if _, ok := index[tid]; !ok {
+					continue // cannot happen: the filter is exact
+				}
 				if otlp == nil || otlp[i] == "" {
-					rerr = fmt.Errorf("a span of trace %s has no %s field", id, fieldOTLP)
+					rerr = fmt.Errorf("a span of trace %s has no %s field", tid, fieldOTLP)
 					return
 				}
 				rec, err := appendSpanRecordBytes(nil, otlp[i])
 				if err != nil {
-					rerr = fmt.Errorf("a span of trace %s: %w", id, err)
+					rerr = fmt.Errorf("a span of trace %s: %w", tid, err)
 					return
 				}
 				r := traceRow{otlp: unsafe.String(unsafe.SliceData(rec), len(rec))}
@@ -70,7 +124,8 @@ func (s *Store) Trace(ctx context.Context, tenant string, id traces.TraceID, sta
 				if starts != nil {
 					r.start, _ = strconv.ParseInt(starts[i], 10, 64)
 				}
-				rows = append(rows, r)
+				tid = strings.Clone(tid)
+				rows[tid] = append(rows[tid], r)
 			}
 		})
 	})
@@ -78,9 +133,23 @@ func (s *Store) Trace(ctx context.Context, tenant string, id traces.TraceID, sta
 		err = rerr
 	}
 	if err != nil {
-		return ptrace.Traces{}, fmt.Errorf("trace %s: %w", id, err)
+		return fmt.Errorf("traces: %w", err)
 	}
-	return buildTrace(rows)
+	for h, rs := range rows {
+		td, err := buildTrace(rs)
+		if err != nil {
+			return fmt.Errorf("trace %s: %w", h, err)
+		}
+		tds[index[h]] = td
+	}
+	// An ID asked for twice gets the same trace twice.
+	for i, id := range ids {
+		if j := index[id.String()]; j != i && !id.IsZero() {
+			tds[i] = ptrace.NewTraces()
+			tds[j].CopyTo(tds[i])
+		}
+	}
+	return nil
 }
 
 // traceRow is one stored span of a trace.

@@ -161,6 +161,48 @@ func TestTraceRoundTrip(t *testing.T) {
 	require.Greater(t, bytes, float64((&ptrace.ProtoMarshaler{}).TracesSize(td)), "each span carries its resource and scope")
 }
 
+// Traces answers for several IDs what Trace answers for each, in one
+// query per maxTracesPerQuery IDs: unknown, zero and repeated IDs too.
+func TestTracesMany(t *testing.T) {
+	s, _ := openTestStore(t)
+	base := baseTime()
+	td := richTraces(t, base)
+	var specs []spec
+	const extra = maxTracesPerQuery + 20
+	for i := range extra {
+		specs = append(specs, spec{trace: uint64(100 + i), id: 1, service: "many", name: "op", start: time.Duration(i) * time.Millisecond})
+	}
+	require.NoError(t, s.Append("", td))
+	require.NoError(t, s.Append("", build(t, base, specs...)))
+	searchable(s)
+	ctx := context.Background()
+
+	ids := []traces.TraceID{traceID(2), traceID(3), traceID(1), {}, traceID(2)}
+	for i := range extra {
+		ids = append(ids, traceID(uint64(100+i)))
+	}
+	got, err := s.Traces(ctx, "", ids, time.Time{}, time.Time{})
+	require.NoError(t, err)
+	require.Len(t, got, len(ids))
+	for i, id := range ids {
+		one, err := s.Trace(ctx, "", id, time.Time{}, time.Time{})
+		require.NoError(t, err)
+		require.Equal(t, normalise(t, one), normalise(t, got[i]), "trace %d (%s)", i, id)
+	}
+	require.Equal(t, 4, got[2].SpanCount())
+	require.Zero(t, got[1].SpanCount(), "unknown")
+	require.Zero(t, got[3].SpanCount(), "zero ID")
+	require.Equal(t, got[0].SpanCount(), got[4].SpanCount(), "asked twice")
+	require.Positive(t, got[0].SpanCount())
+	require.Equal(t, 1, got[len(got)-1].SpanCount(), "past the first query's IDs")
+
+	// Bounds apply to every trace.
+	got, err = s.Traces(ctx, "", []traces.TraceID{traceID(1), traceID(100)}, base.Add(20*time.Millisecond), time.Time{})
+	require.NoError(t, err)
+	require.Equal(t, 3, got[0].SpanCount())
+	require.Zero(t, got[1].SpanCount())
+}
+
 func TestTraceDuplicatesCollapse(t *testing.T) {
 	s, _ := openTestStore(t)
 	base := baseTime()
