@@ -69,6 +69,7 @@ type Traces struct {
 	commit   groupSync
 	pending  *traceBatch // a batch running did not finish delivering
 	readBuf  []byte      // the spool reader's (running, then stopping)
+	bufs     bufList     // the spool reader's
 
 	splitters sync.Pool // *tracesSplitter
 	records   sync.Pool // *[]byte

@@ -82,9 +82,40 @@ func parseTracesRecord(b []byte) (tracesRecord, error) {
 	return r, nil
 }
 
+// bufList keeps the buffers of delivered batches for the next ones (a
+// batch is a few MiB every second, in a message buffer and a payload
+// buffer per partition): it belongs to the goroutine that reads the spool,
+// and keeps at most maxFreeBytes.
+type bufList struct {
+	free  [][]byte
+	bytes int
+}
+
+const maxFreeBytes = 16 << 20
+
+func (l *bufList) get() []byte {
+	n := len(l.free)
+	if n == 0 {
+		return nil
+	}
+	b := l.free[n-1]
+	l.free[n-1] = nil
+	l.free = l.free[:n-1]
+	l.bytes -= cap(b)
+	return b
+}
+
+func (l *bufList) put(b []byte) {
+	if cap(b) > 0 && l.bytes+cap(b) <= maxFreeBytes {
+		l.free = append(l.free, b[:0])
+		l.bytes += cap(b)
+	}
+}
+
 // traceBatch is spooled records read together, to be published as one
 // message per tenant and partition (more when over maxTracesMessageBytes).
 type traceBatch struct {
+	bufs    *bufList
 	msgs    []*traceMsg
 	open    map[traceKey]*traceMsg // the message records are joined to
 	bytes   int
@@ -114,7 +145,7 @@ func (b *traceBatch) add(tenant string, partition, spans int, raw []byte) {
 	k := traceKey{tenant, partition}
 	m := b.open[k]
 	if m == nil || len(m.raw)+len(raw) > maxTracesMessageBytes {
-		m = &traceMsg{tenant: tenant, partition: partition}
+		m = &traceMsg{tenant: tenant, partition: partition, raw: b.bufs.get()}
 		b.msgs = append(b.msgs, m)
 		if b.open == nil {
 			b.open = map[traceKey]*traceMsg{}
@@ -177,7 +208,7 @@ func (t *Traces) addResplit(b *traceBatch, r tracesRecord) error {
 // ctx is done. With a zero wait it returns as soon as the spool has no
 // more to read, with or without records.
 func (t *Traces) collect(ctx context.Context, sp *spool.Spool, wait time.Duration) *traceBatch {
-	b := &traceBatch{}
+	b := &traceBatch{bufs: &t.bufs}
 	var due <-chan time.Time
 	for b.bytes < maxTracesBatchBytes {
 		rec, err := sp.Read(t.readBuf[:0])
@@ -220,14 +251,16 @@ func (t *Traces) deliver(ctx context.Context, b *traceBatch) error {
 		base := t.idPrefix + strconv.FormatUint(t.nextSeq(), 10) + "."
 		for i, m := range b.msgs {
 			m.id = base + strconv.Itoa(i)
-			data, err := enc.EncodeRaw(nil, m.raw)
+			data, err := enc.EncodeRaw(t.bufs.get(), m.raw)
+			t.bufs.put(m.raw)
+			m.raw = nil
 			if err != nil {
 				m.done = true
 				t.dropped.WithLabelValues(reasonEncode).Add(float64(m.spans))
 				t.logger.Error("dropping spans that cannot be encoded", "reason", reasonEncode, "spans", m.spans, "err", err)
 				continue
 			}
-			m.data, m.raw = data, nil
+			m.data = data
 		}
 		b.encoded = true
 	}
@@ -298,11 +331,16 @@ func (t *Traces) publishPending(ctx context.Context, b *traceBatch) error {
 	return errors.Join(errs...)
 }
 
-// confirm removes b's records from the spool.
+// confirm removes b's records from the spool, and keeps b's buffers for
+// the next batches.
 func (t *Traces) confirm(sp *spool.Spool, b *traceBatch) {
 	if err := sp.Confirm(b.last); err != nil {
 		// They are published; after a restart they would be again.
 		t.logger.Warn("confirming published spans in the trace spool", "err", err)
+	}
+	for _, m := range b.msgs {
+		t.bufs.put(m.data)
+		m.data = nil
 	}
 }
 

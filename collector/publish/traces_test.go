@@ -634,3 +634,26 @@ func setTrace(td ptrace.Traces, id pcommon.TraceID) {
 		}
 	}
 }
+
+// bufList hands back what it was given, newest first, and keeps no more
+// than maxFreeBytes.
+func TestBufList(t *testing.T) {
+	var l bufList
+	require.Nil(t, l.get())
+	a, b := make([]byte, 5, 1<<20), make([]byte, 0, 2<<20)
+	l.put(a)
+	l.put(b)
+	l.put(nil)
+	require.Equal(t, 3<<20, l.bytes)
+	got := l.get()
+	require.Equal(t, 2<<20, cap(got))
+	got = l.get()
+	require.Equal(t, 1<<20, cap(got))
+	require.Empty(t, got, "handed back empty")
+	require.Zero(t, l.bytes)
+	for range 20 {
+		l.put(make([]byte, 0, 1<<20))
+	}
+	require.Equal(t, maxFreeBytes, l.bytes)
+	require.Len(t, l.free, maxFreeBytes>>20)
+}
