@@ -1,7 +1,9 @@
 package aggregator
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -15,6 +17,7 @@ import (
 // A trace travels back as OTLP protobuf; searches and look-ups as JSON.
 const (
 	TracesTracePath     = "/internal/v1/traces/trace"
+	TracesManyPath      = "/internal/v1/traces/traces"
 	TracesSearchPath    = "/internal/v1/traces/search"
 	TracesTagNamesPath  = "/internal/v1/traces/tags"
 	TracesTagValuesPath = "/internal/v1/traces/tag_values"
@@ -36,6 +39,25 @@ type TraceRequest struct {
 	TraceID traces.TraceID `json:"trace_id"`
 	Start   time.Time      `json:"start"`
 	End     time.Time      `json:"end"`
+}
+
+// TracesRequest asks for several whole traces at once; the answer is one
+// OTLP TracesData holding the spans of all of them (each span carries its
+// trace ID).
+type TracesRequest struct {
+	Tenant   string           `json:"tenant"`
+	TraceIDs []traces.TraceID `json:"trace_ids"`
+	Start    time.Time        `json:"start"`
+	End      time.Time        `json:"end"`
+}
+
+// MaxTracesPerRequest bounds TracesRequest.TraceIDs.
+const MaxTracesPerRequest = 1000
+
+// manyTraces is a traces.Querier that reads several traces in one pass
+// (vtraces.Store).
+type manyTraces interface {
+	Traces(ctx context.Context, tenant string, ids []traces.TraceID, start, end time.Time) ([]ptrace.Traces, error)
 }
 
 // TagRequest asks for tag names, or a tag's values when Tag is set.
@@ -61,6 +83,48 @@ func RegisterTracesReadAPI(mux *http.ServeMux, q traces.Querier, logger *slog.Lo
 			return
 		}
 		body, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
+		if err != nil {
+			fail(w, r, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		_, _ = w.Write(body)
+	})
+	mux.HandleFunc("POST "+TracesManyPath, func(w http.ResponseWriter, r *http.Request) {
+		var req TracesRequest
+		if !decodeJSONRequest(w, r, &req) {
+			return
+		}
+		if len(req.TraceIDs) > MaxTracesPerRequest {
+			http.Error(w, fmt.Sprintf("%d trace IDs, at most %d a request", len(req.TraceIDs), MaxTracesPerRequest), http.StatusBadRequest)
+			return
+		}
+		var tds []ptrace.Traces
+		if m, ok := q.(manyTraces); ok {
+			var err error
+			if tds, err = m.Traces(r.Context(), req.Tenant, req.TraceIDs, req.Start, req.End); err != nil {
+				fail(w, r, err)
+				return
+			}
+		} else {
+			for _, id := range req.TraceIDs {
+				td, err := q.Trace(r.Context(), req.Tenant, id, req.Start, req.End)
+				if err != nil {
+					fail(w, r, err)
+					return
+				}
+				tds = append(tds, td)
+			}
+		}
+		all := ptrace.NewTraces()
+		seen := make(map[traces.TraceID]bool, len(req.TraceIDs))
+		for i, td := range tds {
+			if id := req.TraceIDs[i]; !seen[id] { // an ID asked twice is sent once
+				seen[id] = true
+				td.ResourceSpans().MoveAndAppendTo(all.ResourceSpans())
+			}
+		}
+		body, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(all)
 		if err != nil {
 			fail(w, r, err)
 			return

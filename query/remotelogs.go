@@ -153,10 +153,18 @@ func (r *RemoteLogs) post(ctx context.Context, ep Endpoint, path string, body an
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 		resp.Body.Close()
-		return nil, fmt.Errorf("%s: %s: %s", path, resp.Status, bytes.TrimSpace(msg))
+		return nil, aggregatorStatusError{path: path, code: resp.StatusCode, status: resp.Status, msg: string(bytes.TrimSpace(msg))}
 	}
 	return resp, nil
 }
+
+// aggregatorStatusError is an aggregator's answer other than 200 OK.
+type aggregatorStatusError struct {
+	path, status, msg string
+	code              int
+}
+
+func (e aggregatorStatusError) Error() string { return e.path + ": " + e.status + ": " + e.msg }
 
 // Select implements logs.Querier.
 func (r *RemoteLogs) Select(ctx context.Context, p logs.SelectParams) ([]logs.Stream, error) {

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,6 +23,7 @@ import (
 // Internal trace read API of the aggregators (see aggregator/tracesread.go).
 const (
 	tracesTracePath     = "/internal/v1/traces/trace"
+	tracesManyPath      = "/internal/v1/traces/traces"
 	tracesSearchPath    = "/internal/v1/traces/search"
 	tracesTagNamesPath  = "/internal/v1/traces/tags"
 	tracesTagValuesPath = "/internal/v1/traces/tag_values"
@@ -57,6 +59,17 @@ type traceRequest struct {
 	End     time.Time      `json:"end"`
 }
 
+type tracesRequest struct {
+	Tenant   string           `json:"tenant"`
+	TraceIDs []traces.TraceID `json:"trace_ids"`
+	Start    time.Time        `json:"start"`
+	End      time.Time        `json:"end"`
+}
+
+// maxTracesPerRequest is the aggregators' bound on the IDs of one request
+// for several traces (aggregator.MaxTracesPerRequest).
+const maxTracesPerRequest = 1000
+
 type tagRequest struct {
 	Tag    string           `json:"tag,omitempty"`
 	Params traces.TagParams `json:"params"`
@@ -69,21 +82,9 @@ func (r *RemoteTraces) Trace(ctx context.Context, tenant string, id traces.Trace
 		answers []ptrace.Traces
 	)
 	err := r.logs.fanOut(ctx, func(ctx context.Context, ep Endpoint) error {
-		resp, err := r.logs.post(ctx, ep, tracesTracePath, traceRequest{Tenant: tenant, TraceID: id, Start: start, End: end})
+		td, err := r.postTraces(ctx, ep, tracesTracePath, traceRequest{Tenant: tenant, TraceID: id, Start: start, End: end})
 		if err != nil {
 			return err
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(io.LimitReader(resp.Body, maxLogsResponseBytes+1))
-		if err != nil {
-			return err
-		}
-		if len(body) > maxLogsResponseBytes {
-			return fmt.Errorf("trace larger than %d bytes", maxLogsResponseBytes)
-		}
-		td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(body)
-		if err != nil {
-			return fmt.Errorf("decode trace: %w", err)
 		}
 		mu.Lock()
 		answers = append(answers, td)
@@ -94,6 +95,135 @@ func (r *RemoteTraces) Trace(ctx context.Context, tenant string, id traces.Trace
 		return ptrace.NewTraces(), err
 	}
 	return MergeTraces(answers), nil
+}
+
+// Traces is Trace for several traces: one request to each aggregator
+// (per maxTracesPerRequest IDs) instead of one per trace, or a request per
+// trace to an aggregator that predates it (404). found[i] is ids[i],
+// empty when unknown.
+func (r *RemoteTraces) Traces(ctx context.Context, tenant string, ids []traces.TraceID, start, end time.Time) ([]ptrace.Traces, error) {
+	var (
+		mu      sync.Mutex
+		answers = make(map[traces.TraceID][]ptrace.Traces, len(ids))
+	)
+	add := func(td ptrace.Traces) {
+		byID := splitByTrace(td)
+		mu.Lock()
+		defer mu.Unlock()
+		for id, t := range byID {
+			answers[id] = append(answers[id], t)
+		}
+	}
+	err := r.logs.fanOut(ctx, func(ctx context.Context, ep Endpoint) error {
+		for from := 0; from < len(ids); from += maxTracesPerRequest {
+			chunk := ids[from:min(len(ids), from+maxTracesPerRequest)]
+			td, err := r.postTraces(ctx, ep, tracesManyPath, tracesRequest{Tenant: tenant, TraceIDs: chunk, Start: start, End: end})
+			var se aggregatorStatusError
+			if errors.As(err, &se) && se.code == http.StatusNotFound {
+				// An aggregator of an earlier version: a trace a request.
+				for _, id := range chunk {
+					td, err := r.postTraces(ctx, ep, tracesTracePath, traceRequest{Tenant: tenant, TraceID: id, Start: start, End: end})
+					if err != nil {
+						return err
+					}
+					add(td)
+				}
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			add(td)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	found := make([]ptrace.Traces, len(ids))
+	merged := make(map[traces.TraceID]ptrace.Traces, len(answers))
+	for i, id := range ids {
+		td, ok := merged[id]
+		if !ok {
+			td = MergeTraces(answers[id])
+			merged[id] = td
+		} else {
+			// An ID asked twice: a copy of its own.
+			c := ptrace.NewTraces()
+			td.CopyTo(c)
+			td = c
+		}
+		found[i] = td
+	}
+	return found, nil
+}
+
+// postTraces posts req to ep's path and decodes the OTLP answer.
+func (r *RemoteTraces) postTraces(ctx context.Context, ep Endpoint, path string, req any) (ptrace.Traces, error) {
+	resp, err := r.logs.post(ctx, ep, path, req)
+	if err != nil {
+		return ptrace.Traces{}, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxLogsResponseBytes+1))
+	if err != nil {
+		return ptrace.Traces{}, err
+	}
+	if len(body) > maxLogsResponseBytes {
+		return ptrace.Traces{}, fmt.Errorf("traces larger than %d bytes", maxLogsResponseBytes)
+	}
+	td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(body)
+	if err != nil {
+		return ptrace.Traces{}, fmt.Errorf("decode traces: %w", err)
+	}
+	return td, nil
+}
+
+// splitByTrace copies td's spans into one ptrace.Traces per trace ID, each
+// span under copies of its resource and scope, grouped as in td.
+func splitByTrace(td ptrace.Traces) map[traces.TraceID]ptrace.Traces {
+	type place struct {
+		rs   ptrace.ResourceSpans
+		from int // index in td of the resource rs copies
+	}
+	out := map[traces.TraceID]ptrace.Traces{}
+	last := map[traces.TraceID]place{} // each trace's latest resource copy
+	rss := td.ResourceSpans()
+	for i := range rss.Len() {
+		rs := rss.At(i)
+		sss := rs.ScopeSpans()
+		for j := range sss.Len() {
+			ss := sss.At(j)
+			scopes := map[traces.TraceID]ptrace.SpanSlice{} // this scope's copy in each trace
+			spans := ss.Spans()
+			for k := range spans.Len() {
+				sp := spans.At(k)
+				id := traces.TraceID(sp.TraceID())
+				dst, ok := scopes[id]
+				if !ok {
+					pl, ok := last[id]
+					if !ok || pl.from != i {
+						t, ok := out[id]
+						if !ok {
+							t = ptrace.NewTraces()
+							out[id] = t
+						}
+						pl = place{rs: t.ResourceSpans().AppendEmpty(), from: i}
+						rs.Resource().CopyTo(pl.rs.Resource())
+						pl.rs.SetSchemaUrl(rs.SchemaUrl())
+						last[id] = pl
+					}
+					dss := pl.rs.ScopeSpans().AppendEmpty()
+					ss.Scope().CopyTo(dss.Scope())
+					dss.SetSchemaUrl(ss.SchemaUrl())
+					dst = dss.Spans()
+					scopes[id] = dst
+				}
+				sp.CopyTo(dst.AppendEmpty())
+			}
+		}
+	}
+	return out
 }
 
 // MergeTraces merges answers for one trace, keeping the first copy of each

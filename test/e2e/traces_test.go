@@ -197,6 +197,13 @@ func TestTracesTelemetrygen(t *testing.T) {
 	}
 	require.NoError(t, tempoGet(p.addr, "/jaeger/api/services", nil, &services))
 	require.Contains(t, services.Data, "e2e-tg")
+	// The Jaeger search returns every trace whole.
+	got, err := jaegerSearch(p.addr, "e2e-tg", 100)
+	require.NoError(t, err)
+	require.Len(t, got, traces)
+	for id, n := range got {
+		require.Equal(t, children+1, n, "trace %s", id)
+	}
 
 	// Span metrics count every span.
 	testutil.Poll(t, dataTimeout, 500*time.Millisecond, func() (bool, string) {
@@ -262,6 +269,11 @@ func TestTracesTwoAgents(t *testing.T) {
 		}
 		return len(spans) == 6, fmt.Sprintf("trace has %d spans, want 6: %v", len(spans), spans)
 	})
+	// Through the Jaeger search too, whose hits the querier fetches from
+	// the aggregator in one request.
+	got, err := jaegerSearch(query.addr, "svc-1", 20)
+	require.NoError(t, err)
+	require.Equal(t, map[string]int{traceID.String(): 6}, got)
 	for _, a := range agents {
 		a.Stop()
 	}
@@ -328,4 +340,25 @@ func pushTrace(t *testing.T, addr, service string, id pcommon.TraceID, n int, no
 	require.NoError(t, err)
 	code, resp := post(t, "http://"+addr+"/v1/traces", "application/x-protobuf", body)
 	require.Equal(t, http.StatusOK, code, resp)
+}
+
+// jaegerSearch searches the Jaeger API for service's traces and returns
+// each one's span count by trace ID.
+func jaegerSearch(addr, service string, limit int) (map[string]int, error) {
+	var resp struct {
+		Data []struct {
+			TraceID string `json:"traceID"`
+			Spans   []struct {
+				SpanID string `json:"spanID"`
+			} `json:"spans"`
+		} `json:"data"`
+	}
+	if err := tempoGet(addr, "/jaeger/api/traces", url.Values{"service": {service}, "limit": {strconv.Itoa(limit)}}, &resp); err != nil {
+		return nil, err
+	}
+	out := map[string]int{}
+	for _, tr := range resp.Data {
+		out[tr.TraceID] = len(tr.Spans)
+	}
+	return out, nil
 }
