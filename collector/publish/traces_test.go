@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"regexp"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -388,6 +389,19 @@ func TestTracesPublishErrors(t *testing.T) {
 		require.ErrorIs(t, err, bus.ErrMessageTooLarge)
 		require.InDelta(t, 1, testutil.ToFloat64(tp.dropped.WithLabelValues(reasonTooLarge)), 0)
 		require.Zero(t, tp.sp.Load().Len(), "nothing of the push was spooled")
+	})
+	t.Run("a part over half the spool is refused", func(t *testing.T) {
+		rec := &msgRecorder{}
+		tp, _ := newTestTraces(t, 1, "a", rec.publish, "snappy", func(o *tracesOpts) {
+			o.spool = spool.Config{MaxBytes: 64 << 10, SegmentBytes: 32 << 10}
+		})
+		td := manyTraces(1, 1, 1)
+		td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Attributes().PutStr("blob", strings.Repeat("x", 40<<10))
+		err := tp.PushTraces(context.Background(), "", td)
+		require.ErrorIs(t, err, receive.ErrTracesRejected)
+		require.ErrorIs(t, err, spool.ErrTooLarge)
+		require.InDelta(t, 2, testutil.ToFloat64(tp.dropped.WithLabelValues(reasonTooLarge)), 0, "both spans of its one part")
+		require.Zero(t, testutil.ToFloat64(tp.refused), "not refused as retryable")
 	})
 	t.Run("refused by the bus for its size: dropped and counted", func(t *testing.T) {
 		rec := &msgRecorder{fail: func(*bus.OutMsg) error { return fmt.Errorf("publish: %w", bus.ErrMessageTooLarge) }}
