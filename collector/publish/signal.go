@@ -61,10 +61,25 @@ func (s *signalPublisher) nextSeq() uint64 {
 // once, and waits for all. Message i has the ID <prefix><seq>.<i>, the same
 // for the same input, so JetStream drops what a retried call already
 // stored. msg returns message i (partition, encoding and data; the rest is
-// filled in); acked accounts for it once JetStream has it; tooLarge turns
-// the bus's refusal of message i for its size into the signal's error
-// (data that can never be accepted). The errors of all are joined.
+// filled in); acked and tooLarge are as for publishEach.
 func (s *signalPublisher) publishParts(ctx context.Context, tenant string, seq uint64, n int,
+	msg func(i int) bus.OutMsg, acked func(i int), tooLarge func(i int, err error) error,
+) error {
+	base := s.idPrefix + strconv.FormatUint(seq, 10) + "."
+	return s.publishEach(ctx, n, func(i int) bus.OutMsg {
+		m := msg(i)
+		m.Tenant, m.ID = tenant, base+strconv.Itoa(i)
+		return m
+	}, acked, tooLarge)
+}
+
+// publishEach publishes the n messages msg returns (the signal is filled
+// in), up to s.concurrency at once, and waits for all. acked accounts for
+// message i once JetStream has it; tooLarge turns the bus's refusal of
+// message i for its size into the signal's error (data that can never be
+// accepted; nil when the caller has dealt with it). The errors of all are
+// joined.
+func (s *signalPublisher) publishEach(ctx context.Context, n int,
 	msg func(i int) bus.OutMsg, acked func(i int), tooLarge func(i int, err error) error,
 ) error {
 	var (
@@ -73,20 +88,21 @@ func (s *signalPublisher) publishParts(ctx context.Context, tenant string, seq u
 		errs []error
 		sem  = make(chan struct{}, s.concurrency)
 	)
-	base := s.idPrefix + strconv.FormatUint(seq, 10) + "."
 	for i := range n {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
 			m := msg(i)
-			m.Signal, m.Tenant, m.ID = s.signal, tenant, base+strconv.Itoa(i)
+			m.Signal = s.signal
 			err := s.publish(ctx, &m)
 			if err == nil {
 				acked(i)
 				return
 			}
 			if errors.Is(err, bus.ErrMessageTooLarge) {
-				err = tooLarge(i, err)
+				if err = tooLarge(i, err); err == nil {
+					return
+				}
 			}
 			mu.Lock()
 			errs = append(errs, err)

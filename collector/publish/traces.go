@@ -212,12 +212,12 @@ func (t *Traces) PushTraces(ctx context.Context, tenant string, td ptrace.Traces
 			}
 		}
 		p.data = raw
-		recSize := len(raw) + len(tenant) + 32 // with the record's header and the spool's frame
-		if int64(recSize) > t.spoolCfg.MaxBytes/2 {
+		recSize := tracesRecordSize(tenant, p.partition, t.partitions, raw)
+		if int64(recSize) > t.spoolCfg.MaxRecordBytes() {
 			// Over what the spool takes in one record: a retry cannot pass.
 			t.dropped.WithLabelValues(reasonTooLarge).Add(float64(p.spans))
-			return fmt.Errorf("%w: %d spans encode to %d bytes, over half of agent.spool.max_bytes (%d): %w",
-				receive.ErrTracesRejected, p.spans, len(raw), t.spoolCfg.MaxBytes, spool.ErrTooLarge)
+			return fmt.Errorf("%w: %d spans make a %d-byte record, over the spool's %d (half of agent.spool.max_bytes): %w",
+				receive.ErrTracesRejected, p.spans, recSize, t.spoolCfg.MaxRecordBytes(), spool.ErrTooLarge)
 		}
 		size += recSize
 	}
@@ -231,10 +231,6 @@ func (t *Traces) PushTraces(ctx context.Context, tenant string, td ptrace.Traces
 		if err := sp.Write(*recp, p.spans); err != nil {
 			// What was written is published all the same; the sender's
 			// retry may store those spans twice.
-			if errors.Is(err, spool.ErrTooLarge) { // the check above errs on the small side
-				t.dropped.WithLabelValues(reasonTooLarge).Add(float64(p.spans))
-				return fmt.Errorf("%w: trace spool: %w", receive.ErrTracesRejected, err)
-			}
 			return fmt.Errorf("trace spool: %w", err)
 		}
 	}

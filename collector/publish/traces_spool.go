@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/pharos-obs/pharos/collector/spool"
 	"github.com/pharos-obs/pharos/internal/bus"
@@ -46,6 +46,12 @@ func appendTracesRecord(dst []byte, tenant string, partition, partitions int, sp
 	dst = binary.AppendUvarint(dst, uint64(len(tenant)))
 	dst = append(dst, tenant...)
 	return append(dst, spans...)
+}
+
+// tracesRecordSize is the length of appendTracesRecord's record.
+func tracesRecordSize(tenant string, partition, partitions int, spans []byte) int {
+	return 1 + protowire.SizeVarint(uint64(partitions)) + protowire.SizeVarint(uint64(partition)) +
+		protowire.SizeVarint(uint64(len(tenant))) + len(tenant) + len(spans)
 }
 
 // tracesRecord is a parsed record; spans aliases the record's bytes.
@@ -293,42 +299,33 @@ func (t *Traces) deliver(ctx context.Context, b *traceBatch) error {
 // publishPending publishes b's messages not yet done, up to t.concurrency
 // at once, and joins the errors of those that failed.
 func (t *Traces) publishPending(ctx context.Context, b *traceBatch) error {
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		errs     []error
-		sem      = make(chan struct{}, t.concurrency)
-		encoding = codec.TracesEncoding(t.comp)
-	)
+	var pending []*traceMsg
 	for _, m := range b.msgs {
-		if m.done {
-			continue
+		if !m.done {
+			pending = append(pending, m)
 		}
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			out := bus.OutMsg{Signal: t.signal, Tenant: m.tenant, ID: m.id, Partition: m.partition, Encoding: encoding, Data: m.data}
-			err := t.publish(ctx, &out)
-			switch {
-			case err == nil:
-				m.done = true
-				t.spans.Add(float64(m.spans))
-				t.messages.Inc()
-				t.bytes.Add(float64(len(m.data)))
-			case errors.Is(err, bus.ErrMessageTooLarge):
-				m.done = true
-				t.dropped.WithLabelValues(reasonTooLarge).Add(float64(m.spans))
-				t.logger.Error("dropping spans the bus refuses for their size (is its max_payload below 1 MiB?)",
-					"reason", reasonTooLarge, "spans", m.spans, "bytes", len(m.data), "err", err)
-			default:
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
-		})
 	}
-	wg.Wait()
-	return errors.Join(errs...)
+	encoding := codec.TracesEncoding(t.comp)
+	return t.publishEach(ctx, len(pending),
+		func(i int) bus.OutMsg {
+			m := pending[i]
+			return bus.OutMsg{Tenant: m.tenant, ID: m.id, Partition: m.partition, Encoding: encoding, Data: m.data}
+		},
+		func(i int) {
+			m := pending[i]
+			m.done = true
+			t.spans.Add(float64(m.spans))
+			t.messages.Inc()
+			t.bytes.Add(float64(len(m.data)))
+		},
+		func(i int, err error) error {
+			m := pending[i]
+			m.done = true
+			t.dropped.WithLabelValues(reasonTooLarge).Add(float64(m.spans))
+			t.logger.Error("dropping spans the bus refuses for their size (is its max_payload below 1 MiB?)",
+				"reason", reasonTooLarge, "spans", m.spans, "bytes", len(m.data), "err", err)
+			return nil
+		})
 }
 
 // confirm removes b's records from the spool, and keeps b's buffers for

@@ -671,3 +671,15 @@ func TestBufList(t *testing.T) {
 	require.Equal(t, maxFreeBytes, l.bytes)
 	require.Len(t, l.free, maxFreeBytes>>20)
 }
+
+// tracesRecordSize is what appendTracesRecord writes.
+func TestTracesRecordSize(t *testing.T) {
+	for _, c := range []struct {
+		tenant                string
+		partition, partitions int
+		spans                 int
+	}{{"", 0, 1, 0}, {"team-a", 3, 16, 100}, {strings.Repeat("t", 200), 300, 1000, 1 << 16}} {
+		spans := make([]byte, c.spans)
+		require.Len(t, appendTracesRecord(nil, c.tenant, c.partition, c.partitions, spans), tracesRecordSize(c.tenant, c.partition, c.partitions, spans))
+	}
+}

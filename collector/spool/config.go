@@ -62,3 +62,9 @@ func (c *Config) Validate() error {
 // maxRecordFrame is the largest frame a spool with this config accepts: half
 // the bound, so that a record always fits once older segments are dropped.
 func (c *Config) maxRecordFrame() int64 { return c.MaxBytes / 2 }
+
+// MaxRecordBytes is the largest record Write and Append take (larger ones
+// fail with ErrTooLarge, whatever the spool holds).
+func (c *Config) MaxRecordBytes() int64 {
+	return min(c.maxRecordFrame(), maxFrameLen+headerSize) - frameExtra
+}

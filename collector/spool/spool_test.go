@@ -415,12 +415,16 @@ func TestRecordTooLarge(t *testing.T) {
 	f := newFixture(t, smallConfig())
 	s := f.open()
 	require.ErrorIs(t, s.Append(make([]byte, 40<<10), 1), ErrTooLarge)
+	// MaxRecordBytes is the exact bound.
+	cfg := smallConfig()
+	require.ErrorIs(t, s.Append(make([]byte, cfg.MaxRecordBytes()+1), 1), ErrTooLarge)
+	require.NoError(t, s.Append(payload(0, int(cfg.MaxRecordBytes())), 1))
 	// A record bigger than a segment (but within the bound) gets a
 	// segment of its own.
 	require.NoError(t, s.Append(payload(1, 20<<10), 1))
 	require.NoError(t, s.Append(payload(2, 100), 1))
 	nums, _ := readAll(t, s)
-	require.Equal(t, []int{1, 2}, nums)
+	require.Equal(t, []int{0, 1, 2}, nums)
 }
 
 func TestDirectoryIsLocked(t *testing.T) {

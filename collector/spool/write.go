@@ -66,8 +66,8 @@ func (s *Spool) writeLocked(data []byte, samples int) (dropped, error) {
 		return dropped{}, ErrClosed
 	}
 	size := int64(frameExtra + len(data))
-	if size > s.cfg.maxRecordFrame() || size-headerSize > maxFrameLen {
-		return dropped{}, fmt.Errorf("%w: %d bytes, the limit is half of agent.spool.max_bytes (%d)", ErrTooLarge, len(data), s.cfg.maxRecordFrame())
+	if int64(len(data)) > s.cfg.MaxRecordBytes() {
+		return dropped{}, fmt.Errorf("%w: %d bytes, the limit is %d (half of agent.spool.max_bytes, less the frame)", ErrTooLarge, len(data), s.cfg.MaxRecordBytes())
 	}
 	if samples < 0 || samples > 1<<32-1 {
 		return dropped{}, fmt.Errorf("spool: sample count %d out of range", samples)
