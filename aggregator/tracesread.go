@@ -1,7 +1,6 @@
 package aggregator
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -54,12 +53,6 @@ type TracesRequest struct {
 // MaxTracesPerRequest bounds TracesRequest.TraceIDs.
 const MaxTracesPerRequest = 1000
 
-// manyTraces is a traces.Querier that reads several traces in one pass
-// (vtraces.Store).
-type manyTraces interface {
-	Traces(ctx context.Context, tenant string, ids []traces.TraceID, start, end time.Time) ([]ptrace.Traces, error)
-}
-
 // TagRequest asks for tag names, or a tag's values when Tag is set.
 type TagRequest struct {
 	Tag    string           `json:"tag,omitempty"`
@@ -100,7 +93,7 @@ func RegisterTracesReadAPI(mux *http.ServeMux, q traces.Querier, logger *slog.Lo
 			return
 		}
 		var tds []ptrace.Traces
-		if m, ok := q.(manyTraces); ok {
+		if m, ok := q.(traces.TracesQuerier); ok {
 			var err error
 			if tds, err = m.Traces(r.Context(), req.Tenant, req.TraceIDs, req.Start, req.End); err != nil {
 				fail(w, r, err)

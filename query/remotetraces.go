@@ -443,4 +443,4 @@ func (r *RemoteTraces) Operations(ctx context.Context, tenant, service string, s
 	return out, nil
 }
 
-var _ traces.Querier = (*RemoteTraces)(nil)
+var _ traces.TracesQuerier = (*RemoteTraces)(nil)

@@ -387,18 +387,12 @@ func (a *API) jaegerSearch(w http.ResponseWriter, r *http.Request) error {
 	})
 }
 
-// manyTraces is a traces.Querier that reads several whole traces in one
-// pass (vtraces.Store); found[i] is ids[i], empty when unknown.
-type manyTraces interface {
-	Traces(ctx context.Context, tenant string, ids []traces.TraceID, start, end time.Time) ([]ptrace.Traces, error)
-}
-
 // fetchTraces fetches whole traces (in one pass when the querier can, see
-// manyTraces), unbounded in time since a search hit's
+// traces.TracesQuerier), unbounded in time since a search hit's
 // spans may start outside the search's window; found[i] is ids[i] (empty
 // when unknown).
 func (a *API) fetchTraces(ctx context.Context, tenant string, ids []traces.TraceID) ([]ptrace.Traces, error) {
-	if m, ok := a.q.(manyTraces); ok {
+	if m, ok := a.q.(traces.TracesQuerier); ok {
 		found, err := m.Traces(ctx, tenant, ids, time.Time{}, time.Time{})
 		if err != nil {
 			return nil, fmt.Errorf("traces: %w", err)

@@ -272,7 +272,7 @@ func TestJaegerReferences(t *testing.T) {
 }
 
 // oneQuery is a querier that reads several traces in one call
-// (manyTraces), counting the calls of each kind.
+// (traces.TracesQuerier), counting the calls of each kind.
 type oneQuery struct {
 	traces.Querier
 	many, single atomic.Int32

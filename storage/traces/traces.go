@@ -149,6 +149,15 @@ type Querier interface {
 	Operations(ctx context.Context, tenant, service string, start, end time.Time) ([]Operation, error)
 }
 
+// TracesQuerier is a Querier that also reads several whole traces in one
+// pass (a store answers them with one query; a fan-out with one request
+// per member). found[i] is ids[i], empty when unknown; the bounds are as
+// for Trace.
+type TracesQuerier interface {
+	Querier
+	Traces(ctx context.Context, tenant string, ids []TraceID, start, end time.Time) (found []ptrace.Traces, err error)
+}
+
 // Operation is a span name a service used, with the span's kind.
 type Operation struct {
 	Name string

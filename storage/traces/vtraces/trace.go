@@ -37,6 +37,8 @@ func (s *Store) Trace(ctx context.Context, tenant string, id traces.TraceID, sta
 	return tds[0], nil
 }
 
+var _ traces.TracesQuerier = (*Store)(nil)
+
 // maxTracesPerQuery bounds the IDs of one query of Traces; more are asked
 // for in several.
 const maxTracesPerQuery = 100
