@@ -68,7 +68,7 @@ func (s *Store) Traces(ctx context.Context, tenant string, ids []traces.TraceID,
 // readTraces fills tds[i] with the spans of ids[i] that started in
 // [from, to].
 func (s *Store) readTraces(ctx context.Context, tenant string, ids []traces.TraceID, tds []ptrace.Traces, from, to int64) error {
-	index := make(map[string]int, len(ids)) // by hex ID
+	index := make(map[string]int, len(ids)) // by hex ID: its last place in ids
 	var qb strings.Builder
 	qb.WriteString(fieldTraceID + ":in(")
 	for i, id := range ids {
@@ -76,10 +76,10 @@ func (s *Store) readTraces(ctx context.Context, tenant string, ids []traces.Trac
 			continue
 		}
 		h := id.String()
-		if _, dup := index[h]; !dup && len(index) > 0 {
-			qb.WriteByte(',')
-		}
 		if _, dup := index[h]; !dup {
+			if len(index) > 0 {
+				qb.WriteByte(',')
+			}
 			qb.WriteString(strconv.Quote(h))
 		}
 		index[h] = i
@@ -94,7 +94,7 @@ func (s *Store) readTraces(ctx context.Context, tenant string, ids []traces.Trac
 	}
 	var (
 		mu   sync.Mutex
-		rows = make(map[string][]traceRow, len(index))
+		rows = make([][]traceRow, len(ids)) // by place in ids
 		rerr error
 	)
 	err = s.eng.Query(ctx, tenant, q, func(qctx *logstorage.QueryContext, st *logstorage.Storage) error {
@@ -107,7 +107,8 @@ func (s *Store) readTraces(ctx context.Context, tenant string, ids []traces.Trac
 				if traceIDs != nil {
 					tid = traceIDs[i]
 				}
-				if _, ok := index[tid]; !ok {
+				j, ok := index[tid]
+				if !ok {
 					continue // cannot happen: the filter is exact
 				}
 				if otlp == nil || otlp[i] == "" {
@@ -126,8 +127,7 @@ func (s *Store) readTraces(ctx context.Context, tenant string, ids []traces.Trac
 				if starts != nil {
 					r.start, _ = strconv.ParseInt(starts[i], 10, 64)
 				}
-				tid = strings.Clone(tid)
-				rows[tid] = append(rows[tid], r)
+				rows[j] = append(rows[j], r)
 			}
 		})
 	})
@@ -137,12 +137,15 @@ func (s *Store) readTraces(ctx context.Context, tenant string, ids []traces.Trac
 	if err != nil {
 		return fmt.Errorf("traces: %w", err)
 	}
-	for h, rs := range rows {
+	for j, rs := range rows {
+		if len(rs) == 0 {
+			continue
+		}
 		td, err := buildTrace(rs)
 		if err != nil {
-			return fmt.Errorf("trace %s: %w", h, err)
+			return fmt.Errorf("trace %s: %w", ids[j], err)
 		}
-		tds[index[h]] = td
+		tds[j] = td
 	}
 	// An ID asked for twice gets the same trace twice.
 	for i, id := range ids {
