@@ -179,7 +179,7 @@ func (r *RemoteTraces) postTraces(ctx context.Context, ep Endpoint, path string,
 	return td, nil
 }
 
-// splitByTrace copies td's spans into one ptrace.Traces per trace ID, each
+// splitByTrace moves td's spans into one ptrace.Traces per trace ID, each
 // span under copies of its resource and scope, grouped as in td.
 func splitByTrace(td ptrace.Traces) map[traces.TraceID]ptrace.Traces {
 	type place struct {
@@ -219,7 +219,7 @@ func splitByTrace(td ptrace.Traces) map[traces.TraceID]ptrace.Traces {
 					dst = dss.Spans()
 					scopes[id] = dst
 				}
-				sp.CopyTo(dst.AppendEmpty())
+				sp.MoveTo(dst.AppendEmpty())
 			}
 		}
 	}
