@@ -31,11 +31,13 @@ var ErrTracesRejected = errors.New("trace data rejected")
 // TracesSink takes pushed spans: in the agent, the trace publisher.
 //
 // PushTraces returns nil only once the spans are durable (the agent's
-// spool has synced them to disk, to be published). An error wrapping ErrTracesRejected means the data
-// can never be accepted and is not retried (400 / INVALID_ARGUMENT); any
-// other error (bus unavailable, timeout, ctx done) is retryable (503 /
-// UNAVAILABLE with Retry-After), and the sender will send the whole
-// request again, so a sink must not keep part of a failed push.
+// spool has synced them to disk, to be published). An error wrapping
+// ErrTracesRejected means the data can never be accepted and is not
+// retried (400 / INVALID_ARGUMENT); any other error (spool full or
+// failing, timeout, ctx done) is retryable (503 / UNAVAILABLE with
+// Retry-After), and the sender will send the whole request again, so a
+// sink should not keep part of a failed push (what it keeps is stored
+// twice: the trace store answers each span ID once).
 //
 // Ownership: td is handed over. The caller does not read it after the
 // call, so the sink may modify it (the publisher moves spans out of it
