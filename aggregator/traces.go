@@ -6,10 +6,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
-	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/pharos-obs/pharos/internal/bus"
 	"github.com/pharos-obs/pharos/internal/bus/codec"
+	"github.com/pharos-obs/pharos/internal/otlpwire"
 	"github.com/pharos-obs/pharos/storage/traces"
 )
 
@@ -21,16 +21,17 @@ type TracesStore interface {
 }
 
 // TracesObserver sees the spans of every trace message once they are
-// appended to the store, with their tenant ("" is the default): the span
-// metrics and service graph generator (spanmetrics.Generator.Observe)
-// fits. It is called from the partitions' consumer goroutines at once,
-// must be safe for that, must not block for long (it holds up its
-// partition) and must not retain or modify td.
+// appended to the store, with their tenant ("" is the default), read in
+// their wire form: the span metrics and service graph generator
+// (spanmetrics.Generator.ObserveWire) fits. It is called from the
+// partitions' consumer goroutines at once, must be safe for that, must
+// not block for long (it holds up its partition) and must not retain t or
+// any of its strings (they alias the message).
 //
 // It is called for replica 0 of each partition only: with a replication
 // factor above 1 every replica stores every span, and metrics computed
 // by each would count each span once per replica.
-type TracesObserver func(tenant string, td ptrace.Traces)
+type TracesObserver func(tenant string, t *otlpwire.Traces)
 
 // WithTraces makes the aggregator consume the traces signal of the
 // partitions it owns into store, handing what it stored to observers.
@@ -55,11 +56,13 @@ type tracesSignal struct {
 }
 
 // tracesWriter owns the decode state of one partition-replica's traces
-// consumer.
+// consumer. A message is read in its wire form (wire), never decoded
+// into pdata: the store and the observers read the spans from its bytes.
 type tracesWriter struct {
 	a    *Aggregator
 	pr   PartitionReplica
 	dec  *codec.TracesDecoder
+	wire otlpwire.Traces
 	good []*bus.Delivery
 }
 
@@ -72,9 +75,9 @@ func (w *tracesWriter) handle(ctx context.Context, batch []*bus.Delivery) {
 	a := w.a
 	start := time.Now()
 	w.good = w.good[:0]
+	defer w.wire.Reset() // drop the references into the last message
 	for _, d := range batch {
-		td, err := w.dec.Decode(d.Encoding, d.Data)
-		if err != nil {
+		if err := w.dec.DecodeWire(d.Encoding, d.Data, &w.wire); err != nil {
 			a.m.invalidMessages.Inc()
 			if dlErr := a.deadLetter(ctx, d, bus.SignalTraces, err.Error()); dlErr != nil {
 				a.logger.Error("could not dead-letter undecodable trace message, will retry", "partition", w.pr.Partition, "stream_seq", d.StreamSeq, "err", dlErr)
@@ -88,8 +91,8 @@ func (w *tracesWriter) handle(ctx context.Context, batch []*bus.Delivery) {
 		if tenant == bus.DefaultTenant {
 			tenant = ""
 		}
-		n := td.SpanCount()
-		if err := a.traces.store.Append(tenant, td); err != nil {
+		n := len(w.wire.Spans)
+		if err := a.traces.store.AppendWire(tenant, &w.wire); err != nil {
 			a.m.batches.WithLabelValues("storage_error").Inc()
 			a.logger.Error("trace append failed, message will be redelivered", "partition", w.pr.Partition, "stream_seq", d.StreamSeq, "err", err)
 			_ = d.Nak(5 * time.Second)
@@ -98,7 +101,7 @@ func (w *tracesWriter) handle(ctx context.Context, batch []*bus.Delivery) {
 		a.traces.spans.Add(float64(n))
 		if w.pr.Replica == 0 {
 			for _, obs := range a.traces.observers {
-				obs(tenant, td)
+				obs(tenant, &w.wire)
 			}
 		}
 		w.good = append(w.good, d)

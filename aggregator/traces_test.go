@@ -26,6 +26,7 @@ import (
 	"github.com/pharos-obs/pharos/collector/spool"
 	"github.com/pharos-obs/pharos/internal/bus"
 	"github.com/pharos-obs/pharos/internal/bus/codec"
+	"github.com/pharos-obs/pharos/internal/otlpwire"
 	"github.com/pharos-obs/pharos/internal/testutil"
 	"github.com/pharos-obs/pharos/storage/logs"
 )
@@ -46,6 +47,19 @@ type tracesAppend struct {
 }
 
 func (f *fakeTraces) Append(tenant string, td ptrace.Traces) error {
+	wire, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
+	if err != nil {
+		return err
+	}
+	var t otlpwire.Traces
+	if err := t.Read(wire); err != nil {
+		return err
+	}
+	return f.AppendWire(tenant, &t)
+}
+
+// AppendWire records t's spans; the aggregator stores through it.
+func (f *fakeTraces) AppendWire(tenant string, t *otlpwire.Traces) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.failAppends > 0 {
@@ -53,7 +67,9 @@ func (f *fakeTraces) Append(tenant string, td ptrace.Traces) error {
 		return errors.New("disk full")
 	}
 	a := tracesAppend{tenant: tenant, spans: map[pcommon.SpanID]pcommon.TraceID{}}
-	eachSpan(td, func(_ string, sp ptrace.Span) { a.spans[sp.SpanID()] = sp.TraceID() })
+	for _, sp := range t.Spans {
+		a.spans[sp.SpanID] = sp.TraceID
+	}
 	f.appends = append(f.appends, a)
 	return nil
 }
@@ -250,9 +266,9 @@ func TestTracesPipelineOneTraceOnePartition(t *testing.T) {
 		obsMu    sync.Mutex
 		observed int
 	)
-	f.start(t, []aggregator.PartitionReplica{{Partition: mine}}, func(_ string, td ptrace.Traces) {
+	f.start(t, []aggregator.PartitionReplica{{Partition: mine}}, func(_ string, t *otlpwire.Traces) {
 		obsMu.Lock()
-		observed += td.SpanCount()
+		observed += len(t.Spans)
 		obsMu.Unlock()
 	})
 	ctx := context.Background()
@@ -344,9 +360,9 @@ func TestTracesObserversReplicaZeroOnly(t *testing.T) {
 		mu       sync.Mutex
 		observed int
 	)
-	obs := func(_ string, td ptrace.Traces) {
+	obs := func(_ string, t *otlpwire.Traces) {
 		mu.Lock()
-		observed += td.SpanCount()
+		observed += len(t.Spans)
 		mu.Unlock()
 	}
 	f.start(t, []aggregator.PartitionReplica{{Partition: 0, Replica: 1}}, obs)
@@ -485,7 +501,7 @@ func TestTracesFeedSpanMetrics(t *testing.T) {
 	gen, err := spanmetrics.New(cfg, "agg-0", rec, slog.New(slog.DiscardHandler), f.reg)
 	require.NoError(t, err)
 	require.NoError(t, services.StartAndAwaitRunning(context.Background(), gen))
-	f.start(t, nil, gen.Observe)
+	f.start(t, nil, gen.ObserveWire)
 
 	ctx := context.Background()
 	client := spansOf("frontend", ptrace.SpanKindClient, [2]int{1, 10})

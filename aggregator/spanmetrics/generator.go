@@ -26,6 +26,7 @@ import (
 	"log/slog"
 	"math"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,6 +40,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/pharos-obs/pharos/internal/otlpwire"
 	"github.com/pharos-obs/pharos/internal/overrides"
 	"github.com/pharos-obs/pharos/internal/tenant"
 )
@@ -110,6 +112,9 @@ type Generator struct {
 	free        []*pendingEdge // half edges for reuse
 	nextSweep   time.Time
 	key         []byte // scratch for map keys
+	// serviceNames interns the service names kept in series and half
+	// edges (see intern).
+	serviceNames map[string]string
 
 	flushMu sync.Mutex // one flush at a time; guards points
 	points  []point
@@ -136,6 +141,8 @@ func New(cfg Config, instance string, app storage.AppendableV2, logger *slog.Log
 		perTenant: map[string]int{},
 		edges:     map[string]*edgeSeries{},
 		pending:   map[edgeKey]*pendingEdge{},
+
+		serviceNames: map[string]string{},
 	}
 	g.Service = services.NewBasicService(nil, g.running, g.stopping)
 	return g, nil
@@ -173,8 +180,23 @@ func (g *Generator) SetTenantLimit(limit func(id string) int, d *overrides.Disca
 }
 
 // Observe counts the spans of td for tenant ("" is the default). It reads
-// td only, and does not retain it; it fits aggregator.TracesObserver.
+// td only, and does not retain it. (The aggregator calls ObserveWire.)
 func (g *Generator) Observe(tenant string, td ptrace.Traces) {
+	wire, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
+	if err != nil {
+		return // pdata marshals what it holds
+	}
+	var t otlpwire.Traces
+	if err := t.Read(wire); err != nil {
+		return
+	}
+	g.ObserveWire(tenant, &t)
+}
+
+// ObserveWire counts the spans of t for tenant ("" is the default). It
+// reads t only, and keeps none of its strings (they alias a message the
+// caller reuses); it fits aggregator.TracesObserver.
+func (g *Generator) ObserveWire(tenant string, t *otlpwire.Traces) {
 	if !g.cfg.Enabled && !g.cfg.ServiceGraph.Enabled {
 		return
 	}
@@ -186,18 +208,16 @@ func (g *Generator) Observe(tenant string, td ptrace.Traces) {
 	if g.cfg.ServiceGraph.Enabled && !now.Before(g.nextSweep) {
 		g.sweep(now)
 	}
-	rss := td.ResourceSpans()
-	for i := range rss.Len() {
-		rs := rss.At(i)
+	for i := range t.Resources {
+		r := &t.Resources[i]
 		service := UnknownService
-		if v, ok := rs.Resource().Attributes().Get("service.name"); ok && v.Str() != "" {
-			service = v.Str()
+		if v, ok := t.Attr(r.Attrs, "service.name"); ok && v.Str() != "" {
+			service = g.intern(v.Str())
 		}
-		sss := rs.ScopeSpans()
-		for j := range sss.Len() {
-			spans := sss.At(j).Spans()
-			for k := range spans.Len() {
-				sp := spans.At(k)
+		for j := r.Scopes.Start; j < r.Scopes.End; j++ {
+			sc := &t.Scopes[j]
+			for k := sc.Spans.Start; k < sc.Spans.End; k++ {
+				sp := &t.Spans[k]
 				n++
 				if g.cfg.Enabled {
 					g.observeSpan(tenant, service, sp, nowMs)
@@ -209,6 +229,23 @@ func (g *Generator) Observe(tenant string, td ptrace.Traces) {
 		}
 	}
 	g.m.spans.Add(float64(n))
+}
+
+// maxInterned bounds the interned service names; past it they start over.
+const maxInterned = 4096
+
+// intern returns a copy of s that the generator may keep, the same one
+// for every message. Called with mu held.
+func (g *Generator) intern(s string) string {
+	if v, ok := g.serviceNames[s]; ok {
+		return v
+	}
+	if len(g.serviceNames) >= maxInterned {
+		clear(g.serviceNames)
+	}
+	v := strings.Clone(s)
+	g.serviceNames[v] = v
+	return v
 }
 
 // histogram is a classic histogram's state: per-bucket counts (not

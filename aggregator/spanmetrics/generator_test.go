@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +25,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.uber.org/goleak"
 
+	"github.com/pharos-obs/pharos/internal/otlpwire"
 	"github.com/pharos-obs/pharos/internal/overrides"
 	"github.com/pharos-obs/pharos/internal/tenant"
 )
@@ -712,3 +714,42 @@ func (discardApp) Append(storage.SeriesRef, labels.Labels, int64, int64, float64
 }
 func (discardApp) Commit() error   { return nil }
 func (discardApp) Rollback() error { return nil }
+
+// ObserveWire keeps no string of the message: the aggregator reuses its
+// buffer for the next one while series and half edges live on.
+func TestObserveWireCopies(t *testing.T) {
+	g, rec, clk, _ := newTestGenerator(t, nil)
+	observe := func(spans ...span) {
+		wire, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(build(spans...))
+		require.NoError(t, err)
+		var tr otlpwire.Traces
+		require.NoError(t, tr.Read(wire))
+		g.ObserveWire("", &tr)
+		for i := range wire {
+			wire[i] = 'X'
+		}
+	}
+	observe(span{service: "frontend", name: "GET /a", kind: ptrace.SpanKindClient, dur: time.Millisecond, trace: 1, id: 1})
+	clk.add(time.Second)
+	observe(span{service: "cart", name: "GET /b", kind: ptrace.SpanKindServer, dur: time.Millisecond, trace: 1, id: 2, parent: 1})
+	g.flush(context.Background(), clk.now())
+	got := rec.last(t)
+	require.InDelta(t, 1, got[series(MetricCalls, "service", "frontend", "span_kind", "SPAN_KIND_CLIENT", "span_name", "GET /a", "status_code", "STATUS_CODE_UNSET")].v, 0)
+	require.InDelta(t, 1, got[series(MetricCalls, "service", "cart", "span_kind", "SPAN_KIND_SERVER", "span_name", "GET /b", "status_code", "STATUS_CODE_UNSET")].v, 0)
+	v, ok := edge(got, MetricGraphRequests, "frontend", "cart")
+	require.True(t, ok, "the edge, with both services' names intact")
+	require.InDelta(t, 1, v, 0)
+}
+
+func TestIntern(t *testing.T) {
+	g, _, _, _ := newTestGenerator(t, nil)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	a := g.intern(string([]byte("svc")))
+	require.Equal(t, "svc", a)
+	require.Equal(t, unsafe.StringData(a), unsafe.StringData(g.intern(string([]byte("svc")))), "the same copy")
+	for i := range maxInterned + 1 {
+		g.intern(fmt.Sprint(i))
+	}
+	require.LessOrEqual(t, len(g.serviceNames), maxInterned, "bounded")
+}

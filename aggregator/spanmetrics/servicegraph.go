@@ -6,6 +6,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/pharos-obs/pharos/internal/otlpwire"
 )
 
 // The service graph, as Tempo builds it: a CLIENT span and the SERVER
@@ -57,16 +59,16 @@ type edgeSeries struct {
 // observeEdge records sp as half an edge if it is a client, server,
 // producer or consumer span, counting the edge once both halves are in.
 // Called with mu held.
-func (g *Generator) observeEdge(tenant, service string, sp ptrace.Span, now time.Time, nowMs int64) {
+func (g *Generator) observeEdge(tenant, service string, sp *otlpwire.Span, now time.Time, nowMs int64) {
 	var (
-		key    = edgeKey{tenant: tenant, trace: sp.TraceID()}
+		key    = edgeKey{tenant: tenant, trace: sp.TraceID}
 		client bool
 	)
-	switch sp.Kind() {
+	switch sp.Kind {
 	case ptrace.SpanKindClient, ptrace.SpanKindProducer:
-		key.span, client = sp.SpanID(), true
+		key.span, client = sp.SpanID, true
 	case ptrace.SpanKindServer, ptrace.SpanKindConsumer:
-		key.span = sp.ParentSpanID()
+		key.span = sp.ParentSpanID
 		if key.span.IsEmpty() {
 			return // a root: no client recorded the call
 		}
@@ -83,8 +85,8 @@ func (g *Generator) observeEdge(tenant, service string, sp ptrace.Span, now time
 		pe.expires = now.Add(g.cfg.ServiceGraph.Wait)
 		g.pending[key] = pe
 	}
-	failed := sp.Status().Code() == ptrace.StatusCodeError
-	messaging := sp.Kind() == ptrace.SpanKindProducer || sp.Kind() == ptrace.SpanKindConsumer
+	failed := sp.StatusCode == ptrace.StatusCodeError
+	messaging := sp.Kind == ptrace.SpanKindProducer || sp.Kind == ptrace.SpanKindConsumer
 	if client {
 		pe.client, pe.clientSec, pe.hasClient = service, spanSeconds(sp), true
 	} else {

@@ -1,9 +1,11 @@
 package spanmetrics
 
 import (
-	"github.com/prometheus/prometheus/model/labels"
-	"go.opentelemetry.io/collector/pdata/ptrace"
+	"strings"
 
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/pharos-obs/pharos/internal/otlpwire"
 	"github.com/pharos-obs/pharos/internal/overrides"
 	pharostenant "github.com/pharos-obs/pharos/internal/tenant"
 )
@@ -26,16 +28,16 @@ type spanSeries struct {
 
 // observeSpan counts sp, of service, in its combination. Called with mu
 // held.
-func (g *Generator) observeSpan(tenant, service string, sp ptrace.Span, nowMs int64) {
+func (g *Generator) observeSpan(tenant, service string, sp *otlpwire.Span, nowMs int64) {
 	kind := spanKinds[0]
-	if k := int(sp.Kind()); k >= 0 && k < len(spanKinds) {
+	if k := int(sp.Kind); k >= 0 && k < len(spanKinds) {
 		kind = spanKinds[k]
 	}
 	status := statusCodes[0]
-	if c := int(sp.Status().Code()); c >= 0 && c < len(statusCodes) {
+	if c := int(sp.StatusCode); c >= 0 && c < len(statusCodes) {
 		status = statusCodes[c]
 	}
-	name := sp.Name()
+	name := sp.Name // aliases the message: cloned if kept
 	// The key's parts are separated by 0xff, which UTF-8 never holds; the
 	// kind and status are fixed strings, placed first.
 	k := append(g.key[:0], kind...)
@@ -69,7 +71,7 @@ func (g *Generator) observeSpan(tenant, service string, sp ptrace.Span, nowMs in
 				g.spansOver[tenant] = s
 			}
 		} else {
-			s = &spanSeries{service: service, name: name, kind: kind, status: status, tenant: tenant,
+			s = &spanSeries{service: service, name: strings.Clone(name), kind: kind, status: status, tenant: tenant,
 				latency: newHistogram(LatencyBuckets), created: nowMs}
 			g.spans[string(k)] = s
 			g.perTenant[tenant]++
@@ -79,13 +81,13 @@ func (g *Generator) observeSpan(tenant, service string, sp ptrace.Span, nowMs in
 	s.calls++
 	bucket := s.latency.observe(d)
 	s.updated = nowMs
-	s.ex.set(sp.TraceID(), sp.SpanID(), d, nowMs, bucket)
+	s.ex.set(sp.TraceID, sp.SpanID, d, nowMs, bucket)
 }
 
 // spanSeconds is the span's duration (end is not before start: the agent
 // refuses such spans, and older ones count as 0).
-func spanSeconds(sp ptrace.Span) float64 {
-	start, end := sp.StartTimestamp(), sp.EndTimestamp()
+func spanSeconds(sp *otlpwire.Span) float64 {
+	start, end := sp.Start, sp.End
 	if end <= start {
 		return 0
 	}

@@ -37,6 +37,7 @@ import (
 	"github.com/pharos-obs/pharos/internal/bus"
 	"github.com/pharos-obs/pharos/internal/cluster"
 	"github.com/pharos-obs/pharos/internal/kitlog"
+	"github.com/pharos-obs/pharos/internal/otlpwire"
 	"github.com/pharos-obs/pharos/query"
 	"github.com/pharos-obs/pharos/query/logql"
 	"github.com/pharos-obs/pharos/query/lokiapi"
@@ -570,7 +571,7 @@ func (a *App) initAggregator() (services.Service, error) {
 		return nil, err
 	}
 	agg.WithLogs(logStoreRef{a}, a.reg)
-	agg.WithTraces(traceStoreRef{a}, a.reg, a.spanGen.Observe)
+	agg.WithTraces(traceStoreRef{a}, a.reg, a.spanGen.ObserveWire)
 	if a.cfg.ringEnabled() {
 		// Nothing is consumed until the ring says what this node owns.
 		a.ownMu.Lock()
@@ -761,6 +762,9 @@ type traceStoreRef struct{ a *App }
 
 func (r traceStoreRef) Append(tenant string, td ptrace.Traces) error {
 	return r.a.trStore.Append(tenant, td)
+}
+func (r traceStoreRef) AppendWire(tenant string, t *otlpwire.Traces) error {
+	return r.a.trStore.AppendWire(tenant, t)
 }
 func (r traceStoreRef) WaitDurable(ctx context.Context) error { return r.a.trStore.WaitDurable(ctx) }
 

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/pharos-obs/pharos/internal/otlpwire"
 )
 
 // TraceID is a 16-byte OTLP trace ID.
@@ -55,6 +57,10 @@ type Appender interface {
 	// They are searchable within a second or so, and durable once a later
 	// WaitDurable returns. Safe for concurrent use.
 	Append(tenant string, td ptrace.Traces) error
+	// AppendWire is Append for spans read in their wire form, as the
+	// aggregator reads trace messages: it spares decoding them into
+	// pdata. It does not keep t, nor the bytes t was read from.
+	AppendWire(tenant string, t *otlpwire.Traces) error
 	// WaitDurable returns once everything appended before the call is on
 	// disk.
 	WaitDurable(ctx context.Context) error

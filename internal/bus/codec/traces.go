@@ -6,6 +6,8 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/pharos-obs/pharos/internal/otlpwire"
 )
 
 // Trace encodings carried in the Pharos-Encoding header. The payload is
@@ -97,6 +99,33 @@ func NewTracesDecoder(limit int) *TracesDecoder { return &TracesDecoder{limit: l
 // spans returned copy what they hold, so nothing aliases the decoder's
 // buffer, which the next call reuses.
 func (d *TracesDecoder) Decode(encoding string, data []byte) (ptrace.Traces, error) {
+	raw, err := d.decompress(encoding, data)
+	if err != nil {
+		return ptrace.Traces{}, err
+	}
+	td, err := d.u.UnmarshalTraces(raw)
+	if err != nil {
+		return ptrace.Traces{}, fmt.Errorf("malformed OTLP traces request: %w", err)
+	}
+	return td, nil
+}
+
+// DecodeWire decompresses one request with the given encoding and reads
+// it into t without decoding it (see otlpwire). t aliases the decoder's
+// buffer, valid until the next call.
+func (d *TracesDecoder) DecodeWire(encoding string, data []byte, t *otlpwire.Traces) error {
+	raw, err := d.decompress(encoding, data)
+	if err != nil {
+		return err
+	}
+	if err := t.Read(raw); err != nil {
+		return fmt.Errorf("malformed OTLP traces request: %w", err)
+	}
+	return nil
+}
+
+// decompress decompresses data into the decoder's buffer.
+func (d *TracesDecoder) decompress(encoding string, data []byte) ([]byte, error) {
 	var c Compression
 	switch encoding {
 	case EncodingOTLPTracesSnappy:
@@ -104,16 +133,12 @@ func (d *TracesDecoder) Decode(encoding string, data []byte) (ptrace.Traces, err
 	case EncodingOTLPTracesZstd:
 		c = CompressionZstd
 	default:
-		return ptrace.Traces{}, fmt.Errorf("%w %q", ErrUnknownEncoding, encoding)
+		return nil, fmt.Errorf("%w %q", ErrUnknownEncoding, encoding)
 	}
 	raw, err := decompress(c, d.raw[:0], data, d.limit)
 	if err != nil {
-		return ptrace.Traces{}, err
+		return nil, err
 	}
 	d.raw = raw
-	td, err := d.u.UnmarshalTraces(raw)
-	if err != nil {
-		return ptrace.Traces{}, fmt.Errorf("malformed OTLP traces request: %w", err)
-	}
-	return td, nil
+	return raw, nil
 }

@@ -27,6 +27,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/pharos-obs/pharos/internal/otlpwire"
 	"github.com/pharos-obs/pharos/query/traceql"
 	"github.com/pharos-obs/pharos/storage/traces"
 )
@@ -71,6 +72,15 @@ func (q *Querier) SetErr(err error) {
 	q.mu.Lock()
 	q.err = err
 	q.mu.Unlock()
+}
+
+// AppendWire implements traces.Appender, through Append.
+func (q *Querier) AppendWire(tenant string, t *otlpwire.Traces) error {
+	td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(t.AppendProto(nil))
+	if err != nil {
+		return err
+	}
+	return q.Append(tenant, td)
 }
 
 // Append implements traces.Appender. It copies td; a span already stored

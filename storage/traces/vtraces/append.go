@@ -12,9 +12,9 @@ import (
 
 	"github.com/VictoriaMetrics/VictoriaLogs/lib/logstorage"
 	"github.com/cespare/xxhash/v2"
-	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/pharos-obs/pharos/internal/otlpwire"
 	"github.com/pharos-obs/pharos/storage/vlengine"
 )
 
@@ -37,6 +37,30 @@ func (s *Store) Append(tenant string, td ptrace.Traces) error {
 	if td.SpanCount() == 0 {
 		return nil
 	}
+	wire, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
+	if err != nil {
+		return fmt.Errorf("append: marshal spans: %w", err)
+	}
+	t := wireTracesPool.Get().(*otlpwire.Traces)
+	defer func() {
+		t.Reset()
+		wireTracesPool.Put(t)
+	}()
+	if err := t.Read(wire); err != nil {
+		return fmt.Errorf("append: %w", err)
+	}
+	return s.AppendWire(tenant, t)
+}
+
+var wireTracesPool = sync.Pool{New: func() any { return new(otlpwire.Traces) }}
+
+// AppendWire is Append for spans read in their wire form (see
+// traces.Appender): each span's record is cut from the bytes t was read
+// from, which it does not keep.
+func (s *Store) AppendWire(tenant string, t *otlpwire.Traces) error {
+	if len(t.Spans) == 0 {
+		return nil
+	}
 	storage, err := s.eng.Acquire()
 	if err != nil {
 		return err
@@ -52,63 +76,32 @@ func (s *Store) Append(tenant string, td ptrace.Traces) error {
 		return err
 	}
 
-	// One marshalling of the whole batch; each span's record is then cut
-	// from it without another pass through pdata.
-	wire, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
-	if err != nil {
-		return fmt.Errorf("append: marshal spans: %w", err)
-	}
 	b := appendBufPool.Get().(*appendBuf)
 	defer b.put()
 	// Also after an error: rows added so far must be made durable.
 	defer func() { s.eng.MarkDirty(b.days) }()
 
 	var c appendCounts
-	b.rss, err = splitTraces(b.rss[:0], wire)
-	if err != nil {
-		return fmt.Errorf("append: %w", err)
-	}
-	rss := td.ResourceSpans()
-	if len(b.rss) != rss.Len() {
-		return fmt.Errorf("append: %w: %d resource spans encoded, %d in the batch", errWire, len(b.rss), rss.Len())
-	}
-	for i := range rss.Len() {
-		rs := rss.At(i)
-		if err := splitResource(&b.res, b.rss[i]); err != nil {
-			return fmt.Errorf("append: %w", err)
-		}
-		sss := rs.ScopeSpans()
-		if len(b.res.scopes) != sss.Len() {
-			return fmt.Errorf("append: %w: %d scope spans encoded, %d in the batch", errWire, len(b.res.scopes), sss.Len())
-		}
-		b.startResource(rs.Resource())
+	for i := range t.Resources {
+		r := &t.Resources[i]
+		b.startResource(t, r)
 		staged := s.eng.Stage(tid, xxhash.Sum64String(b.fields[0].Value))
-		err := b.appendResource(s, storage, staged, tid, rs, minTS, maxTS, &c)
+		b.appendResource(s, storage, staged, tid, t, r, minTS, maxTS, &c)
 		staged.Done()
-		if err != nil {
-			return err
-		}
 	}
 	c.record(s.metrics)
 	return nil
 }
 
-// appendResource stages the rows of rs's spans.
-func (b *appendBuf) appendResource(s *Store, storage *logstorage.Storage, staged *vlengine.StagedRows, tid logstorage.TenantID, rs ptrace.ResourceSpans, minTS, maxTS int64, c *appendCounts) error {
-	sss := rs.ScopeSpans()
-	for j := range sss.Len() {
-		if err := splitScope(&b.scope, b.res.scopes[j]); err != nil {
-			return fmt.Errorf("append: %w", err)
-		}
-		spans := sss.At(j).Spans()
-		if len(b.scope.spans) != spans.Len() {
-			return fmt.Errorf("append: %w: %d spans encoded, %d in the batch", errWire, len(b.scope.spans), spans.Len())
-		}
-		for k := range spans.Len() {
-			sp := spans.At(k)
-			ts := int64(sp.StartTimestamp())
+// appendResource stages the rows of r's spans.
+func (b *appendBuf) appendResource(s *Store, storage *logstorage.Storage, staged *vlengine.StagedRows, tid logstorage.TenantID, t *otlpwire.Traces, r *otlpwire.Resource, minTS, maxTS int64, c *appendCounts) {
+	for j := r.Scopes.Start; j < r.Scopes.End; j++ {
+		sc := &t.Scopes[j]
+		for k := sc.Spans.Start; k < sc.Spans.End; k++ {
+			sp := &t.Spans[k]
+			ts := int64(sp.Start)
 			switch {
-			case sp.TraceID().IsEmpty() || sp.SpanID().IsEmpty():
+			case sp.TraceID == [16]byte{} || sp.SpanID == [8]byte{}:
 				c.invalid++
 				continue
 			case ts < minTS:
@@ -120,9 +113,9 @@ func (b *appendBuf) appendResource(s *Store, storage *logstorage.Storage, staged
 			}
 			if key := (nameSetKey{tenant: tid, service: b.fields[0].Value, day: ts / vlengine.NsPerDay}); b.set == nil || b.set.key != key || !b.resDone {
 				b.set = s.names.get(storage, key, minTS/vlengine.NsPerDay)
-				b.resourceFields(rs.Resource(), s.names.limit, c)
+				b.resourceFields(t, r, s.names.limit, c)
 			}
-			otlpLen := b.spanFields(sp, b.scope.spans[k], s.names.limit, c)
+			otlpLen := b.spanFields(t, r, sc, sp, s.names.limit, c)
 			if logstorage.EstimatedJSONRowLen(b.row) > maxRowSize {
 				c.tooLarge++
 				continue
@@ -133,7 +126,6 @@ func (b *appendBuf) appendResource(s *Store, storage *logstorage.Storage, staged
 			c.bytes += otlpLen
 		}
 	}
-	return nil
 }
 
 // appendCounts are what one Append did.
@@ -177,10 +169,6 @@ func (c *appendCounts) record(m *storeMetrics) {
 // every name and value before a buffer is overwritten. (A buffer that grows
 // leaves the strings made so far on the old, unchanged array.)
 type appendBuf struct {
-	rss   [][]byte
-	res   wireResource
-	scope wireScope
-
 	// fields is the current resource's: the stream field, then its
 	// attribute fields, sorted by name (rendered into resBuf); nResource
 	// counts both. row is the current span's (see spanFields), rendered
@@ -206,9 +194,6 @@ func (b *appendBuf) put() {
 	b.fields = b.fields[:0]
 	clear(b.row)
 	b.row = b.row[:0]
-	b.rss = b.rss[:0]
-	b.res = wireResource{scopes: b.res.scopes[:0]}
-	b.scope = wireScope{spans: b.scope.spans[:0]}
 	b.resBuf = b.resBuf[:0]
 	b.spanBuf = b.spanBuf[:0]
 	b.recBuf = b.recBuf[:0]
@@ -229,10 +214,10 @@ func str(buf []byte, start int) string {
 // startResource starts b.fields with the stream field, the resource's
 // service name; resourceFields adds its attribute fields once the
 // stream-day's name set is known.
-func (b *appendBuf) startResource(r pcommon.Resource) {
+func (b *appendBuf) startResource(t *otlpwire.Traces, r *otlpwire.Resource) {
 	b.resBuf = b.resBuf[:0]
 	b.fields = append(b.fields[:0], logstorage.Field{Name: fieldService})
-	if v, ok := r.Attributes().Get("service.name"); ok {
+	if v, ok := t.Attr(r.Attrs, "service.name"); ok {
 		b.resBuf, _ = appendValue(b.resBuf, v)
 		b.fields[0].Value = str(b.resBuf, 0)
 	}
@@ -240,9 +225,9 @@ func (b *appendBuf) startResource(r pcommon.Resource) {
 }
 
 // resourceFields makes the resource's attribute fields for b.set.
-func (b *appendBuf) resourceFields(r pcommon.Resource, limit int, c *appendCounts) {
+func (b *appendBuf) resourceFields(t *otlpwire.Traces, r *otlpwire.Resource, limit int, c *appendCounts) {
 	b.resBuf = b.resBuf[:len(b.fields[0].Value)]
-	b.fields, b.resBuf = appendAttrFields(b.fields[:1], b.resBuf, r.Attributes(), resourcePrefix, "service.name", b.set, limit, &b.dedup, c)
+	b.fields, b.resBuf = appendAttrFields(b.fields[:1], b.resBuf, t.Attrs[r.Attrs.Start:r.Attrs.End], resourcePrefix, "service.name", b.set, limit, &b.dedup, c)
 	sortFields(b.fields[1:])
 	b.nResource = len(b.fields)
 	b.resDone = true
@@ -253,29 +238,31 @@ func (b *appendBuf) resourceFields(r pcommon.Resource, limit int, c *appendCount
 // them (it sorts each row's fields when it makes a part, and a sorted row
 // costs it one pass), with the same names on every row of a stream where
 // the attributes allow (it makes a block's columns without a map then).
-// span is sp's whole encoded field. It returns the size of the OTLP record.
-func (b *appendBuf) spanFields(sp ptrace.Span, span []byte, limit int, c *appendCounts) int {
+// r and sc are sp's resource and scope. It returns the size of the OTLP
+// record.
+func (b *appendBuf) spanFields(t *otlpwire.Traces, r *otlpwire.Resource, sc *otlpwire.Scope, sp *otlpwire.Span, limit int, c *appendCounts) int {
 	buf := b.spanBuf[:0]
 	row := append(b.row[:0], b.fields[0])
 	add := func(name string, start int) {
 		row = append(row, logstorage.Field{Name: name, Value: str(buf, start)})
 	}
 
-	startNs, endNs := int64(sp.StartTimestamp()), int64(sp.EndTimestamp())
+	startNs, endNs := int64(sp.Start), int64(sp.End)
 	start := len(buf)
 	buf = strconv.AppendInt(buf, max(endNs-startNs, 0), 10)
 	add(fieldDuration, start)
 	isRoot := "false"
-	if sp.ParentSpanID().IsEmpty() {
+	if !sp.HasParent() {
 		isRoot = "true"
 	}
 	row = append(row,
 		logstorage.Field{Name: fieldIsRoot, Value: isRoot},
-		logstorage.Field{Name: fieldKind, Value: kindName(sp.Kind())},
-		logstorage.Field{Name: fieldName, Value: sp.Name()},
+		logstorage.Field{Name: fieldKind, Value: kindName(sp.Kind)},
+		logstorage.Field{Name: fieldName, Value: sp.Name},
 	)
 	// The record is made in recBuf, then stored as text (see spantext.go).
-	b.recBuf = appendSpanRecord(b.recBuf[:0], &b.res, &b.scope, span)
+	b.recBuf = appendSpanRecord(b.recBuf[:0], spanRecord{
+		resource: r.Resource, resourceSchema: r.SchemaURL, scope: sc.Scope, scopeSchema: sc.SchemaURL, span: sp.Field})
 	otlpLen := len(b.recBuf)
 	start = len(buf)
 	buf = appendSpanText(buf, b.recBuf)
@@ -283,23 +270,21 @@ func (b *appendBuf) spanFields(sp ptrace.Span, span []byte, limit int, c *append
 
 	row = append(row, b.fields[1:b.nResource]...)
 	from := len(row)
-	row, buf = appendAttrFields(row, buf, sp.Attributes(), spanPrefix, "", b.set, limit, &b.dedup, c)
+	row, buf = appendAttrFields(row, buf, t.Attrs[sp.Attrs.Start:sp.Attrs.End], spanPrefix, "", b.set, limit, &b.dedup, c)
 	sortFields(row[from:])
 
 	start = len(buf)
-	sid := sp.SpanID()
-	buf = hex.AppendEncode(buf, sid[:])
+	buf = hex.AppendEncode(buf, sp.SpanID[:])
 	add(fieldSpanID, start)
 	start = len(buf)
 	buf = strconv.AppendInt(buf, startNs, 10)
 	add(fieldStart, start)
 	row = append(row,
-		logstorage.Field{Name: fieldStatusCode, Value: statusName(sp.Status().Code())},
-		logstorage.Field{Name: fieldStatusMessage, Value: sp.Status().Message()},
+		logstorage.Field{Name: fieldStatusCode, Value: statusName(sp.StatusCode)},
+		logstorage.Field{Name: fieldStatusMessage, Value: sp.StatusMessage},
 	)
 	start = len(buf)
-	tid := sp.TraceID()
-	buf = hex.AppendEncode(buf, tid[:])
+	buf = hex.AppendEncode(buf, sp.TraceID[:])
 	add(fieldTraceID, start)
 
 	b.row, b.spanBuf = row, buf
@@ -324,16 +309,17 @@ const dedupLinear = 32
 // set's limit (see attrNames), which are counted in c; nor the key skip,
 // already stored (service.name, the stream field), nor a key seen before
 // in attrs (which VictoriaLogs would store twice).
-func appendAttrFields(fields []logstorage.Field, buf []byte, attrs pcommon.Map, prefix, skip string, set *nameSet, limit int, dedup *map[string]struct{}, c *appendCounts) ([]logstorage.Field, []byte) {
+func appendAttrFields(fields []logstorage.Field, buf []byte, attrs []otlpwire.KeyValue, prefix, skip string, set *nameSet, limit int, dedup *map[string]struct{}, c *appendCounts) ([]logstorage.Field, []byte) {
 	from := len(fields)
-	useMap := attrs.Len() > dedupLinear
+	useMap := len(attrs) > dedupLinear
 	if useMap {
 		if *dedup == nil {
 			*dedup = make(map[string]struct{})
 		}
 		clear(*dedup)
 	}
-	for k, v := range attrs.All() {
+	for _, kv := range attrs {
+		k, v := kv.Key, kv.Value
 		switch {
 		case k == skip || k == "":
 			continue

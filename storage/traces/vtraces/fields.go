@@ -4,8 +4,9 @@ import (
 	"math"
 	"strconv"
 
-	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/pharos-obs/pharos/internal/otlpwire"
 )
 
 // The fields of a span's row. Attribute fields are resourcePrefix or
@@ -89,19 +90,19 @@ func statusName(c ptrace.StatusCode) string {
 // the same (exponent form only when very large or small), booleans as
 // "true" or "false". Other types (bytes, arrays, maps) are not searchable:
 // ok is false.
-func appendValue(dst []byte, v pcommon.Value) (_ []byte, ok bool) {
+func appendValue(dst []byte, v otlpwire.Value) (_ []byte, ok bool) {
 	switch v.Type() {
-	case pcommon.ValueTypeStr:
+	case otlpwire.ValueStr:
 		return append(dst, v.Str()...), true
-	case pcommon.ValueTypeInt:
+	case otlpwire.ValueInt:
 		return strconv.AppendInt(dst, v.Int(), 10), true
-	case pcommon.ValueTypeDouble:
+	case otlpwire.ValueDouble:
 		f := v.Double()
 		if a := math.Abs(f); a == 0 || (a >= 1e-6 && a < 1e21) {
 			return strconv.AppendFloat(dst, f, 'f', -1, 64), true
 		}
 		return strconv.AppendFloat(dst, f, 'g', -1, 64), true
-	case pcommon.ValueTypeBool:
+	case otlpwire.ValueBool:
 		return strconv.AppendBool(dst, v.Bool()), true
 	}
 	return dst, false

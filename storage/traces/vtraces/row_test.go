@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/pharos-obs/pharos/internal/otlpwire"
 	"github.com/pharos-obs/pharos/storage/traces"
 	"github.com/pharos-obs/pharos/storage/vlengine"
 )
@@ -37,22 +38,19 @@ func TestRowLayout(t *testing.T) {
 	)
 	wire, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
 	require.NoError(t, err)
+	var tr otlpwire.Traces
+	require.NoError(t, tr.Read(wire))
 	b := &appendBuf{}
-	b.rss, err = splitTraces(nil, wire)
-	require.NoError(t, err)
-	require.NoError(t, splitResource(&b.res, b.rss[0]))
-	require.NoError(t, splitScope(&b.scope, b.res.scopes[0]))
-	rs := td.ResourceSpans().At(0)
-	b.startResource(rs.Resource())
+	r, sc := &tr.Resources[0], &tr.Scopes[0]
+	b.startResource(&tr, r)
 	b.set = &nameSet{names: map[string]struct{}{}}
 	var c appendCounts
-	b.resourceFields(rs.Resource(), 100, &c)
+	b.resourceFields(&tr, r, 100, &c)
 
-	spans := rs.ScopeSpans().At(0).Spans()
 	var rows [][]string
 	values := map[string][]string{}
-	for k := range spans.Len() {
-		b.spanFields(spans.At(k), b.scope.spans[k], 100, &c)
+	for k := sc.Spans.Start; k < sc.Spans.End; k++ {
+		b.spanFields(&tr, r, sc, &tr.Spans[k], 100, &c)
 		names := fieldNames(b.row)
 		require.Equal(t, fieldService, names[0], "the stream field first")
 		require.True(t, slices.IsSorted(names[1:]), "%v", names)

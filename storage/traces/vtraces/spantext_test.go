@@ -66,7 +66,7 @@ func TestSpanTextHasNoTokens(t *testing.T) {
 
 func TestSpanRecordBytesRaw(t *testing.T) {
 	// A record stored raw, as before the text encoding: read as it is.
-	raw := appendSpanRecord(nil, &wireResource{resource: []byte{0x0A, 0x00}}, &wireScope{}, []byte{0x12, 0x01, 0x41})
+	raw := appendSpanRecord(nil, spanRecord{resource: []byte{0x0A, 0x00}, span: []byte{0x12, 0x01, 0x41}})
 	require.Equal(t, byte(0x0A), raw[0])
 	got, err := appendSpanRecordBytes(nil, string(raw))
 	require.NoError(t, err)

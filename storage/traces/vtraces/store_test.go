@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/pharos-obs/pharos/internal/otlpwire"
 	"github.com/pharos-obs/pharos/internal/testutil"
 	"github.com/pharos-obs/pharos/storage/traces"
 	"github.com/pharos-obs/pharos/storage/vlengine"
@@ -402,4 +403,29 @@ func TestQueriesHonourCancellation(t *testing.T) {
 	require.ErrorIs(t, err, context.Canceled)
 	_, err = s.TagValues(ctx, "name", traces.TagParams{})
 	require.ErrorIs(t, err, context.Canceled)
+}
+
+// AppendWire keeps nothing of the bytes it read: the aggregator reuses
+// its message buffer for the next message at once.
+func TestAppendWireCopies(t *testing.T) {
+	s, _ := openTestStore(t)
+	td := richTraces(t, baseTime())
+	wire, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
+	require.NoError(t, err)
+	var tr otlpwire.Traces
+	require.NoError(t, tr.Read(wire))
+	require.NoError(t, s.AppendWire("", &tr))
+	for i := range wire {
+		wire[i] = 0x5A
+	}
+	searchable(s)
+	ctx := context.Background()
+	for _, id := range []uint64{1, 2} {
+		got, err := s.Trace(ctx, "", traceID(id), time.Time{}, time.Time{})
+		require.NoError(t, err)
+		require.Equal(t, normalise(t, onlyTrace(td, traceID(id))), normalise(t, got), "trace %d", id)
+	}
+	hits, err := s.Search(ctx, traces.SearchParams{Any: all(in("status", "=", "error"))})
+	require.NoError(t, err)
+	require.Equal(t, []uint64{1}, ids(hits))
 }

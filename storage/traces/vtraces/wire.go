@@ -120,18 +120,18 @@ func splitScope(s *wireScope, b []byte) error {
 // appendSpanRecord appends the stored form of one span to dst: a
 // TracesData holding one ResourceSpans with one ScopeSpans with the span,
 // each field copied byte for byte. span is the whole Span field.
-func appendSpanRecord(dst []byte, r *wireResource, s *wireScope, span []byte) []byte {
-	ssLen := len(s.scope) + len(span) + len(s.schema)
-	rsLen := len(r.resource) + protowire.SizeTag(resourceSpansScopeSpans) + protowire.SizeBytes(ssLen) + len(r.schema)
+func appendSpanRecord(dst []byte, rec spanRecord) []byte {
+	ssLen := len(rec.scope) + len(rec.span) + len(rec.scopeSchema)
+	rsLen := len(rec.resource) + protowire.SizeTag(resourceSpansScopeSpans) + protowire.SizeBytes(ssLen) + len(rec.resourceSchema)
 	dst = protowire.AppendTag(dst, tracesResourceSpans, protowire.BytesType)
 	dst = protowire.AppendVarint(dst, uint64(rsLen))
-	dst = append(dst, r.resource...)
+	dst = append(dst, rec.resource...)
 	dst = protowire.AppendTag(dst, resourceSpansScopeSpans, protowire.BytesType)
 	dst = protowire.AppendVarint(dst, uint64(ssLen))
-	dst = append(dst, s.scope...)
-	dst = append(dst, span...)
-	dst = append(dst, s.schema...)
-	return append(dst, r.schema...)
+	dst = append(dst, rec.scope...)
+	dst = append(dst, rec.span...)
+	dst = append(dst, rec.scopeSchema...)
+	return append(dst, rec.resourceSchema...)
 }
 
 // spanRecord is a stored span taken apart; every slice aliases the stored
