@@ -17,6 +17,7 @@ import (
 	"github.com/pharos-obs/pharos/collector/spool"
 	"github.com/pharos-obs/pharos/internal/bus"
 	"github.com/pharos-obs/pharos/internal/bus/codec"
+	"github.com/pharos-obs/pharos/internal/otlpwire"
 )
 
 // Message size bounds for traces. NATS refuses payloads over its
@@ -170,7 +171,23 @@ func (t *Traces) SpoolStats() (st spool.Stats, ok bool) {
 // span too large for the bus, or not encodable); any other is retryable.
 // It moves the spans out of td (see receive.TracesSink).
 func (t *Traces) PushTraces(ctx context.Context, tenant string, td ptrace.Traces) error {
-	if td.SpanCount() == 0 {
+	return t.push(ctx, tenant, td.SpanCount(), func(s *tracesSplitter) {
+		s.split(td, t.partitions, maxTracesMessageBytes)
+	})
+}
+
+// PushTracesWire is PushTraces for spans read in their wire form (see
+// receive.TracesWireSink): each part is cut from the bytes w was read
+// from, with nothing decoded or encoded. It keeps nothing of w.
+func (t *Traces) PushTracesWire(ctx context.Context, tenant string, w *otlpwire.Traces) error {
+	return t.push(ctx, tenant, len(w.Spans), func(s *tracesSplitter) {
+		s.splitWire(w, t.partitions, maxTracesMessageBytes)
+	})
+}
+
+// push spools n spans that split cuts into parts.
+func (t *Traces) push(ctx context.Context, tenant string, n int, split func(s *tracesSplitter)) error {
+	if n == 0 {
 		return nil
 	}
 	if t.State() != services.Running {
@@ -185,7 +202,13 @@ func (t *Traces) PushTraces(ctx context.Context, tenant string, td ptrace.Traces
 		s.reset()
 		t.splitters.Put(s)
 	}()
-	s.split(td, t.partitions, maxTracesMessageBytes)
+	split(s)
+	return t.spoolParts(sp, tenant, s)
+}
+
+// spoolParts writes s's parts to the spool as records for tenant and
+// returns once they are synced.
+func (t *Traces) spoolParts(sp *spool.Spool, tenant string, s *tracesSplitter) error {
 	recp := t.records.Get().(*[]byte)
 	defer t.records.Put(recp)
 
@@ -194,10 +217,13 @@ func (t *Traces) PushTraces(ctx context.Context, tenant string, td ptrace.Traces
 	size := 0
 	for i := range s.out {
 		p := &s.out[i]
-		raw, err := s.m.MarshalTraces(p.td)
-		if err != nil {
-			t.dropped.WithLabelValues(reasonEncode).Add(float64(td.SpanCount()))
-			return fmt.Errorf("%w: encode %d spans: %w", receive.ErrTracesRejected, p.spans, err)
+		raw := p.data
+		if raw == nil {
+			var err error
+			if raw, err = s.m.MarshalTraces(p.td); err != nil {
+				t.dropped.WithLabelValues(reasonEncode).Add(float64(s.spans()))
+				return fmt.Errorf("%w: encode %d spans: %w", receive.ErrTracesRejected, p.spans, err)
+			}
 		}
 		if len(raw) > maxTracesMessageBytes {
 			// A single span (split gives larger parts only for one): it
@@ -310,6 +336,11 @@ type tracesSplitter struct {
 	m     ptrace.ProtoMarshaler
 	parts []partBuilder
 	out   []tracesPart
+
+	// splitWire's: the spans of each partition, and the scope of each
+	// span and resource of each scope.
+	byPart              [][]int
+	scopeOf, resourceOf []int
 }
 
 // Per-level framing of the OTLP messages around a span (tag and length
@@ -403,7 +434,75 @@ func (s *tracesSplitter) finish(p int) {
 	*b = partBuilder{rsIn: -1, ssIn: -1}
 }
 
+// spans is the number of spans in the parts.
+func (s *tracesSplitter) spans() int {
+	n := 0
+	for i := range s.out {
+		n += s.out[i].spans
+	}
+	return n
+}
+
+// splitWire cuts w's spans into parts as split does, each part's payload
+// written from w's bytes.
+func (s *tracesSplitter) splitWire(w *otlpwire.Traces, partitions, budget int) {
+	if cap(s.byPart) < partitions {
+		s.byPart = make([][]int, partitions)
+	}
+	s.byPart = s.byPart[:partitions]
+	for k := range w.Spans {
+		p := codec.TracePartition(w.Spans[k].TraceID, partitions)
+		s.byPart[p] = append(s.byPart[p], k)
+	}
+	// Where each span is, to count its resource and scope once per part.
+	s.scopeOf = s.scopeOf[:0]
+	s.resourceOf = s.resourceOf[:0]
+	for i := range w.Resources {
+		r := &w.Resources[i]
+		for j := r.Scopes.Start; j < r.Scopes.End; j++ {
+			s.resourceOf = append(s.resourceOf, i)
+			for range w.Scopes[j].Spans.Len() {
+				s.scopeOf = append(s.scopeOf, j)
+			}
+		}
+	}
+	for p, sel := range s.byPart {
+		for len(sel) > 0 {
+			n := s.fit(w, sel, budget)
+			s.out = append(s.out, tracesPart{partition: p, spans: n, data: w.AppendSpans(nil, sel[:n])})
+			sel = sel[n:]
+		}
+	}
+}
+
+// fit returns how many of the spans sel (at least one) make a part within
+// budget bytes.
+func (s *tracesSplitter) fit(w *otlpwire.Traces, sel []int, budget int) int {
+	size, scope, res := 0, -1, -1
+	for n, k := range sel {
+		add := len(w.Spans[k].Field)
+		if j := s.scopeOf[k]; j != scope {
+			sc := &w.Scopes[j]
+			add += len(sc.Scope) + len(sc.SchemaURL) + tracesFraming
+			if i := s.resourceOf[j]; i != res {
+				r := &w.Resources[i]
+				add += len(r.Resource) + len(r.SchemaURL) + tracesFraming
+				res = i
+			}
+			scope = j
+		}
+		if n > 0 && size+add > budget {
+			return n
+		}
+		size += add
+	}
+	return len(sel)
+}
+
 func (s *tracesSplitter) reset() {
+	for p := range s.byPart {
+		s.byPart[p] = s.byPart[p][:0]
+	}
 	for i := range s.out {
 		s.out[i] = tracesPart{}
 	}

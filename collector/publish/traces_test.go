@@ -25,6 +25,7 @@ import (
 	"github.com/pharos-obs/pharos/collector/spool"
 	"github.com/pharos-obs/pharos/internal/bus"
 	"github.com/pharos-obs/pharos/internal/bus/codec"
+	"github.com/pharos-obs/pharos/internal/otlpwire"
 )
 
 // msgRecorder is a PublishFunc that keeps a copy of every message, or
@@ -197,58 +198,82 @@ func decodeAll(t *testing.T, msgs []bus.OutMsg, partitions int) map[pcommon.Span
 	return out
 }
 
+// pushPaths are the publisher's two ways in: pdata (PushTraces), and the
+// wire form (PushTracesWire) the receivers use for clean requests.
+var pushPaths = []struct {
+	name string
+	push func(t testing.TB, tp *Traces, tenant string, td ptrace.Traces) error
+}{
+	{"pdata", func(_ testing.TB, tp *Traces, tenant string, td ptrace.Traces) error {
+		return tp.PushTraces(context.Background(), tenant, td)
+	}},
+	{"wire", func(t testing.TB, tp *Traces, tenant string, td ptrace.Traces) error {
+		b, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
+		require.NoError(t, err)
+		var w otlpwire.Traces
+		require.NoError(t, w.Read(b))
+		return tp.PushTracesWire(context.Background(), tenant, &w)
+	}},
+}
+
 // Every span reaches the partition of its trace, under its own resource
 // and scope, in messages with unique IDs.
 func TestTracesPartitions(t *testing.T) {
-	for _, comp := range []string{"snappy", "zstd"} {
-		t.Run(comp, func(t *testing.T) {
-			rec := &msgRecorder{}
-			tp, _ := newTestTraces(t, 8, "agent-1", rec.publish, comp)
-			td := manyTraces(3, 40, 3)
-			want := ptrace.NewTraces()
-			td.CopyTo(want)
-			require.NoError(t, tp.PushTraces(context.Background(), "team-a", td))
-			waitSpans(t, tp, want.SpanCount())
-
-			msgs := rec.messages()
-			require.LessOrEqual(t, len(msgs), 8, "one message per partition")
-			require.Greater(t, len(msgs), 1)
-			idRE := regexp.MustCompile(`^agent-1-traces-[0-9a-z]+-1\.[0-9]+$`)
-			ids := map[string]bool{}
-			for _, m := range msgs {
-				require.Equal(t, "team-a", m.Tenant)
-				require.Equal(t, codec.TracesEncoding(codec.Compression(comp)), m.Encoding)
-				require.Regexp(t, idRE, m.ID)
-				ids[m.ID] = true
-			}
-			require.Len(t, ids, len(msgs), "message IDs are unique")
-
-			got := decodeAll(t, msgs, 8)
-			require.Len(t, got, want.SpanCount())
-			tracePart := map[string]int{}
-			rss := want.ResourceSpans()
-			for i := range rss.Len() {
-				svc, _ := rss.At(i).Resource().Attributes().Get("service.name")
-				for j := range rss.At(i).ScopeSpans().Len() {
-					ss := rss.At(i).ScopeSpans().At(j)
-					for k := range ss.Spans().Len() {
-						sp := ss.Spans().At(k)
-						p, ok := got[sp.SpanID()]
-						require.True(t, ok)
-						require.Equal(t, svc.Str(), p.service)
-						require.Equal(t, ss.Scope().Name(), p.scope)
-						require.Equal(t, rss.At(i).SchemaUrl(), p.schema)
-						if q, seen := tracePart[p.traceID]; seen {
-							require.Equal(t, q, p.partition)
-						}
-						tracePart[p.traceID] = p.partition
-					}
-				}
-			}
-			require.InDelta(t, float64(len(msgs)), testutil.ToFloat64(tp.messages), 0)
-			require.Positive(t, testutil.ToFloat64(tp.bytes))
-		})
+	for _, path := range pushPaths {
+		for _, comp := range []string{"snappy", "zstd"} {
+			t.Run(path.name+"/"+comp, func(t *testing.T) {
+				testTracesPartitions(t, comp, path.push)
+			})
+		}
 	}
+}
+
+func testTracesPartitions(t *testing.T, comp string, push func(t testing.TB, tp *Traces, tenant string, td ptrace.Traces) error) {
+	rec := &msgRecorder{}
+	tp, _ := newTestTraces(t, 8, "agent-1", rec.publish, comp)
+	td := manyTraces(3, 40, 3)
+	want := ptrace.NewTraces()
+	td.CopyTo(want)
+	require.NoError(t, push(t, tp, "team-a", td))
+	waitSpans(t, tp, want.SpanCount())
+
+	msgs := rec.messages()
+	require.LessOrEqual(t, len(msgs), 8, "one message per partition")
+	require.Greater(t, len(msgs), 1)
+	idRE := regexp.MustCompile(`^agent-1-traces-[0-9a-z]+-1\.[0-9]+$`)
+	ids := map[string]bool{}
+	for _, m := range msgs {
+		require.Equal(t, "team-a", m.Tenant)
+		require.Equal(t, codec.TracesEncoding(codec.Compression(comp)), m.Encoding)
+		require.Regexp(t, idRE, m.ID)
+		ids[m.ID] = true
+	}
+	require.Len(t, ids, len(msgs), "message IDs are unique")
+
+	got := decodeAll(t, msgs, 8)
+	require.Len(t, got, want.SpanCount())
+	tracePart := map[string]int{}
+	rss := want.ResourceSpans()
+	for i := range rss.Len() {
+		svc, _ := rss.At(i).Resource().Attributes().Get("service.name")
+		for j := range rss.At(i).ScopeSpans().Len() {
+			ss := rss.At(i).ScopeSpans().At(j)
+			for k := range ss.Spans().Len() {
+				sp := ss.Spans().At(k)
+				p, ok := got[sp.SpanID()]
+				require.True(t, ok)
+				require.Equal(t, svc.Str(), p.service)
+				require.Equal(t, ss.Scope().Name(), p.scope)
+				require.Equal(t, rss.At(i).SchemaUrl(), p.schema)
+				if q, seen := tracePart[p.traceID]; seen {
+					require.Equal(t, q, p.partition)
+				}
+				tracePart[p.traceID] = p.partition
+			}
+		}
+	}
+	require.InDelta(t, float64(len(msgs)), testutil.ToFloat64(tp.messages), 0)
+	require.Positive(t, testutil.ToFloat64(tp.bytes))
 }
 
 // The pushes spooled during one wait go out as one message per partition
@@ -331,6 +356,12 @@ func TestTracesSameTraceSamePartition(t *testing.T) {
 // Messages stay under the bus limit once compressed, even when the spans
 // do not compress.
 func TestTracesSplitsLargeRequests(t *testing.T) {
+	for _, path := range pushPaths {
+		t.Run(path.name, func(t *testing.T) { testTracesSplitsLargeRequests(t, path.push) })
+	}
+}
+
+func testTracesSplitsLargeRequests(t *testing.T, push func(t testing.TB, tp *Traces, tenant string, td ptrace.Traces) error) {
 	for _, c := range []struct {
 		name       string
 		partitions int
@@ -361,7 +392,7 @@ func TestTracesSplitsLargeRequests(t *testing.T) {
 				}
 			}
 			n := td.SpanCount()
-			require.NoError(t, tp.PushTraces(context.Background(), "", td))
+			require.NoError(t, push(t, tp, "", td))
 			waitSpans(t, tp, n)
 			msgs := rec.messages()
 			require.Greater(t, len(msgs), 4)
@@ -617,6 +648,27 @@ func FuzzTracesRecord(f *testing.F) {
 // (its share of the fsync included), publishing in the background.
 func BenchmarkTracesPush(b *testing.B) {
 	for _, partitions := range []int{1, 16} {
+		b.Run(fmt.Sprintf("partitions=%d/wire", partitions), func(b *testing.B) {
+			tp, _ := newTestTraces(b, partitions, "a", func(context.Context, *bus.OutMsg) error { return nil }, "snappy",
+				func(o *tracesOpts) { o.spool = spool.Config{MaxBytes: 4 << 30, SegmentBytes: 64 << 20} })
+			src := manyTraces(4, 128, 1)
+			raw, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(src)
+			require.NoError(b, err)
+			var w otlpwire.Traces
+			b.ReportAllocs()
+			b.SetBytes(int64(len(raw)))
+			for b.Loop() {
+				// As the receiver does: read the request, then push it.
+				w.Measure = true
+				if err := w.Read(raw); err != nil {
+					b.Fatal(err)
+				}
+				if err := tp.PushTracesWire(context.Background(), "", &w); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(src.SpanCount())*float64(b.N)/b.Elapsed().Seconds(), "spans/s")
+		})
 		b.Run(fmt.Sprintf("partitions=%d", partitions), func(b *testing.B) {
 			tp, _ := newTestTraces(b, partitions, "a", func(context.Context, *bus.OutMsg) error { return nil }, "snappy",
 				func(o *tracesOpts) { o.spool = spool.Config{MaxBytes: 4 << 30, SegmentBytes: 64 << 20} })

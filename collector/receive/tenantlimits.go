@@ -162,19 +162,29 @@ func (li *LogsIntake) limitLogs(id string, streams []logs.Stream, entries, size 
 // limitTraces applies tenant id's span byte rate to a checked push; the
 // refused spans are counted.
 func (ti *TracesIntake) limitTraces(id string, td ptrace.Traces) error {
-	in := ti.in
-	if in.tl == nil {
-		return nil
-	}
-	l := in.tl.o.For(id)
-	if l.TracesIngestionRateBytes <= 0 {
+	if !ti.rateLimited(id) {
 		return nil
 	}
 	var sizer ptrace.ProtoMarshaler
-	err := in.allowRate(id, overrides.SignalTraces, sizer.TracesSize(td))
+	return ti.limitTracesSize(id, sizer.TracesSize(td), td.SpanCount())
+}
+
+// rateLimited reports whether tenant id has a trace ingestion rate.
+func (ti *TracesIntake) rateLimited(id string) bool {
+	in := ti.in
+	return in.tl != nil && in.tl.o.For(id).TracesIngestionRateBytes > 0
+}
+
+// limitTracesSize is limitTraces for spans spans of size encoded bytes.
+func (ti *TracesIntake) limitTracesSize(id string, size, spans int) error {
+	if !ti.rateLimited(id) {
+		return nil
+	}
+	in := ti.in
+	err := in.allowRate(id, overrides.SignalTraces, size)
 	var le *overrides.LimitError
 	if errors.As(err, &le) {
-		in.tl.discards.Add(id, overrides.SignalTraces, le.Limit, td.SpanCount())
+		in.tl.discards.Add(id, overrides.SignalTraces, le.Limit, spans)
 	}
 	return err
 }

@@ -20,6 +20,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/pharos-obs/pharos/internal/otlpwire"
 )
 
 // ErrTracesRejected is wrapped by errors for spans that can never be
@@ -49,6 +51,18 @@ var ErrTracesRejected = errors.New("trace data rejected")
 // once per request, and must be safe for that.
 type TracesSink interface {
 	PushTraces(ctx context.Context, tenant string, td ptrace.Traces) error
+}
+
+// TracesWireSink is a TracesSink that also takes spans read in their wire
+// form (otlpwire), as the receivers read a protobuf request whose spans
+// no ingestion rule would refuse or change (WireReady): the publisher
+// then cuts its messages from the request's bytes, with nothing decoded
+// or encoded. PushTracesWire has PushTraces' contract, except that w and
+// the bytes it was read from stay the caller's: the sink keeps none of
+// them once it returns.
+type TracesWireSink interface {
+	TracesSink
+	PushTracesWire(ctx context.Context, tenant string, w *otlpwire.Traces) error
 }
 
 // TracesSinkFunc adapts a function to a TracesSink.
@@ -325,6 +339,55 @@ func (ti *TracesIntake) Push(ctx context.Context, p Protocol, tenant string, td 
 		return err
 	}
 	if err := ti.sink.PushTraces(ctx, tenant, td); err != nil {
+		if errors.Is(err, ErrTracesRejected) {
+			ti.CountRejected(ReasonTracesSinkRejected, n)
+		}
+		return err
+	}
+	ti.m.spans.WithLabelValues(string(p)).Add(float64(n))
+	return nil
+}
+
+// WireReady reports whether w, read with Measure set, can be pushed as it
+// is (PushWire): the sink takes wire spans, and no ingestion rule would
+// refuse a span or change a value (CheckTraces would find nothing to do).
+// Otherwise the receiver decodes the request into pdata, for CheckTraces.
+func (ti *TracesIntake) WireReady(w *otlpwire.Traces) bool {
+	if _, ok := ti.sink.(TracesWireSink); !ok || !w.Measure {
+		return false
+	}
+	c := &ti.cfg
+	if w.Strings.InvalidUTF8 || c.MaxAttributeValueLength > 0 && w.Strings.MaxLen > c.MaxAttributeValueLength {
+		return false
+	}
+	if c.MaxAttributesPerResource > 0 {
+		for i := range w.Resources {
+			if w.Resources[i].Attrs.Len() > c.MaxAttributesPerResource {
+				return false
+			}
+		}
+	}
+	for i := range w.Spans {
+		sp := &w.Spans[i]
+		if sp.TraceID == [16]byte{} || sp.SpanID == [8]byte{} || sp.End < sp.Start ||
+			c.MaxAttributesPerSpan > 0 && sp.Attrs.Len() > c.MaxAttributesPerSpan {
+			return false
+		}
+	}
+	return true
+}
+
+// PushWire is Push for a request of size encoded bytes read into w, which
+// WireReady accepted. w stays the caller's.
+func (ti *TracesIntake) PushWire(ctx context.Context, p Protocol, tenant string, size int, w *otlpwire.Traces) error {
+	n := len(w.Spans)
+	if n == 0 {
+		return nil
+	}
+	if err := ti.limitTracesSize(tenantID(tenant), size, n); err != nil {
+		return err
+	}
+	if err := ti.sink.(TracesWireSink).PushTracesWire(ctx, tenant, w); err != nil {
 		if errors.Is(err, ErrTracesRejected) {
 			ti.CountRejected(ReasonTracesSinkRejected, n)
 		}

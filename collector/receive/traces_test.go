@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/pharos-obs/pharos/collector/receive/receivetest"
+	"github.com/pharos-obs/pharos/internal/otlpwire"
 )
 
 // tracesTestIntake returns a TracesIntake with the flag defaults, as
@@ -325,6 +326,44 @@ func TestTracesPush(t *testing.T) {
 		err := ti.Push(context.Background(), ProtocolOTLPHTTP, "", trSpans("svc", 2, nil))
 		require.EqualError(t, err, "bus down")
 		require.Zero(t, receivetest.Metric(t, reg, "pharos_agent_rejected_spans_total", "reason", ReasonTracesSinkRejected))
+	})
+}
+
+// PushWire has Push's outcomes; WireReady needs a sink that takes wire
+// spans, and a read that measured its strings.
+func TestTracesPushWire(t *testing.T) {
+	read := func(td ptrace.Traces, measure bool) *otlpwire.Traces {
+		b, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
+		require.NoError(t, err)
+		w := &otlpwire.Traces{Measure: measure}
+		require.NoError(t, w.Read(b))
+		return w
+	}
+	t.Run("stored", func(t *testing.T) {
+		rec := &receivetest.TracesRecorder{}
+		ti, reg := tracesTestIntake(t, rec, nil)
+		w := read(trSpans("svc", 3, nil), true)
+		require.True(t, ti.WireReady(w))
+		require.False(t, ti.WireReady(read(trSpans("svc", 3, nil), false)), "strings not measured")
+		require.NoError(t, ti.PushWire(context.Background(), ProtocolOTLPGRPC, "team-a", 100, w))
+		p := rec.Pushes()
+		require.Len(t, p, 1)
+		require.True(t, p[0].Wire)
+		require.Equal(t, "team-a", p[0].Tenant)
+		require.Equal(t, 3, p[0].Traces.SpanCount())
+		require.InDelta(t, 3, receivetest.Metric(t, reg, "pharos_agent_received_spans_total", "protocol", "otlp_grpc"), 0)
+	})
+	t.Run("sink rejects", func(t *testing.T) {
+		rec := &receivetest.TracesRecorder{Err: fmt.Errorf("too large for the bus: %w", ErrTracesRejected)}
+		ti, reg := tracesTestIntake(t, rec, nil)
+		err := ti.PushWire(context.Background(), ProtocolOTLPHTTP, "", 100, read(trSpans("svc", 2, nil), true))
+		require.ErrorIs(t, err, ErrTracesRejected)
+		require.InDelta(t, 2, receivetest.Metric(t, reg, "pharos_agent_rejected_spans_total", "reason", ReasonTracesSinkRejected), 0)
+	})
+	t.Run("sink without wire spans", func(t *testing.T) {
+		sink := TracesSinkFunc(func(context.Context, string, ptrace.Traces) error { return nil })
+		ti, _ := tracesTestIntake(t, sink, nil)
+		require.False(t, ti.WireReady(read(trSpans("svc", 2, nil), true)))
 	})
 }
 

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"unicode/utf8"
 	"unsafe"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -39,6 +40,33 @@ type Traces struct {
 	// Attrs holds the attributes of the resources and spans, each's a
 	// Range of it.
 	Attrs []KeyValue
+
+	// Measure makes Read fill Strings.
+	Measure bool
+	// Strings measures what the agent's ingestion rules check, when
+	// Measure is set.
+	Strings StringStats
+}
+
+// StringStats measures the span names and the string and bytes attribute
+// values, at any depth, of resources, scopes, spans, events and links.
+type StringStats struct {
+	// MaxLen is the length of the longest.
+	MaxLen int
+	// InvalidUTF8 reports a span name or string value that is not valid
+	// UTF-8.
+	InvalidUTF8 bool
+}
+
+// add measures s.
+func (st *StringStats) add(s []byte, text bool) {
+	if st == nil {
+		return
+	}
+	st.MaxLen = max(st.MaxLen, len(s))
+	if text && !st.InvalidUTF8 && !utf8.Valid(s) {
+		st.InvalidUTF8 = true
+	}
 }
 
 // Range is the half-open range [Start, End) of a slice of Traces.
@@ -143,36 +171,100 @@ func (t *Traces) Attr(r Range, key string) (Value, bool) {
 // several fields has its last one). Decoded, it is what t was read from,
 // but for the deprecated scope spans and unknown fields outside spans.
 func (t *Traces) AppendProto(dst []byte) []byte {
+	return t.appendSpans(dst, nil, true)
+}
+
+// AppendSpans is AppendProto for some of the spans only: those of spans,
+// indexes of t.Spans in increasing order, each under its resource and
+// scope; resources and scopes without any are left out.
+func (t *Traces) AppendSpans(dst []byte, spans []int) []byte {
+	return t.appendSpans(dst, spans, false)
+}
+
+// appendSpans writes spans, or all if all.
+func (t *Traces) appendSpans(dst []byte, spans []int, all bool) []byte {
 	for i := range t.Resources {
 		r := &t.Resources[i]
-		size := len(r.Resource) + len(r.SchemaURL)
-		for j := r.Scopes.Start; j < r.Scopes.End; j++ {
-			size += protowire.SizeTag(2) + protowire.SizeBytes(t.scopeSize(j))
+		var first, last int // the resource's spans: spans[first:last]
+		if !all {
+			first = len(spans) - len(skipBelow(spans, t.resourceSpans(r).Start))
+			last = len(spans) - len(skipBelow(spans, t.resourceSpans(r).End))
+			if first == last {
+				continue
+			}
 		}
+		size := len(r.Resource) + len(r.SchemaURL)
+		t.eachScope(r, spans[first:last], all, func(sc *Scope, sel []int) {
+			n := t.scopeSize(sc, sel, all)
+			size += protowire.SizeTag(2) + protowire.SizeBytes(n)
+		})
 		dst = protowire.AppendTag(dst, 1, protowire.BytesType)
 		dst = protowire.AppendVarint(dst, uint64(size))
 		dst = append(dst, r.Resource...)
-		for j := r.Scopes.Start; j < r.Scopes.End; j++ {
-			sc := &t.Scopes[j]
+		t.eachScope(r, spans[first:last], all, func(sc *Scope, sel []int) {
 			dst = protowire.AppendTag(dst, 2, protowire.BytesType)
-			dst = protowire.AppendVarint(dst, uint64(t.scopeSize(j)))
+			dst = protowire.AppendVarint(dst, uint64(t.scopeSize(sc, sel, all)))
 			dst = append(dst, sc.Scope...)
-			for k := sc.Spans.Start; k < sc.Spans.End; k++ {
-				dst = append(dst, t.Spans[k].Field...)
+			if all {
+				for k := sc.Spans.Start; k < sc.Spans.End; k++ {
+					dst = append(dst, t.Spans[k].Field...)
+				}
+			} else {
+				for _, k := range sel {
+					dst = append(dst, t.Spans[k].Field...)
+				}
 			}
 			dst = append(dst, sc.SchemaURL...)
-		}
+		})
 		dst = append(dst, r.SchemaURL...)
 	}
 	return dst
 }
 
-// scopeSize is the size of scope j's ScopeSpans payload as AppendProto
-// writes it.
-func (t *Traces) scopeSize(j int) int {
-	sc := &t.Scopes[j]
+// resourceSpans is the range of t.Spans that r's scopes hold.
+func (t *Traces) resourceSpans(r *Resource) Range {
+	if r.Scopes.Len() == 0 {
+		return Range{}
+	}
+	return Range{t.Scopes[r.Scopes.Start].Spans.Start, t.Scopes[r.Scopes.End-1].Spans.End}
+}
+
+// eachScope calls fn with each of r's scopes and the indexes of sel (all
+// of its spans if all) it holds, skipping scopes holding none unless all.
+func (t *Traces) eachScope(r *Resource, sel []int, all bool, fn func(sc *Scope, sel []int)) {
+	for j := r.Scopes.Start; j < r.Scopes.End; j++ {
+		sc := &t.Scopes[j]
+		if all {
+			fn(sc, nil)
+			continue
+		}
+		rest := skipBelow(sel, sc.Spans.Start)
+		n := len(rest) - len(skipBelow(rest, sc.Spans.End))
+		if n > 0 {
+			fn(sc, rest[:n])
+		}
+	}
+}
+
+// skipBelow returns sel (increasing) from its first index at or above k.
+func skipBelow(sel []int, k int) []int {
+	for len(sel) > 0 && sel[0] < k {
+		sel = sel[1:]
+	}
+	return sel
+}
+
+// scopeSize is the size of a ScopeSpans payload holding sc's spans sel
+// (all of them if all).
+func (t *Traces) scopeSize(sc *Scope, sel []int, all bool) int {
 	n := len(sc.Scope) + len(sc.SchemaURL)
-	for k := sc.Spans.Start; k < sc.Spans.End; k++ {
+	if all {
+		for k := sc.Spans.Start; k < sc.Spans.End; k++ {
+			n += len(t.Spans[k].Field)
+		}
+		return n
+	}
+	for _, k := range sel {
 		n += len(t.Spans[k].Field)
 	}
 	return n
@@ -192,6 +284,7 @@ func (t *Traces) Reset() {
 // holds part of b and is not to be used.
 func (t *Traces) Read(b []byte) error {
 	t.Reset()
+	t.Strings = StringStats{}
 	var f field
 	for len(b) > 0 {
 		if err := f.next(&b); err != nil {
@@ -205,6 +298,14 @@ func (t *Traces) Read(b []byte) error {
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// stats is where Read measures strings: nil unless t.Measure.
+func (t *Traces) stats() *StringStats {
+	if t.Measure {
+		return &t.Strings
 	}
 	return nil
 }
@@ -273,7 +374,7 @@ func (t *Traces) readResource(b []byte) error {
 			if f.typ != protowire.BytesType {
 				return wrongType("Resource.attributes")
 			}
-			kv, err := readKeyValue(f.b, 0)
+			kv, err := readKeyValue(f.b, 0, t.stats())
 			if err != nil {
 				return err
 			}
@@ -310,7 +411,7 @@ func (t *Traces) readScopeSpans(b []byte, keep bool) error {
 				return wrongType("ScopeSpans.scope")
 			}
 			s.Scope = f.all
-			if err := checkScope(f.b); err != nil {
+			if err := checkScope(f.b, t.stats()); err != nil {
 				return err
 			}
 		case 2: // spans
@@ -340,7 +441,9 @@ func (t *Traces) readScopeSpans(b []byte, keep bool) error {
 
 // readSpan reads a Span payload (whole is its whole field) into t.
 func (t *Traces) readSpan(b, whole []byte) error {
-	s := Span{Field: whole, Attrs: Range{len(t.Attrs), len(t.Attrs)}}
+	// Read in place: a Span is large to copy.
+	t.Spans = append(t.Spans, Span{Field: whole, Attrs: Range{len(t.Attrs), len(t.Attrs)}})
+	s := &t.Spans[len(t.Spans)-1]
 	var f field
 	for len(b) > 0 {
 		if err := f.next(&b); err != nil {
@@ -359,6 +462,7 @@ func (t *Traces) readSpan(b, whole []byte) error {
 		case 5:
 			err = f.want(protowire.BytesType, "Span.name")
 			s.Name = f.str()
+			t.stats().add(f.b, true)
 		case 6:
 			err = f.want(protowire.VarintType, "Span.kind")
 			s.Kind = ptrace.SpanKind(int32(f.v))
@@ -371,7 +475,7 @@ func (t *Traces) readSpan(b, whole []byte) error {
 		case 9:
 			if err = f.want(protowire.BytesType, "Span.attributes"); err == nil {
 				var kv KeyValue
-				if kv, err = readKeyValue(f.b, 0); err == nil {
+				if kv, err = readKeyValue(f.b, 0, t.stats()); err == nil {
 					// A span's attributes are one range: nothing else
 					// adds to t.Attrs while its fields are read.
 					t.Attrs = append(t.Attrs, kv)
@@ -381,15 +485,15 @@ func (t *Traces) readSpan(b, whole []byte) error {
 			err = f.want(protowire.VarintType, "Span.dropped_*_count")
 		case 11:
 			if err = f.want(protowire.BytesType, "Span.events"); err == nil {
-				err = checkEvent(f.b)
+				err = checkEvent(f.b, t.stats())
 			}
 		case 13:
 			if err = f.want(protowire.BytesType, "Span.links"); err == nil {
-				err = checkLink(f.b)
+				err = checkLink(f.b, t.stats())
 			}
 		case 15:
 			if err = f.want(protowire.BytesType, "Span.status"); err == nil {
-				err = readStatus(&s, f.b)
+				err = readStatus(s, f.b)
 			}
 		case 16:
 			err = f.want(protowire.Fixed32Type, "Span.flags")
@@ -399,7 +503,6 @@ func (t *Traces) readSpan(b, whole []byte) error {
 		}
 	}
 	s.Attrs.End = len(t.Attrs)
-	t.Spans = append(t.Spans, s)
 	return nil
 }
 
@@ -446,13 +549,13 @@ func readID(dst []byte, f *field, name string) error {
 }
 
 // checkScope checks an InstrumentationScope.
-func checkScope(b []byte) error {
+func checkScope(b []byte, st *StringStats) error {
 	return forFields(b, func(f *field) error {
 		switch f.num {
 		case 1, 2:
 			return f.want(protowire.BytesType, "InstrumentationScope.name/version")
 		case 3:
-			return f.checkAttr("InstrumentationScope.attributes")
+			return f.checkAttr("InstrumentationScope.attributes", st)
 		case 4:
 			return f.want(protowire.VarintType, "InstrumentationScope.dropped_attributes_count")
 		}
@@ -461,7 +564,7 @@ func checkScope(b []byte) error {
 }
 
 // checkEvent checks a Span.Event.
-func checkEvent(b []byte) error {
+func checkEvent(b []byte, st *StringStats) error {
 	return forFields(b, func(f *field) error {
 		switch f.num {
 		case 1:
@@ -469,7 +572,7 @@ func checkEvent(b []byte) error {
 		case 2:
 			return f.want(protowire.BytesType, "Event.name")
 		case 3:
-			return f.checkAttr("Event.attributes")
+			return f.checkAttr("Event.attributes", st)
 		case 4:
 			return f.want(protowire.VarintType, "Event.dropped_attributes_count")
 		}
@@ -478,7 +581,7 @@ func checkEvent(b []byte) error {
 }
 
 // checkLink checks a Span.Link.
-func checkLink(b []byte) error {
+func checkLink(b []byte, st *StringStats) error {
 	var id [16]byte
 	return forFields(b, func(f *field) error {
 		switch f.num {
@@ -489,7 +592,7 @@ func checkLink(b []byte) error {
 		case 3:
 			return f.want(protowire.BytesType, "Link.trace_state")
 		case 4:
-			return f.checkAttr("Link.attributes")
+			return f.checkAttr("Link.attributes", st)
 		case 5:
 			return f.want(protowire.VarintType, "Link.dropped_attributes_count")
 		case 6:
@@ -510,8 +613,9 @@ func checkStrings(b []byte, msg string, n protowire.Number) error {
 	})
 }
 
-// readKeyValue reads a KeyValue at nesting depth.
-func readKeyValue(b []byte, depth int) (KeyValue, error) {
+// readKeyValue reads a KeyValue at nesting depth, measuring its value's
+// strings into st (if not nil).
+func readKeyValue(b []byte, depth int, st *StringStats) (KeyValue, error) {
 	var kv KeyValue
 	if depth >= recursionLimit {
 		return kv, errDepth
@@ -528,7 +632,7 @@ func readKeyValue(b []byte, depth int) (KeyValue, error) {
 			kv.Key = f.str()
 		case 2:
 			if err = f.want(protowire.BytesType, "KeyValue.value"); err == nil {
-				err = readAnyValue(&kv.Value, f.b, depth+1)
+				err = readAnyValue(&kv.Value, f.b, depth+1, st)
 			}
 		case 3:
 			err = f.want(protowire.VarintType, "KeyValue.key_strindex")
@@ -543,7 +647,7 @@ func readKeyValue(b []byte, depth int) (KeyValue, error) {
 // readAnyValue reads an AnyValue into v, as a merge (pdata's): the last
 // field of the oneof wins, and an AnyValue field without one leaves v as
 // it was.
-func readAnyValue(v *Value, b []byte, depth int) error {
+func readAnyValue(v *Value, b []byte, depth int, st *StringStats) error {
 	if depth >= recursionLimit {
 		return errDepth
 	}
@@ -557,6 +661,7 @@ func readAnyValue(v *Value, b []byte, depth int) error {
 		case 1:
 			err = f.want(protowire.BytesType, "AnyValue.string_value")
 			*v = Value{typ: ValueStr, str: f.str()}
+			st.add(f.b, true)
 		case 2:
 			err = f.want(protowire.VarintType, "AnyValue.bool_value")
 			*v = Value{typ: ValueBool}
@@ -571,17 +676,18 @@ func readAnyValue(v *Value, b []byte, depth int) error {
 			*v = Value{typ: ValueDouble, num: f.v}
 		case 5:
 			if err = f.want(protowire.BytesType, "AnyValue.array_value"); err == nil {
-				err = checkValues(f.b, depth+1, false)
+				err = checkValues(f.b, depth+1, false, st)
 			}
 			*v = Value{typ: ValueSlice}
 		case 6:
 			if err = f.want(protowire.BytesType, "AnyValue.kvlist_value"); err == nil {
-				err = checkValues(f.b, depth+1, true)
+				err = checkValues(f.b, depth+1, true, st)
 			}
 			*v = Value{typ: ValueMap}
 		case 7:
 			err = f.want(protowire.BytesType, "AnyValue.bytes_value")
 			*v = Value{typ: ValueBytes}
+			st.add(f.b, false)
 		case 8: // string_value_strindex (profiles): no type pdata shows
 			err = f.want(protowire.VarintType, "AnyValue.string_value_strindex")
 			*v = Value{}
@@ -595,7 +701,7 @@ func readAnyValue(v *Value, b []byte, depth int) error {
 
 // checkValues checks an ArrayValue (its AnyValues) or, if kv, a
 // KeyValueList (its KeyValues).
-func checkValues(b []byte, depth int, kv bool) error {
+func checkValues(b []byte, depth int, kv bool, st *StringStats) error {
 	if depth >= recursionLimit {
 		return errDepth
 	}
@@ -612,10 +718,10 @@ func checkValues(b []byte, depth int, kv bool) error {
 		}
 		var err error
 		if kv {
-			_, err = readKeyValue(f.b, depth+1)
+			_, err = readKeyValue(f.b, depth+1, st)
 		} else {
 			var v Value
-			err = readAnyValue(&v, f.b, depth+1)
+			err = readAnyValue(&v, f.b, depth+1, st)
 		}
 		if err != nil {
 			return err
@@ -640,32 +746,54 @@ type field struct {
 }
 
 // next reads the field at the start of *b into f and moves *b past it.
-// Groups are refused.
+// Groups are refused. Tags and lengths of one byte, most of them, are read
+// inline.
 func (f *field) next(b *[]byte) error {
-	num, typ, n := protowire.ConsumeTag(*b)
-	if n < 0 {
+	buf := *b
+	var (
+		tag uint64
+		n   int
+	)
+	if len(buf) > 0 && buf[0] < 0x80 {
+		tag, n = uint64(buf[0]), 1
+	} else if tag, n = protowire.ConsumeVarint(buf); n < 0 {
 		return fmt.Errorf("%w: %v", ErrMalformed, protowire.ParseError(n))
 	}
-	rest := (*b)[n:]
+	num, typ := protowire.Number(tag>>3), protowire.Type(tag&7)
+	if num < protowire.MinValidNumber || num > protowire.MaxValidNumber {
+		return fmt.Errorf("%w: invalid field number %d", ErrMalformed, tag>>3)
+	}
+	rest := buf[n:]
 	var m int
 	switch typ {
+	case protowire.BytesType:
+		var l uint64
+		if len(rest) > 0 && rest[0] < 0x80 {
+			l, m = uint64(rest[0]), 1
+		} else if l, m = protowire.ConsumeVarint(rest); m < 0 {
+			break
+		}
+		if l > uint64(len(rest)-m) {
+			m = -1 // truncated
+			break
+		}
+		f.b = rest[m : m+int(l)]
+		m += int(l)
 	case protowire.VarintType:
 		f.v, m = protowire.ConsumeVarint(rest)
+	case protowire.Fixed64Type:
+		f.v, m = protowire.ConsumeFixed64(rest)
 	case protowire.Fixed32Type:
 		var v uint32
 		v, m = protowire.ConsumeFixed32(rest)
 		f.v = uint64(v)
-	case protowire.Fixed64Type:
-		f.v, m = protowire.ConsumeFixed64(rest)
-	case protowire.BytesType:
-		f.b, m = protowire.ConsumeBytes(rest)
 	default:
 		return fmt.Errorf("%w: field %d has wire type %d (groups are not OTLP)", ErrMalformed, num, typ)
 	}
 	if m < 0 {
 		return fmt.Errorf("%w: field %d: %v", ErrMalformed, num, protowire.ParseError(m))
 	}
-	f.num, f.typ, f.all = num, typ, (*b)[:n+m]
+	f.num, f.typ, f.all = num, typ, buf[:n+m]
 	*b = rest[m:]
 	return nil
 }
@@ -686,11 +814,11 @@ func forFields(b []byte, fn func(f *field) error) error {
 }
 
 // checkAttr checks f, an attribute (KeyValue) field, at the top level.
-func (f *field) checkAttr(name string) error {
+func (f *field) checkAttr(name string, st *StringStats) error {
 	if err := f.want(protowire.BytesType, name); err != nil {
 		return err
 	}
-	_, err := readKeyValue(f.b, 0)
+	_, err := readKeyValue(f.b, 0, st)
 	return err
 }
 

@@ -172,6 +172,82 @@ func TestReadMatchesPdata(t *testing.T) {
 	require.Empty(t, tr.Spans)
 }
 
+// AppendSpans writes the chosen spans under their resources and scopes,
+// leaving out the resources and scopes without any.
+func TestAppendSpans(t *testing.T) {
+	td := richTraces()
+	var tr Traces
+	require.NoError(t, tr.Read(marshal(t, td)))
+	// Every span of resource 1's second scope, and the first of resource 0.
+	sc := tr.Scopes[tr.Resources[1].Scopes.Start+1]
+	sel := []int{0}
+	for k := sc.Spans.Start; k < sc.Spans.End; k++ {
+		sel = append(sel, k)
+	}
+	want := ptrace.NewTraces()
+	td.ResourceSpans().CopyTo(want.ResourceSpans())
+	want.ResourceSpans().At(0).ScopeSpans().At(0).Spans().RemoveIf(func(sp ptrace.Span) bool { return sp.Name() != "op-0-0-0" })
+	want.ResourceSpans().At(1).ScopeSpans().RemoveIf(func(ss ptrace.ScopeSpans) bool { return ss.Scope().Name() != "lib-1" })
+	got, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(tr.AppendSpans(nil, sel))
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+
+	// Only resource 1's spans: resource 0 is left out.
+	got, err = (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(tr.AppendSpans(nil, sel[1:]))
+	require.NoError(t, err)
+	require.Equal(t, 1, got.ResourceSpans().Len())
+	require.Equal(t, 1, got.ResourceSpans().At(0).ScopeSpans().Len())
+	require.Equal(t, sc.Spans.Len(), got.SpanCount())
+
+	// Nothing chosen: nothing written.
+	require.Empty(t, tr.AppendSpans(nil, []int{}))
+}
+
+// Read measures the strings the agent's ingestion rules check.
+func TestReadMeasure(t *testing.T) {
+	td := richTraces()
+	tr := Traces{Measure: true}
+	require.NoError(t, tr.Read(marshal(t, td)))
+	require.False(t, tr.Strings.InvalidUTF8)
+	require.Equal(t, len("op-0-0-0"), tr.Strings.MaxLen, "the span names are the longest (schema URLs and keys are not measured)")
+
+	for _, tc := range []struct {
+		name string
+		edit func(td ptrace.Traces)
+		max  int
+		bad  bool
+	}{
+		{"span name", func(td ptrace.Traces) { span0(td).SetName(string(make([]byte, 500))) }, 500, false},
+		{"event attribute", func(td ptrace.Traces) { span0(td).Events().At(0).Attributes().PutStr("e", string(make([]byte, 600))) }, 600, false},
+		{"link attribute", func(td ptrace.Traces) { span0(td).Links().At(0).Attributes().PutStr("l", "\xff") }, 0, true},
+		{"scope attribute", func(td ptrace.Traces) {
+			td.ResourceSpans().At(0).ScopeSpans().At(0).Scope().Attributes().PutEmptyBytes("b").FromRaw(make([]byte, 700))
+		}, 700, false},
+		{"nested resource value", func(td ptrace.Traces) {
+			td.ResourceSpans().At(1).Resource().Attributes().PutEmptyMap("m").PutEmptySlice("s").AppendEmpty().SetStr("ok\xc3")
+		}, 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			td := richTraces()
+			tc.edit(td)
+			tr := Traces{Measure: true}
+			require.NoError(t, tr.Read(marshal(t, td)))
+			require.Equal(t, tc.bad, tr.Strings.InvalidUTF8)
+			if tc.max > 0 {
+				require.Equal(t, tc.max, tr.Strings.MaxLen)
+			}
+			// Without Measure, nothing is measured.
+			tr.Measure = false
+			require.NoError(t, tr.Read(marshal(t, td)))
+			require.Equal(t, StringStats{}, tr.Strings)
+		})
+	}
+}
+
+func span0(td ptrace.Traces) ptrace.Span {
+	return td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0)
+}
+
 // Hand-made encodings no marshaller writes but protobuf allows: fields out
 // of order, a message field given twice (merged), a oneof set twice (the
 // last wins), unknown fields, the deprecated scope spans (not shown).
@@ -293,6 +369,15 @@ func FuzzRead(f *testing.F) {
 		var again Traces
 		require.NoError(t, again.Read(tr.AppendProto(nil)))
 		require.Len(t, again.Spans, len(tr.Spans))
+		var odd []int
+		for k := 1; k < len(tr.Spans); k += 2 {
+			odd = append(odd, k)
+		}
+		require.NoError(t, again.Read(tr.AppendSpans(nil, odd)))
+		require.Len(t, again.Spans, len(odd))
+		for i, k := range odd {
+			require.Equal(t, tr.Spans[k].Field, again.Spans[i].Field)
+		}
 	})
 }
 

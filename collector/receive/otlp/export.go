@@ -38,6 +38,10 @@ type exportSignal[Req wireRequest, Resp wireResponse] struct {
 	rejected error
 	newReq   func() Req
 	consume  func(ctx context.Context, proto receive.Protocol, tenantID string, req Req) (Resp, error)
+	// consumeRaw, if set, is tried first on a protobuf request, undecoded;
+	// when it does not handle it (handled false), the request is decoded
+	// and consumed.
+	consumeRaw func(ctx context.Context, proto receive.Protocol, tenantID string, body []byte) (resp Resp, handled bool, err error)
 }
 
 // serveHTTP answers one OTLP/HTTP export: protobuf or JSON, uncompressed,
@@ -58,17 +62,26 @@ func (s *exportSignal[Req, Resp]) serveHTTP(w http.ResponseWriter, r *http.Reque
 		writeStatus(in, w, mt, http.StatusBadRequest, err.Error(), start)
 		return
 	}
-	er := s.newReq()
-	if mt == contentTypeJSON {
-		err = er.UnmarshalJSON(req.body.Bytes())
-	} else {
-		err = er.UnmarshalProto(req.body.Bytes())
+	var (
+		resp    Resp
+		handled bool
+	)
+	if mt != contentTypeJSON && s.consumeRaw != nil {
+		resp, handled, err = s.consumeRaw(r.Context(), receive.ProtocolOTLPHTTP, id, req.body.Bytes())
 	}
-	if err != nil {
-		writeStatus(in, w, mt, http.StatusBadRequest, "decode OTLP "+s.name+": "+err.Error(), start)
-		return
+	if !handled {
+		er := s.newReq()
+		if mt == contentTypeJSON {
+			err = er.UnmarshalJSON(req.body.Bytes())
+		} else {
+			err = er.UnmarshalProto(req.body.Bytes())
+		}
+		if err != nil {
+			writeStatus(in, w, mt, http.StatusBadRequest, "decode OTLP "+s.name+": "+err.Error(), start)
+			return
+		}
+		resp, err = s.consume(r.Context(), receive.ProtocolOTLPHTTP, id, er)
 	}
-	resp, err := s.consume(r.Context(), receive.ProtocolOTLPHTTP, id, er)
 	switch {
 	case err != nil && r.Context().Err() != nil:
 		in.ObserveRequest(receive.ProtocolOTLPHTTP, strconv.Itoa(statusClientClosed), start)
@@ -108,17 +121,47 @@ func (s *exportSignal[Req, Resp]) export(ctx context.Context, req Req) (Resp, er
 		return zero, status.Error(codes.InvalidArgument, err.Error())
 	}
 	resp, err := s.consume(ctx, receive.ProtocolOTLPGRPC, id, req)
-	switch {
-	case err != nil && ctx.Err() != nil:
-		return zero, status.FromContextError(ctx.Err()).Err()
-	case errors.Is(err, s.rejected):
-		return zero, status.Error(codes.InvalidArgument, err.Error())
-	case limitGRPC(err) != nil:
-		return zero, limitGRPC(err)
-	case err != nil:
-		return zero, retryableStatus(codes.Unavailable, err.Error(), s.in.RetryAfter())
+	if err != nil {
+		return zero, s.grpcError(ctx, err)
 	}
 	return resp, nil
+}
+
+// exportRaw is export for a request not yet decoded: consumeRaw's if it
+// handles it, else decoded and consumed.
+func (s *exportSignal[Req, Resp]) exportRaw(ctx context.Context, body []byte) (Resp, error) {
+	var zero Resp
+	id, err := tenant.ResolveGRPC(ctx)
+	if err != nil {
+		return zero, status.Error(codes.InvalidArgument, err.Error())
+	}
+	resp, handled, err := s.consumeRaw(ctx, receive.ProtocolOTLPGRPC, id, body)
+	if !handled {
+		req := s.newReq()
+		if err := req.UnmarshalProto(body); err != nil {
+			return zero, status.Error(codes.InvalidArgument, "decode OTLP "+s.name+": "+err.Error())
+		}
+		resp, err = s.consume(ctx, receive.ProtocolOTLPGRPC, id, req)
+	}
+	if err != nil {
+		return zero, s.grpcError(ctx, err)
+	}
+	return resp, nil
+}
+
+// grpcError maps a consume error to its gRPC status (nil stays nil).
+func (s *exportSignal[Req, Resp]) grpcError(ctx context.Context, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return status.FromContextError(ctx.Err()).Err()
+	case errors.Is(err, s.rejected):
+		return status.Error(codes.InvalidArgument, err.Error())
+	case limitGRPC(err) != nil:
+		return limitGRPC(err)
+	}
+	return retryableStatus(codes.Unavailable, err.Error(), s.in.RetryAfter())
 }
 
 // limitHTTP answers err when it is a per-tenant limit's refusal (429 with

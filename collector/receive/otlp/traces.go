@@ -6,12 +6,16 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/pharos-obs/pharos/collector/receive"
+	"github.com/pharos-obs/pharos/internal/otlpwire"
 	"github.com/pharos-obs/pharos/internal/overrides"
 	"github.com/pharos-obs/pharos/internal/tenant"
 )
@@ -55,6 +59,13 @@ func NewTraces(ti *receive.TracesIntake, logger *slog.Logger) *Traces {
 			}
 			return tracesResponse(out), nil
 		},
+		consumeRaw: func(ctx context.Context, proto receive.Protocol, id string, body []byte) (ptraceotlp.ExportResponse, bool, error) {
+			out, handled, err := t.consumeWire(ctx, proto, tenant.Key(id), body)
+			if !handled || err != nil {
+				return ptraceotlp.ExportResponse{}, handled, err
+			}
+			return tracesResponse(out), true, nil
+		},
 	}
 	return t
 }
@@ -62,10 +73,61 @@ func NewTraces(ti *receive.TracesIntake, logger *slog.Logger) *Traces {
 // RegisterHTTP serves ServeHTTP at TracesPath on mux.
 func (t *Traces) RegisterHTTP(mux *http.ServeMux) { mux.Handle(TracesPath, t) }
 
-// RegisterGRPC registers the OTLP TraceService on s.
+// RegisterGRPC registers the OTLP TraceService on s. Its requests reach
+// the handler undecoded (rawMessage), for consumeWire.
 func (t *Traces) RegisterGRPC(s *grpc.Server) {
-	ptraceotlp.RegisterGRPCServer(s, &grpcTraces{t: t})
+	s.RegisterService(&rawTraceService, t)
 }
+
+// rawTraceService is the OTLP TraceService (opentelemetry-proto's
+// trace_service.proto) with an undecoded request.
+var rawTraceService = grpc.ServiceDesc{
+	ServiceName: "opentelemetry.proto.collector.trace.v1.TraceService",
+	HandlerType: (*any)(nil),
+	Methods: []grpc.MethodDesc{{
+		MethodName: "Export",
+		Handler: func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+			in := new(rawMessage)
+			if err := dec(in); err != nil {
+				return nil, err
+			}
+			handle := func(ctx context.Context, req any) (any, error) {
+				resp, err := srv.(*Traces).sig.exportRaw(ctx, req.(*rawMessage).b)
+				if err != nil {
+					return nil, err
+				}
+				b, err := resp.MarshalProto()
+				if err != nil {
+					return nil, status.Error(codes.Internal, "encode response: "+err.Error())
+				}
+				return &rawMessage{b: b}, nil
+			}
+			if interceptor == nil {
+				return handle(ctx, in)
+			}
+			return interceptor(ctx, in, &grpc.UnaryServerInfo{Server: srv, FullMethod: "/opentelemetry.proto.collector.trace.v1.TraceService/Export"}, handle)
+		},
+	}},
+	Metadata: "opentelemetry/proto/collector/trace/v1/trace_service.proto",
+}
+
+// rawMessage is a gRPC message kept encoded. The "proto" codec pdata
+// registers (its otelgrpc package, linked in by ptraceotlp) hands such a
+// message the bytes through UnmarshalProto and writes it with SizeProto
+// and MarshalProto.
+type rawMessage struct{ b []byte }
+
+// UnmarshalProto keeps a copy of b: the codec reuses its buffer.
+func (m *rawMessage) UnmarshalProto(b []byte) error {
+	m.b = append(m.b[:0], b...)
+	return nil
+}
+
+// SizeProto is the encoded size.
+func (m *rawMessage) SizeProto() int { return len(m.b) }
+
+// MarshalProto writes the message into buf, SizeProto bytes long.
+func (m *rawMessage) MarshalProto(buf []byte) int { return copy(buf, m.b) }
 
 // ServeHTTP implements http.Handler for POST /v1/traces (see
 // exportSignal.serveHTTP).
@@ -108,14 +170,29 @@ func tracesResponse(out tracesOutcome) ptraceotlp.ExportResponse {
 	return resp
 }
 
-// grpcTraces is the TraceService; admission and request metrics are the
-// Receiver's interceptor's.
-type grpcTraces struct {
-	ptraceotlp.UnimplementedGRPCServer
-	t *Traces
+// consumeWire pushes a protobuf request as it came, read in place, when
+// no ingestion rule would refuse or change its spans
+// (TracesIntake.WireReady): nothing is decoded into pdata, and the
+// publisher cuts its parts from body. handled is false otherwise, or when
+// body does not read, and the request is then decoded and consumed.
+func (t *Traces) consumeWire(ctx context.Context, proto receive.Protocol, tenant string, body []byte) (out tracesOutcome, handled bool, err error) {
+	w := wireTraces.Get().(*otlpwire.Traces)
+	defer func() {
+		w.Reset()
+		wireTraces.Put(w)
+	}()
+	w.Measure = true
+	if w.Read(body) != nil || !t.ti.WireReady(w) {
+		return out, false, nil
+	}
+	out.spans = len(w.Spans)
+	if err := t.ti.PushWire(ctx, proto, tenant, len(body), w); err != nil {
+		if ctx.Err() == nil && !errors.Is(err, receive.ErrTracesRejected) && !errors.Is(err, overrides.ErrLimited) {
+			t.logger.Warn("OTLP traces not stored; the sender will retry", "protocol", proto, "tenant", tenant, "err", err)
+		}
+		return out, true, err
+	}
+	return out, true, nil
 }
 
-// Export implements the OTLP TraceService.
-func (g *grpcTraces) Export(ctx context.Context, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
-	return g.t.sig.export(ctx, req)
-}
+var wireTraces = sync.Pool{New: func() any { return new(otlpwire.Traces) }}

@@ -290,6 +290,7 @@ func TestTracesGRPC(t *testing.T) {
 	p := e.sink.Pushes()
 	require.Len(t, p, 1)
 	require.Equal(t, "team-a", p[0].Tenant)
+	require.True(t, p[0].Wire, "clean spans go through undecoded")
 	sameTraces(t, testTraces(), p[0].Traces)
 	require.InDelta(t, 2, receivetest.Metric(t, e.reg, "pharos_agent_received_spans_total", "protocol", "otlp_grpc"), 0)
 	require.InDelta(t, 1, receivetest.Metric(t, e.reg, "pharos_agent_receive_requests_total", "protocol", "otlp_grpc", "status", "OK"), 0)
@@ -330,6 +331,7 @@ func TestTracesHTTP(t *testing.T) {
 			p := e.sink.Pushes()
 			require.Len(t, p, 1)
 			require.Equal(t, "team-b", p[0].Tenant)
+			require.Equal(t, c.ct == contentTypeProtobuf, p[0].Wire, "protobuf goes through undecoded, JSON is decoded")
 			sameTraces(t, testTraces(), p[0].Traces)
 			require.InDelta(t, 2, receivetest.Metric(t, e.reg, "pharos_agent_received_spans_total", "protocol", "otlp_http"), 0)
 		})
@@ -378,6 +380,7 @@ func TestTracesPartialSuccess(t *testing.T) {
 		}
 		p := e.sink.Pushes()
 		require.Len(t, p, 1)
+		require.False(t, p[0].Wire, "refused spans: decoded, for CheckTraces")
 		require.Equal(t, 1, p[0].Traces.SpanCount())
 		require.Equal(t, "fine", p[0].Traces.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Name())
 		require.InDelta(t, 1, receivetest.Metric(t, e.reg, "pharos_agent_rejected_spans_total", "reason", receive.ReasonTracesInvalidTimestamps), 0)
@@ -398,6 +401,88 @@ func TestTracesPartialSuccess(t *testing.T) {
 		require.NoError(t, err)
 		check(t, e, resp.PartialSuccess())
 	})
+}
+
+// A request goes through undecoded only when no ingestion rule would
+// refuse or change a span: each rule's trigger sends it through pdata,
+// where the rule is applied, and a request just within the limits does
+// not.
+func TestTracesWireOnlyWhenClean(t *testing.T) {
+	long := string(make([]byte, 40)) // over the limit set below
+	for _, c := range []struct {
+		name  string
+		edit  func(td ptrace.Traces)
+		wire  bool
+		check func(t *testing.T, got ptrace.Traces)
+	}{
+		{"clean", func(ptrace.Traces) {}, true, nil},
+		{"at the limits", func(td ptrace.Traces) {
+			sp := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0)
+			sp.SetName(long[:32])
+			sp.Attributes().Clear()
+			for i := range 6 {
+				sp.Attributes().PutStr(fmt.Sprint("k", i), long[:32])
+			}
+		}, true, nil},
+		{"long span name truncated", func(td ptrace.Traces) {
+			td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).SetName(long)
+		}, false, func(t *testing.T, got ptrace.Traces) {
+			require.Len(t, got.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Name(), 32)
+		}},
+		{"long event value truncated", func(td ptrace.Traces) {
+			ev := td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Events().AppendEmpty()
+			ev.Attributes().PutStr("e", long)
+		}, false, func(t *testing.T, got ptrace.Traces) {
+			evs := got.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).Events()
+			v, _ := evs.At(evs.Len() - 1).Attributes().Get("e")
+			require.Len(t, v.Str(), 32)
+		}},
+		{"invalid UTF-8 repaired", func(td ptrace.Traces) {
+			td.ResourceSpans().At(0).Resource().Attributes().PutStr("bad", "a\xffb")
+		}, false, func(t *testing.T, got ptrace.Traces) {
+			v, _ := got.ResourceSpans().At(0).Resource().Attributes().Get("bad")
+			require.Equal(t, "a\uFFFDb", v.Str())
+		}},
+		{"too many span attributes", func(td ptrace.Traces) {
+			for i := range 7 {
+				td.ResourceSpans().At(1).ScopeSpans().At(0).Spans().At(0).Attributes().PutInt(fmt.Sprint("n", i), 1)
+			}
+		}, false, func(t *testing.T, got ptrace.Traces) { require.Equal(t, 1, got.SpanCount()) }},
+		{"too many resource attributes", func(td ptrace.Traces) {
+			rs := td.ResourceSpans().AppendEmpty()
+			for i := range 5 {
+				rs.Resource().Attributes().PutInt(fmt.Sprint("n", i), 1)
+			}
+			sp := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+			sp.SetTraceID(pcommon.TraceID{1})
+			sp.SetSpanID(pcommon.SpanID{1})
+		}, false, func(t *testing.T, got ptrace.Traces) { require.Equal(t, 2, got.SpanCount()) }},
+		{"zero trace ID", func(td ptrace.Traces) {
+			td.ResourceSpans().At(1).ScopeSpans().At(0).Spans().At(0).SetTraceID(pcommon.TraceID{})
+		}, false, func(t *testing.T, got ptrace.Traces) { require.Equal(t, 1, got.SpanCount()) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newTracesEnv(t, func(cfg *receive.Config) {
+				cfg.Traces.MaxAttributeValueLength = 32
+				cfg.Traces.MaxAttributesPerSpan = 6
+				cfg.Traces.MaxAttributesPerResource = 4
+			})
+			td := testTraces()
+			c.edit(td)
+			want := ptrace.NewTraces()
+			td.CopyTo(want)
+			_, err := e.export(context.Background(), td, "")
+			require.NoError(t, err)
+			p := e.sink.Pushes()
+			require.Len(t, p, 1)
+			require.Equal(t, c.wire, p[0].Wire)
+			if c.check != nil {
+				c.check(t, p[0].Traces)
+			} else {
+				sameTraces(t, want, p[0].Traces)
+			}
+		})
+	}
 }
 
 func TestTracesAllRejected(t *testing.T) {

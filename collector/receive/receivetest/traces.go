@@ -6,17 +6,22 @@ import (
 	"sync"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/pharos-obs/pharos/internal/otlpwire"
 )
 
 // TracesPush is one PushTraces call a TracesRecorder took, deep-copied.
 type TracesPush struct {
 	Tenant string
 	Traces ptrace.Traces
+	// Wire is set for a PushTracesWire (the request went through
+	// undecoded), clear for a PushTraces.
+	Wire bool
 }
 
-// TracesRecorder is a receive.TracesSink that keeps a deep copy of every
-// push (the spans are the caller's again once PushTraces returns). It is
-// safe for concurrent use.
+// TracesRecorder is a receive.TracesWireSink that keeps a deep copy of
+// every push (the spans are the caller's again once PushTraces returns).
+// It is safe for concurrent use.
 type TracesRecorder struct {
 	mu     sync.Mutex
 	pushes []TracesPush
@@ -30,20 +35,42 @@ type TracesRecorder struct {
 
 // PushTraces implements receive.TracesSink.
 func (r *TracesRecorder) PushTraces(ctx context.Context, tenant string, td ptrace.Traces) error {
+	if err := r.before(ctx); err != nil {
+		return err
+	}
+	c := ptrace.NewTraces()
+	td.CopyTo(c)
+	r.keep(TracesPush{Tenant: tenant, Traces: c})
+	return nil
+}
+
+// PushTracesWire implements receive.TracesWireSink: w's spans are kept
+// decoded, as the publisher's messages will be read.
+func (r *TracesRecorder) PushTracesWire(ctx context.Context, tenant string, w *otlpwire.Traces) error {
+	if err := r.before(ctx); err != nil {
+		return err
+	}
+	td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(w.AppendProto(nil))
+	if err != nil {
+		return err
+	}
+	r.keep(TracesPush{Tenant: tenant, Traces: td, Wire: true})
+	return nil
+}
+
+func (r *TracesRecorder) before(ctx context.Context) error {
 	if r.Before != nil {
 		if err := r.Before(ctx); err != nil {
 			return err
 		}
 	}
-	if r.Err != nil {
-		return r.Err
-	}
-	c := ptrace.NewTraces()
-	td.CopyTo(c)
+	return r.Err
+}
+
+func (r *TracesRecorder) keep(p TracesPush) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.pushes = append(r.pushes, TracesPush{Tenant: tenant, Traces: c})
-	return nil
+	r.pushes = append(r.pushes, p)
 }
 
 // Pushes returns the pushes kept so far.
