@@ -179,8 +179,11 @@ type appendBuf struct {
 	resBuf    []byte
 	spanBuf   []byte
 	recBuf    []byte
-	dedup     map[string]struct{}
-	days      []int64
+	// envText is the envelope field (see slim.go) of envScope's spans.
+	envText  []byte
+	envScope *otlpwire.Scope
+	dedup    map[string]struct{}
+	days     []int64
 	// set is the name set of the current stream-day; resDone reports
 	// whether the resource's attribute fields were made for it.
 	set     *nameSet
@@ -197,6 +200,7 @@ func (b *appendBuf) put() {
 	b.resBuf = b.resBuf[:0]
 	b.spanBuf = b.spanBuf[:0]
 	b.recBuf = b.recBuf[:0]
+	b.envText, b.envScope = b.envText[:0], nil
 	b.days = b.days[:0]
 	b.set, b.resDone = nil, false
 	clear(b.dedup)
@@ -260,13 +264,20 @@ func (b *appendBuf) spanFields(t *otlpwire.Traces, r *otlpwire.Resource, sc *otl
 		logstorage.Field{Name: fieldKind, Value: kindName(sp.Kind)},
 		logstorage.Field{Name: fieldName, Value: sp.Name},
 	)
-	// The record is made in recBuf, then stored as text (see spantext.go).
-	b.recBuf = appendSpanRecord(b.recBuf[:0], spanRecord{
-		resource: r.Resource, resourceSchema: r.SchemaURL, scope: sc.Scope, scopeSchema: sc.SchemaURL, span: sp.Field})
-	otlpLen := len(b.recBuf)
+	// The slim record is made in recBuf, then stored as text (see slim.go
+	// and spantext.go); the resource and scope once for the scope's spans.
+	rec := spanRecord{resource: r.Resource, resourceSchema: r.SchemaURL, scope: sc.Scope, scopeSchema: sc.SchemaURL, span: sp.Field}
+	otlpLen := spanRecordSize(rec)
+	b.recBuf, _ = appendSlimSpan(b.recBuf[:0], sp.Field, startNs, endNs) // read by otlpwire: well-formed
 	start = len(buf)
-	buf = appendSpanText(buf, b.recBuf)
+	buf = appendSpanText(buf, slimMarker, b.recBuf)
 	add(fieldOTLP, start)
+	if b.envScope != sc {
+		b.recBuf = appendEnvelope(b.recBuf[:0], rec)
+		b.envText = appendSpanText(b.envText[:0], slimMarker, b.recBuf)
+		b.envScope = sc
+	}
+	row = append(row, logstorage.Field{Name: fieldEnvelope, Value: str(b.envText, 0)})
 
 	row = append(row, b.fields[1:b.nResource]...)
 	from := len(row)

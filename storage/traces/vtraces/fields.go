@@ -23,10 +23,14 @@ const (
 	fieldStart         = "start"    // Unix ns
 	fieldDuration      = "duration" // ns, end - start (0 if end < start)
 	fieldIsRoot        = "is_root"  // "true" for a root span, "false" for others (absent on others before 0.1)
-	// fieldOTLP holds the span as OTLP protobuf: a TracesData with one
-	// ResourceSpans with one ScopeSpans with the span (see
-	// appendSpanRecord), as text without tokens (see spantext.go).
+	// fieldOTLP holds the span as OTLP protobuf less its IDs and times
+	// (slim.go); rows written before hold a TracesData with one
+	// ResourceSpans with one ScopeSpans with the span (appendSpanRecord).
+	// Both as text without tokens (spantext.go).
 	fieldOTLP = "otlp"
+	// fieldEnvelope holds the resource and scope of a span stored slim
+	// (see slim.go), as text without tokens.
+	fieldEnvelope = "otlp_scope"
 
 	// Rows written before 0.1 also have "end" (Unix ns) and
 	// "parent_span_id" (16 hex digits, absent on a root); nothing reads

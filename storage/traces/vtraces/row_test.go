@@ -61,9 +61,15 @@ func TestRowLayout(t *testing.T) {
 		}
 	}
 	require.Equal(t, rows[0], rows[1], "a root and a child have the same fields")
-	require.Equal(t, []string{fieldService, fieldDuration, fieldIsRoot, fieldKind, fieldName, fieldOTLP,
+	require.Equal(t, []string{fieldService, fieldDuration, fieldIsRoot, fieldKind, fieldName, fieldOTLP, fieldEnvelope,
 		"resource.host", "resource.zone", "span.a", "span.m", "span.z",
 		fieldSpanID, fieldStart, fieldStatusCode, fieldStatusMessage, fieldTraceID}, rows[0])
+	// The resource and scope are one value for the scope's spans; the
+	// records are slim.
+	require.Equal(t, values[fieldEnvelope][0], values[fieldEnvelope][1])
+	for _, v := range values[fieldOTLP] {
+		require.Equal(t, byte(slimMarker), v[0])
+	}
 	require.Equal(t, []string{"true", "false"}, values[fieldIsRoot])
 	require.Equal(t, []string{"1000000", "1000"}, values[fieldDuration])
 	require.Equal(t, []string{"2", "3"}, values["span.a"])

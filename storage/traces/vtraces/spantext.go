@@ -62,13 +62,13 @@ func isTokenByte(c byte) bool {
 // spanTextLen returns the length of the text of n bytes.
 func spanTextLen(n int) int { return 1 + (n*8+5)/6 }
 
-// appendSpanText appends the text of b to dst: the marker, then four
-// symbols for each three bytes, the last group shortened to two or three
-// symbols for one or two bytes (no padding: the length tells).
-func appendSpanText(dst, b []byte) []byte {
+// appendSpanText appends the text of b to dst: marker, then four symbols
+// for each three bytes, the last group shortened to two or three symbols
+// for one or two bytes (no padding: the length tells).
+func appendSpanText(dst []byte, marker byte, b []byte) []byte {
 	a := &spanTextAlphabet
 	dst = slices.Grow(dst, spanTextLen(len(b))) // one allocation at most
-	dst = append(dst, spanTextMarker)
+	dst = append(dst, marker)
 	for len(b) >= 3 {
 		v := uint(b[0])<<16 | uint(b[1])<<8 | uint(b[2])
 		dst = append(dst, a[v>>18], a[v>>12&0x3F], a[v>>6&0x3F], a[v&0x3F])
@@ -91,7 +91,11 @@ func appendSpanRecordBytes(dst []byte, s string) ([]byte, error) {
 	if s == "" || s[0] != spanTextMarker {
 		return append(dst, s...), nil
 	}
-	s = s[1:]
+	return decodeSpanText(dst, s[1:])
+}
+
+// decodeSpanText appends the bytes of s, text without its marker, to dst.
+func decodeSpanText(dst []byte, s string) ([]byte, error) {
 	if len(s)%4 == 1 {
 		return dst, fmt.Errorf("%w: stored text of %d symbols", errWire, len(s))
 	}

@@ -39,7 +39,7 @@ func TestSpanTextRoundTrip(t *testing.T) {
 		{"random 1002", random(1002)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			text := appendSpanText([]byte("prefix"), tc.in)
+			text := appendSpanText([]byte("prefix"), spanTextMarker, tc.in)
 			require.Equal(t, "prefix", string(text[:6]), "appends")
 			text = text[6:]
 			require.Len(t, text, spanTextLen(len(tc.in)))
@@ -60,7 +60,7 @@ func TestSpanTextHasNoTokens(t *testing.T) {
 	for _, c := range spanTextAlphabet {
 		require.False(t, isTokenByte(c), "%q", c)
 	}
-	all := appendSpanText(nil, bytes.Repeat([]byte{0x00, 0x10, 0x83, 0xFF, 0x7E, 0x41}, 100))
+	all := appendSpanText(nil, spanTextMarker, bytes.Repeat([]byte{0x00, 0x10, 0x83, 0xFF, 0x7E, 0x41}, 100))
 	require.Empty(t, strings.FieldsFunc(string(all), func(r rune) bool { return !isTokenByte(byte(r)) }))
 }
 
@@ -95,7 +95,7 @@ func FuzzSpanText(f *testing.F) {
 	f.Add([]byte{0x0A, 0x01, 0x02}, "!\x00\x01")
 	f.Fuzz(func(t *testing.T, b []byte, text string) {
 		// Every byte string survives the round trip.
-		got, err := appendSpanRecordBytes(nil, string(appendSpanText(nil, b)))
+		got, err := appendSpanRecordBytes(nil, string(appendSpanText(nil, spanTextMarker, b)))
 		if err != nil || !bytes.Equal(got, b) {
 			t.Fatalf("round trip of %x: %x, %v", b, got, err)
 		}
@@ -103,7 +103,7 @@ func FuzzSpanText(f *testing.F) {
 		// decodes is the one encoding of what it decodes to.
 		dec, err := appendSpanRecordBytes(nil, text)
 		if err == nil && len(text) > 0 && text[0] == spanTextMarker {
-			if again := appendSpanText(nil, dec); string(again) != text {
+			if again := appendSpanText(nil, spanTextMarker, dec); string(again) != text {
 				t.Fatalf("%q decodes to %x, which encodes to %q", text, dec, again)
 			}
 		}

@@ -9,10 +9,11 @@
 // time order; intrinsics are fields (trace_id, span_id, name, kind,
 // status_code, status_message, start, duration, is_root);
 // string, int, double and bool attributes are fields "resource.<key>" and
-// "span.<key>", their values as text; and the field "otlp" holds the span
-// with its resource and scope as OTLP protobuf, byte for byte as received
-// (written as text without tokens, see spantext.go), from which Trace
-// rebuilds the trace exactly.
+// "span.<key>", their values as text; the field "otlp" holds the span as
+// OTLP protobuf, byte for byte as received but for the IDs and times the
+// row has as columns, and "otlp_scope" its resource and scope, one value
+// for the scope's spans (see slim.go; both written as text without tokens,
+// see spantext.go), from which Trace rebuilds the trace exactly.
 //
 // A trace is found by the exact filter trace_id:="<hex>", which the
 // per-block bloom filters of the trace_id column make cheap. Searches push

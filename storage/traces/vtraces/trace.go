@@ -87,7 +87,7 @@ func (s *Store) readTraces(ctx context.Context, tenant string, ids []traces.Trac
 	if len(index) == 0 {
 		return nil
 	}
-	qb.WriteString(") | fields " + fieldTraceID + ", " + fieldSpanID + ", " + fieldStart + ", " + fieldOTLP)
+	qb.WriteString(") | fields " + fieldTraceID + ", " + fieldSpanID + ", " + fieldStart + ", " + fieldDuration + ", " + fieldOTLP + ", " + fieldEnvelope)
 	q, err := vlengine.ParseQuery(qb.String(), from, to+1)
 	if err != nil {
 		return fmt.Errorf("traces: %w", err)
@@ -100,6 +100,13 @@ func (s *Store) readTraces(ctx context.Context, tenant string, ids []traces.Trac
 	err = s.eng.Query(ctx, tenant, q, func(qctx *logstorage.QueryContext, st *logstorage.Storage) error {
 		return st.RunQuery(qctx, func(_ uint, db *logstorage.DataBlock) {
 			traceIDs, spanIDs, starts, otlp := column(db, fieldTraceID), column(db, fieldSpanID), column(db, fieldStart), column(db, fieldOTLP)
+			durations, envelopes := column(db, fieldDuration), column(db, fieldEnvelope)
+			at := func(col []string, i int) string {
+				if col == nil {
+					return ""
+				}
+				return col[i]
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			for i := range db.RowsCount() {
@@ -115,7 +122,8 @@ func (s *Store) readTraces(ctx context.Context, tenant string, ids []traces.Trac
 					rerr = fmt.Errorf("a span of trace %s has no %s field", tid, fieldOTLP)
 					return
 				}
-				rec, err := appendSpanRecordBytes(nil, otlp[i])
+				rec, err := appendStoredRecord(nil, otlp[i], slimColumns{envelope: at(envelopes, i), traceID: tid,
+					spanID: at(spanIDs, i), start: at(starts, i), duration: at(durations, i)})
 				if err != nil {
 					rerr = fmt.Errorf("a span of trace %s: %w", tid, err)
 					return
