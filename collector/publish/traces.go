@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -341,6 +342,8 @@ type tracesSplitter struct {
 	// span and resource of each scope.
 	byPart              [][]int
 	scopeOf, resourceOf []int
+	plans               []wirePart
+	arena               []byte // the parts' payloads
 }
 
 // Per-level framing of the OTLP messages around a span (tag and length
@@ -466,20 +469,41 @@ func (s *tracesSplitter) splitWire(w *otlpwire.Traces, partitions, budget int) {
 			}
 		}
 	}
+	// The parts are planned first, to write them all into one buffer of
+	// the size they add up to (fit's sizes are upper bounds).
+	s.plans = s.plans[:0]
+	total := 0
 	for p, sel := range s.byPart {
 		for len(sel) > 0 {
-			n := s.fit(w, sel, budget)
-			s.out = append(s.out, tracesPart{partition: p, spans: n, data: w.AppendSpans(nil, sel[:n])})
+			n, size := s.fit(w, sel, budget)
+			s.plans = append(s.plans, wirePart{partition: p, spans: sel[:n]})
+			total += size
 			sel = sel[n:]
 		}
 	}
+	s.arena = slices.Grow(s.arena[:0], total)
+	for _, pl := range s.plans {
+		start := len(s.arena)
+		s.arena = w.AppendSpans(s.arena, pl.spans)
+		end := len(s.arena)
+		s.out = append(s.out, tracesPart{partition: pl.partition, spans: len(pl.spans), data: s.arena[start:end:end]})
+	}
 }
 
+// wirePart is a part splitWire plans: w's spans of one partition.
+type wirePart struct {
+	partition int
+	spans     []int
+}
+
+// maxArenaBytes bounds the part buffer a splitter keeps between pushes.
+const maxArenaBytes = 16 << 20
+
 // fit returns how many of the spans sel (at least one) make a part within
-// budget bytes.
-func (s *tracesSplitter) fit(w *otlpwire.Traces, sel []int, budget int) int {
-	size, scope, res := 0, -1, -1
-	for n, k := range sel {
+// budget bytes, and the part's size (an upper bound).
+func (s *tracesSplitter) fit(w *otlpwire.Traces, sel []int, budget int) (n, size int) {
+	scope, res := -1, -1
+	for i, k := range sel {
 		add := len(w.Spans[k].Field)
 		if j := s.scopeOf[k]; j != scope {
 			sc := &w.Scopes[j]
@@ -491,17 +515,22 @@ func (s *tracesSplitter) fit(w *otlpwire.Traces, sel []int, budget int) int {
 			}
 			scope = j
 		}
-		if n > 0 && size+add > budget {
-			return n
+		if i > 0 && size+add > budget {
+			return i, size
 		}
 		size += add
 	}
-	return len(sel)
+	return len(sel), size
 }
 
 func (s *tracesSplitter) reset() {
 	for p := range s.byPart {
 		s.byPart[p] = s.byPart[p][:0]
+	}
+	clear(s.plans)
+	s.plans = s.plans[:0]
+	if cap(s.arena) > maxArenaBytes {
+		s.arena = nil
 	}
 	for i := range s.out {
 		s.out[i] = tracesPart{}

@@ -87,7 +87,10 @@ var rawTraceService = grpc.ServiceDesc{
 	Methods: []grpc.MethodDesc{{
 		MethodName: "Export",
 		Handler: func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
-			in := new(rawMessage)
+			// The request's buffer is reused once the call is done: nothing
+			// keeps it (the spool has a copy, pdata its own).
+			in := rawMessages.Get().(*rawMessage)
+			defer in.free()
 			if err := dec(in); err != nil {
 				return nil, err
 			}
@@ -116,6 +119,20 @@ var rawTraceService = grpc.ServiceDesc{
 // message the bytes through UnmarshalProto and writes it with SizeProto
 // and MarshalProto.
 type rawMessage struct{ b []byte }
+
+var rawMessages = sync.Pool{New: func() any { return new(rawMessage) }}
+
+// maxPooledRequest bounds the request buffers kept for reuse.
+const maxPooledRequest = 4 << 20
+
+// free returns m to rawMessages.
+func (m *rawMessage) free() {
+	if cap(m.b) > maxPooledRequest {
+		return
+	}
+	m.b = m.b[:0]
+	rawMessages.Put(m)
+}
 
 // UnmarshalProto keeps a copy of b: the codec reuses its buffer.
 func (m *rawMessage) UnmarshalProto(b []byte) error {
