@@ -746,9 +746,23 @@ type field struct {
 }
 
 // next reads the field at the start of *b into f and moves *b past it.
-// Groups are refused. Tags and lengths of one byte, most of them, are read
-// inline.
+// Groups are refused. A length-delimited field with a one-byte tag and
+// length, most of OTLP's, is read here, inlined; others by nextSlow.
 func (f *field) next(b *[]byte) error {
+	buf := *b
+	// The tag: wire type 2, a field number from 1 to 15; the length: one
+	// byte, within buf.
+	if len(buf) >= 2 && buf[0]&0x87 == 0x02 && buf[0] > 0x07 && buf[1] < 0x80 && int(buf[1]) <= len(buf)-2 {
+		l := int(buf[1])
+		f.num, f.typ, f.b, f.all = protowire.Number(buf[0]>>3), protowire.BytesType, buf[2:2+l], buf[:2+l]
+		*b = buf[2+l:]
+		return nil
+	}
+	return f.nextSlow(b)
+}
+
+// nextSlow is next for any field.
+func (f *field) nextSlow(b *[]byte) error {
 	buf := *b
 	var (
 		tag uint64
