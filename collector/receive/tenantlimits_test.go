@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/pharos-obs/pharos/collector/receive/receivetest"
+	"github.com/pharos-obs/pharos/internal/otlpwire"
 	"github.com/pharos-obs/pharos/internal/overrides"
 	"github.com/pharos-obs/pharos/internal/tenant"
 	"github.com/pharos-obs/pharos/storage/logs"
@@ -227,4 +228,18 @@ func TestTenantTraceRate(t *testing.T) {
 	require.Equal(t, 5.0, receivetest.Metric(t, reg, "pharos_agent_tenant_limited_total", "tenant", "spans", "signal", "traces", "limit", "traces_ingestion_rate_bytes"))
 	require.NoError(t, ti.Push(ctx, ProtocolOTLPHTTP, "", td(50)), "the default tenant has no rate")
 	require.Len(t, sink.Pushes(), 2)
+
+	// Requests pushed undecoded count their bytes against the same rate.
+	b, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td(5))
+	require.NoError(t, err)
+	w := &otlpwire.Traces{Measure: true}
+	require.NoError(t, w.Read(b))
+	require.True(t, ti.WireReady(w))
+	err = ti.PushWire(ctx, ProtocolOTLPGRPC, "spans", len(b), w)
+	code, _, ok = LimitResponse(err)
+	require.True(t, ok, "%v", err)
+	require.Equal(t, http.StatusTooManyRequests, code)
+	require.Equal(t, 10.0, receivetest.Metric(t, reg, "pharos_agent_tenant_limited_total", "tenant", "spans", "signal", "traces", "limit", "traces_ingestion_rate_bytes"))
+	require.NoError(t, ti.PushWire(ctx, ProtocolOTLPGRPC, "", len(b), w))
+	require.Len(t, sink.Pushes(), 3)
 }
