@@ -338,6 +338,7 @@ func (ti *TracesIntake) Push(ctx context.Context, p Protocol, tenant string, td 
 	if err := ti.limitTraces(tenantID(tenant), td); err != nil {
 		return err
 	}
+	ti.m.pushes.WithLabelValues(formDecoded).Inc()
 	if err := ti.sink.PushTraces(ctx, tenant, td); err != nil {
 		if errors.Is(err, ErrTracesRejected) {
 			ti.CountRejected(ReasonTracesSinkRejected, n)
@@ -387,6 +388,7 @@ func (ti *TracesIntake) PushWire(ctx context.Context, p Protocol, tenant string,
 	if err := ti.limitTracesSize(tenantID(tenant), size, n); err != nil {
 		return err
 	}
+	ti.m.pushes.WithLabelValues(formUndecoded).Inc()
 	if err := ti.sink.(TracesWireSink).PushTracesWire(ctx, tenant, w); err != nil {
 		if errors.Is(err, ErrTracesRejected) {
 			ti.CountRejected(ReasonTracesSinkRejected, n)
@@ -396,6 +398,12 @@ func (ti *TracesIntake) PushWire(ctx context.Context, p Protocol, tenant string,
 	ti.m.spans.WithLabelValues(string(p)).Add(float64(n))
 	return nil
 }
+
+// The form label values of pharos_agent_span_pushes_total.
+const (
+	formUndecoded = "undecoded"
+	formDecoded   = "decoded"
+)
 
 // checker applies the per-span rules; one per CheckTraces call.
 type checker struct {
@@ -522,6 +530,7 @@ func (ck *checker) str(s string) (string, bool) {
 
 type tracesMetrics struct {
 	spans       *prometheus.CounterVec
+	pushes      *prometheus.CounterVec
 	rejected    *prometheus.CounterVec
 	truncated   prometheus.Counter
 	invalidUTF8 prometheus.Counter
@@ -534,6 +543,10 @@ func newTracesMetrics(reg prometheus.Registerer) *tracesMetrics {
 			Name: "pharos_agent_received_spans_total",
 			Help: "Pushed spans accepted and stored by the trace publisher, by protocol (otlp_http, otlp_grpc).",
 		}, []string{"protocol"}),
+		pushes: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "pharos_agent_span_pushes_total",
+			Help: "Trace pushes handed to the trace publisher, by form: undecoded (protobuf no ingestion rule changed, cut as it came) or decoded (JSON, or a rule applied).",
+		}, []string{"form"}),
 		rejected: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "pharos_agent_rejected_spans_total",
 			Help: "Pushed spans refused at ingestion, by reason.",
@@ -550,5 +563,7 @@ func newTracesMetrics(reg prometheus.Registerer) *tracesMetrics {
 	for _, r := range TracesReasons {
 		m.rejected.WithLabelValues(r)
 	}
+	m.pushes.WithLabelValues(formUndecoded)
+	m.pushes.WithLabelValues(formDecoded)
 	return m
 }

@@ -352,6 +352,9 @@ func TestTracesPushWire(t *testing.T) {
 		require.Equal(t, "team-a", p[0].Tenant)
 		require.Equal(t, 3, p[0].Traces.SpanCount())
 		require.InDelta(t, 3, receivetest.Metric(t, reg, "pharos_agent_received_spans_total", "protocol", "otlp_grpc"), 0)
+		require.InDelta(t, 1, receivetest.Metric(t, reg, "pharos_agent_span_pushes_total", "form", "undecoded"), 0)
+		require.NoError(t, ti.Push(context.Background(), ProtocolOTLPGRPC, "team-a", trSpans("svc", 1, nil)))
+		require.InDelta(t, 1, receivetest.Metric(t, reg, "pharos_agent_span_pushes_total", "form", "decoded"), 0)
 	})
 	t.Run("sink rejects", func(t *testing.T) {
 		rec := &receivetest.TracesRecorder{Err: fmt.Errorf("too large for the bus: %w", ErrTracesRejected)}
