@@ -387,7 +387,7 @@ func (t *Traces) readResource(b []byte) error {
 			if f.typ != protowire.BytesType {
 				return wrongType("Resource.entity_refs")
 			}
-			if err := checkStrings(f.b, "EntityRef", 4); err != nil {
+			if err := checkMessage(f.b, &entitySchema, nil); err != nil {
 				return err
 			}
 		}
@@ -411,7 +411,7 @@ func (t *Traces) readScopeSpans(b []byte, keep bool) error {
 				return wrongType("ScopeSpans.scope")
 			}
 			s.Scope = f.all
-			if err := checkScope(f.b, t.stats()); err != nil {
+			if err := checkMessage(f.b, &scopeSchema, t.stats()); err != nil {
 				return err
 			}
 		case 2: // spans
@@ -485,11 +485,11 @@ func (t *Traces) readSpan(b, whole []byte) error {
 			err = f.want(protowire.VarintType, "Span.dropped_*_count")
 		case 11:
 			if err = f.want(protowire.BytesType, "Span.events"); err == nil {
-				err = checkEvent(f.b, t.stats())
+				err = checkMessage(f.b, &eventSchema, t.stats())
 			}
 		case 13:
 			if err = f.want(protowire.BytesType, "Span.links"); err == nil {
-				err = checkLink(f.b, t.stats())
+				err = checkMessage(f.b, &linkSchema, t.stats())
 			}
 		case 15:
 			if err = f.want(protowire.BytesType, "Span.status"); err == nil {
@@ -509,7 +509,6 @@ func (t *Traces) readSpan(b, whole []byte) error {
 // readStatus reads a Status into s, as a merge: a field absent here
 // leaves what an earlier status field of the span set.
 func readStatus(s *Span, b []byte) error {
-	// Not forFields: a closure holding s would be allocated per span.
 	var f field
 	for len(b) > 0 {
 		if err := f.next(&b); err != nil {
@@ -548,69 +547,77 @@ func readID(dst []byte, f *field, name string) error {
 	return nil
 }
 
-// checkScope checks an InstrumentationScope.
-func checkScope(b []byte, st *StringStats) error {
-	return forFields(b, func(f *field) error {
-		switch f.num {
-		case 1, 2:
-			return f.want(protowire.BytesType, "InstrumentationScope.name/version")
-		case 3:
-			return f.checkAttr("InstrumentationScope.attributes", st)
-		case 4:
-			return f.want(protowire.VarintType, "InstrumentationScope.dropped_attributes_count")
-		}
-		return nil
-	})
+// kind is what a field of a checked message must hold.
+type kind uint8
+
+const (
+	kindNone    kind = iota // an unknown field: any wire type but groups
+	kindBytes               // a string or bytes
+	kindVarint              // an integer, bool or enum
+	kindFixed32             // fixed32
+	kindFixed64             // fixed64
+	kindAttr                // a KeyValue
+	kindTraceID             // 16 bytes, or none
+	kindSpanID              // 8 bytes, or none
+)
+
+// schema is a message checkMessage checks: its name, and the kind of each
+// of its fields by number.
+type schema struct {
+	name   string
+	fields []kind
 }
 
-// checkEvent checks a Span.Event.
-func checkEvent(b []byte, st *StringStats) error {
-	return forFields(b, func(f *field) error {
-		switch f.num {
-		case 1:
-			return f.want(protowire.Fixed64Type, "Event.time_unix_nano")
-		case 2:
-			return f.want(protowire.BytesType, "Event.name")
-		case 3:
-			return f.checkAttr("Event.attributes", st)
-		case 4:
-			return f.want(protowire.VarintType, "Event.dropped_attributes_count")
-		}
-		return nil
-	})
+// The messages in a span that Read checks but does not keep apart.
+var (
+	scopeSchema  = schema{"InstrumentationScope", []kind{1: kindBytes, 2: kindBytes, 3: kindAttr, 4: kindVarint}}
+	eventSchema  = schema{"Span.Event", []kind{1: kindFixed64, 2: kindBytes, 3: kindAttr, 4: kindVarint}}
+	linkSchema   = schema{"Span.Link", []kind{1: kindTraceID, 2: kindSpanID, 3: kindBytes, 4: kindAttr, 5: kindVarint, 6: kindFixed32}}
+	entitySchema = schema{"EntityRef", []kind{1: kindBytes, 2: kindBytes, 3: kindBytes, 4: kindBytes}}
+)
+
+// wireTypes is the wire type of each kind of field.
+var wireTypes = [...]protowire.Type{
+	kindBytes: protowire.BytesType, kindVarint: protowire.VarintType, kindFixed32: protowire.Fixed32Type,
+	kindFixed64: protowire.Fixed64Type, kindAttr: protowire.BytesType, kindTraceID: protowire.BytesType,
+	kindSpanID: protowire.BytesType,
 }
 
-// checkLink checks a Span.Link.
-func checkLink(b []byte, st *StringStats) error {
-	var id [16]byte
-	return forFields(b, func(f *field) error {
-		switch f.num {
-		case 1:
-			return readID(id[:16], f, "Link.trace_id")
-		case 2:
-			return readID(id[:8], f, "Link.span_id")
-		case 3:
-			return f.want(protowire.BytesType, "Link.trace_state")
-		case 4:
-			return f.checkAttr("Link.attributes", st)
-		case 5:
-			return f.want(protowire.VarintType, "Link.dropped_attributes_count")
-		case 6:
-			return f.want(protowire.Fixed32Type, "Link.flags")
+// checkMessage checks b, a message of schema sc, measuring its attributes'
+// strings into st (if not nil).
+func checkMessage(b []byte, sc *schema, st *StringStats) error {
+	var (
+		f  field
+		id [16]byte
+	)
+	for len(b) > 0 {
+		if err := f.next(&b); err != nil {
+			return err
 		}
-		return nil
-	})
-}
-
-// checkStrings checks a message whose fields 1 to n are all strings
-// (EntityRef).
-func checkStrings(b []byte, msg string, n protowire.Number) error {
-	return forFields(b, func(f *field) error {
-		if f.num <= n && f.typ != protowire.BytesType {
-			return wrongType(fmt.Sprintf("%s field %d", msg, f.num))
+		k := kindNone
+		if int(f.num) < len(sc.fields) {
+			k = sc.fields[f.num]
 		}
-		return nil
-	})
+		if k == kindNone {
+			continue
+		}
+		if f.typ != wireTypes[k] {
+			return wrongType(fmt.Sprintf("%s field %d", sc.name, f.num))
+		}
+		var err error
+		switch k {
+		case kindAttr:
+			_, err = readKeyValue(f.b, 0, st)
+		case kindTraceID:
+			err = readID(id[:16], &f, sc.name+".trace_id")
+		case kindSpanID:
+			err = readID(id[:8], &f, sc.name+".span_id")
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // readKeyValue reads a KeyValue at nesting depth, measuring its value's
@@ -810,30 +817,6 @@ func (f *field) nextSlow(b *[]byte) error {
 	f.num, f.typ, f.all = num, typ, buf[:n+m]
 	*b = rest[m:]
 	return nil
-}
-
-// forFields calls fn with each field of the message b, stopping at the
-// first error.
-func forFields(b []byte, fn func(f *field) error) error {
-	var f field
-	for len(b) > 0 {
-		if err := f.next(&b); err != nil {
-			return err
-		}
-		if err := fn(&f); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// checkAttr checks f, an attribute (KeyValue) field, at the top level.
-func (f *field) checkAttr(name string, st *StringStats) error {
-	if err := f.want(protowire.BytesType, name); err != nil {
-		return err
-	}
-	_, err := readKeyValue(f.b, 0, st)
-	return err
 }
 
 // want checks that f has wire type typ.
