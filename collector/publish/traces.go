@@ -338,12 +338,11 @@ type tracesSplitter struct {
 	parts []partBuilder
 	out   []tracesPart
 
-	// splitWire's: the spans of each partition, and the scope of each
-	// span and resource of each scope.
-	byPart              [][]int
-	scopeOf, resourceOf []int
-	plans               []wirePart
-	arena               []byte // the parts' payloads
+	// splitWire's: the spans of each partition, the parts planned, and
+	// their payloads.
+	byPart [][]int
+	plans  []wirePart
+	arena  []byte
 }
 
 // Per-level framing of the OTLP messages around a span (tag and length
@@ -457,25 +456,13 @@ func (s *tracesSplitter) splitWire(w *otlpwire.Traces, partitions, budget int) {
 		p := codec.TracePartition(w.Spans[k].TraceID, partitions)
 		s.byPart[p] = append(s.byPart[p], k)
 	}
-	// Where each span is, to count its resource and scope once per part.
-	s.scopeOf = s.scopeOf[:0]
-	s.resourceOf = s.resourceOf[:0]
-	for i := range w.Resources {
-		r := &w.Resources[i]
-		for j := r.Scopes.Start; j < r.Scopes.End; j++ {
-			s.resourceOf = append(s.resourceOf, i)
-			for range w.Scopes[j].Spans.Len() {
-				s.scopeOf = append(s.scopeOf, j)
-			}
-		}
-	}
 	// The parts are planned first, to write them all into one buffer of
 	// the size they add up to (fit's sizes are upper bounds).
 	s.plans = s.plans[:0]
 	total := 0
 	for p, sel := range s.byPart {
 		for len(sel) > 0 {
-			n, size := s.fit(w, sel, budget)
+			n, size := fit(w, sel, budget)
 			s.plans = append(s.plans, wirePart{partition: p, spans: sel[:n]})
 			total += size
 			sel = sel[n:]
@@ -501,17 +488,17 @@ const maxArenaBytes = 16 << 20
 
 // fit returns how many of the spans sel (at least one) make a part within
 // budget bytes, and the part's size (an upper bound).
-func (s *tracesSplitter) fit(w *otlpwire.Traces, sel []int, budget int) (n, size int) {
+func fit(w *otlpwire.Traces, sel []int, budget int) (n, size int) {
 	scope, res := -1, -1
 	for i, k := range sel {
 		add := len(w.Spans[k].Field)
-		if j := s.scopeOf[k]; j != scope {
+		if j := w.Spans[k].Scope; j != scope {
 			sc := &w.Scopes[j]
 			add += len(sc.Scope) + len(sc.SchemaURL) + tracesFraming
-			if i := s.resourceOf[j]; i != res {
-				r := &w.Resources[i]
+			if ri := sc.Resource; ri != res {
+				r := &w.Resources[ri]
 				add += len(r.Resource) + len(r.SchemaURL) + tracesFraming
-				res = i
+				res = ri
 			}
 			scope = j
 		}

@@ -91,6 +91,8 @@ type Scope struct {
 	// nil when absent.
 	Scope, SchemaURL []byte
 	Spans            Range
+	// Resource is the index of its Resource in Traces.Resources.
+	Resource int
 }
 
 // Span is one span: the fields the aggregator reads, and the span's
@@ -107,6 +109,8 @@ type Span struct {
 	StatusCode    ptrace.StatusCode
 	StatusMessage string
 	Attrs         Range
+	// Scope is the index of its Scope in Traces.Scopes.
+	Scope int
 }
 
 // HasParent reports whether the span has a parent (is not a root).
@@ -166,108 +170,71 @@ func (t *Traces) Attr(r Range, key string) (Value, bool) {
 	return Value{}, false
 }
 
-// AppendProto appends t encoded as a TracesData to dst: each resource,
-// scope and span field as it was read (a resource or scope given in
-// several fields has its last one). Decoded, it is what t was read from,
-// but for the deprecated scope spans and unknown fields outside spans.
+// AppendProto appends every span of t to dst as a TracesData (see
+// AppendSpans).
 func (t *Traces) AppendProto(dst []byte) []byte {
-	return t.appendSpans(dst, nil, true)
+	all := make([]int, len(t.Spans))
+	for k := range all {
+		all[k] = k
+	}
+	return t.AppendSpans(dst, all)
 }
 
-// AppendSpans is AppendProto for some of the spans only: those of spans,
-// indexes of t.Spans in increasing order, each under its resource and
-// scope; resources and scopes without any are left out.
+// AppendSpans appends the spans of t with the indexes spans (in the order
+// they were read) to dst as a TracesData, each under its resource and
+// scope: every resource, scope and span field as it was read (a resource
+// or scope given in several fields has its last one). Resources and
+// scopes without any of the spans are left out.
 func (t *Traces) AppendSpans(dst []byte, spans []int) []byte {
-	return t.appendSpans(dst, spans, false)
-}
-
-// appendSpans writes spans, or all if all.
-func (t *Traces) appendSpans(dst []byte, spans []int, all bool) []byte {
-	for i := range t.Resources {
-		r := &t.Resources[i]
-		var first, last int // the resource's spans: spans[first:last]
-		if !all {
-			first = len(spans) - len(skipBelow(spans, t.resourceSpans(r).Start))
-			last = len(spans) - len(skipBelow(spans, t.resourceSpans(r).End))
-			if first == last {
-				continue
-			}
+	for len(spans) > 0 {
+		r := t.Scopes[t.Spans[spans[0]].Scope].Resource
+		n := 1
+		for n < len(spans) && t.Scopes[t.Spans[spans[n]].Scope].Resource == r {
+			n++
 		}
-		size := len(r.Resource) + len(r.SchemaURL)
-		t.eachScope(r, spans[first:last], all, func(sc *Scope, sel []int) {
-			n := t.scopeSize(sc, sel, all)
-			size += protowire.SizeTag(2) + protowire.SizeBytes(n)
-		})
-		dst = protowire.AppendTag(dst, 1, protowire.BytesType)
-		dst = protowire.AppendVarint(dst, uint64(size))
-		dst = append(dst, r.Resource...)
-		t.eachScope(r, spans[first:last], all, func(sc *Scope, sel []int) {
-			dst = protowire.AppendTag(dst, 2, protowire.BytesType)
-			dst = protowire.AppendVarint(dst, uint64(t.scopeSize(sc, sel, all)))
-			dst = append(dst, sc.Scope...)
-			if all {
-				for k := sc.Spans.Start; k < sc.Spans.End; k++ {
-					dst = append(dst, t.Spans[k].Field...)
-				}
-			} else {
-				for _, k := range sel {
-					dst = append(dst, t.Spans[k].Field...)
-				}
-			}
-			dst = append(dst, sc.SchemaURL...)
-		})
-		dst = append(dst, r.SchemaURL...)
+		dst = t.appendResource(dst, &t.Resources[r], spans[:n])
+		spans = spans[n:]
 	}
 	return dst
 }
 
-// resourceSpans is the range of t.Spans that r's scopes hold.
-func (t *Traces) resourceSpans(r *Resource) Range {
-	if r.Scopes.Len() == 0 {
-		return Range{}
+// appendResource appends a ResourceSpans of r holding spans, which are
+// r's.
+func (t *Traces) appendResource(dst []byte, r *Resource, spans []int) []byte {
+	size := len(r.Resource) + len(r.SchemaURL)
+	for sel := spans; len(sel) > 0; {
+		n, ss := t.scopeRun(sel)
+		size += protowire.SizeTag(2) + protowire.SizeBytes(ss)
+		sel = sel[n:]
 	}
-	return Range{t.Scopes[r.Scopes.Start].Spans.Start, t.Scopes[r.Scopes.End-1].Spans.End}
+	dst = protowire.AppendTag(dst, 1, protowire.BytesType)
+	dst = protowire.AppendVarint(dst, uint64(size))
+	dst = append(dst, r.Resource...)
+	for sel := spans; len(sel) > 0; {
+		n, ss := t.scopeRun(sel)
+		sc := &t.Scopes[t.Spans[sel[0]].Scope]
+		dst = protowire.AppendTag(dst, 2, protowire.BytesType)
+		dst = protowire.AppendVarint(dst, uint64(ss))
+		dst = append(dst, sc.Scope...)
+		for _, k := range sel[:n] {
+			dst = append(dst, t.Spans[k].Field...)
+		}
+		dst = append(dst, sc.SchemaURL...)
+		sel = sel[n:]
+	}
+	return append(dst, r.SchemaURL...)
 }
 
-// eachScope calls fn with each of r's scopes and the indexes of sel (all
-// of its spans if all) it holds, skipping scopes holding none unless all.
-func (t *Traces) eachScope(r *Resource, sel []int, all bool, fn func(sc *Scope, sel []int)) {
-	for j := r.Scopes.Start; j < r.Scopes.End; j++ {
-		sc := &t.Scopes[j]
-		if all {
-			fn(sc, nil)
-			continue
-		}
-		rest := skipBelow(sel, sc.Spans.Start)
-		n := len(rest) - len(skipBelow(rest, sc.Spans.End))
-		if n > 0 {
-			fn(sc, rest[:n])
-		}
+// scopeRun returns how many of the spans sel, from the first, are of one
+// scope, and the size of a ScopeSpans payload holding them.
+func (t *Traces) scopeRun(sel []int) (n, size int) {
+	sc := &t.Scopes[t.Spans[sel[0]].Scope]
+	size = len(sc.Scope) + len(sc.SchemaURL)
+	for n < len(sel) && t.Spans[sel[n]].Scope == t.Spans[sel[0]].Scope {
+		size += len(t.Spans[sel[n]].Field)
+		n++
 	}
-}
-
-// skipBelow returns sel (increasing) from its first index at or above k.
-func skipBelow(sel []int, k int) []int {
-	for len(sel) > 0 && sel[0] < k {
-		sel = sel[1:]
-	}
-	return sel
-}
-
-// scopeSize is the size of a ScopeSpans payload holding sc's spans sel
-// (all of them if all).
-func (t *Traces) scopeSize(sc *Scope, sel []int, all bool) int {
-	n := len(sc.Scope) + len(sc.SchemaURL)
-	if all {
-		for k := sc.Spans.Start; k < sc.Spans.End; k++ {
-			n += len(t.Spans[k].Field)
-		}
-		return n
-	}
-	for _, k := range sel {
-		n += len(t.Spans[k].Field)
-	}
-	return n
+	return n, size
 }
 
 // Reset empties t, keeping its slices' capacity (and dropping what they
@@ -346,13 +313,13 @@ func (t *Traces) readResourceSpans(b []byte) error {
 		_ = f.next(&rest) // read above
 		switch f.num {
 		case 2:
-			if err := t.readScopeSpans(f.b, true); err != nil {
+			if err := t.readScopeSpans(f.b, len(t.Resources), true); err != nil {
 				return err
 			}
 		case 1000:
 			// pdata's ProtoUnmarshaler reads them but keeps them apart,
 			// where ptrace.Traces does not show them: checked, not kept.
-			if err := t.readScopeSpans(f.b, false); err != nil {
+			if err := t.readScopeSpans(f.b, len(t.Resources), false); err != nil {
 				return err
 			}
 		}
@@ -395,10 +362,10 @@ func (t *Traces) readResource(b []byte) error {
 	return nil
 }
 
-// readScopeSpans reads a ScopeSpans, keeping it and its spans in t if
-// keep.
-func (t *Traces) readScopeSpans(b []byte, keep bool) error {
-	s := Scope{Spans: Range{len(t.Spans), len(t.Spans)}}
+// readScopeSpans reads a ScopeSpans of the resource with index resource,
+// keeping it and its spans in t if keep.
+func (t *Traces) readScopeSpans(b []byte, resource int, keep bool) error {
+	s := Scope{Spans: Range{len(t.Spans), len(t.Spans)}, Resource: resource}
 	spans, attrs := len(t.Spans), len(t.Attrs)
 	var f field
 	for len(b) > 0 {
@@ -418,7 +385,7 @@ func (t *Traces) readScopeSpans(b []byte, keep bool) error {
 			if f.typ != protowire.BytesType {
 				return wrongType("ScopeSpans.spans")
 			}
-			if err := t.readSpan(f.b, f.all); err != nil {
+			if err := t.readSpan(f.b, f.all, len(t.Scopes)); err != nil {
 				return err
 			}
 		case 3:
@@ -439,10 +406,11 @@ func (t *Traces) readScopeSpans(b []byte, keep bool) error {
 	return nil
 }
 
-// readSpan reads a Span payload (whole is its whole field) into t.
-func (t *Traces) readSpan(b, whole []byte) error {
+// readSpan reads a Span payload (whole is its whole field) of scope into
+// t.
+func (t *Traces) readSpan(b, whole []byte, scope int) error {
 	// Read in place: a Span is large to copy.
-	t.Spans = append(t.Spans, Span{Field: whole, Attrs: Range{len(t.Attrs), len(t.Attrs)}})
+	t.Spans = append(t.Spans, Span{Field: whole, Attrs: Range{len(t.Attrs), len(t.Attrs)}, Scope: scope})
 	s := &t.Spans[len(t.Spans)-1]
 	var f field
 	for len(b) > 0 {

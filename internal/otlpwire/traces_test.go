@@ -91,9 +91,11 @@ func requireSame(t testing.TB, td ptrace.Traces, tr *Traces) {
 		for j := range sss.Len() {
 			spans, sc := sss.At(j).Spans(), tr.Scopes[r.Scopes.Start+j]
 			require.Equal(t, spans.Len(), sc.Spans.Len(), "spans of scope %d/%d", i, j)
+			require.Equal(t, i, sc.Resource, "resource of scope %d/%d", i, j)
 			for k := range spans.Len() {
 				want, got := spans.At(k), &tr.Spans[sc.Spans.Start+k]
 				where := fmt.Sprintf("span %d/%d/%d", i, j, k)
+				require.Equal(t, r.Scopes.Start+j, got.Scope, where)
 				require.Equal(t, [16]byte(want.TraceID()), got.TraceID, where)
 				require.Equal(t, [8]byte(want.SpanID()), got.SpanID, where)
 				require.Equal(t, [8]byte(want.ParentSpanID()), got.ParentSpanID, where)
