@@ -7,7 +7,6 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/pharos-obs/pharos/internal/overrides"
 	"github.com/pharos-obs/pharos/internal/tenant"
@@ -159,29 +158,15 @@ func (li *LogsIntake) limitLogs(id string, streams []logs.Stream, entries, size 
 	return err
 }
 
-// limitTraces applies tenant id's span byte rate to a checked push; the
-// refused spans are counted.
-func (ti *TracesIntake) limitTraces(id string, td ptrace.Traces) error {
-	if !ti.rateLimited(id) {
+// limitTraces applies tenant id's span byte rate to a checked push of
+// spans spans, whose encoded size is size() (only asked when the tenant
+// has a rate); the refused spans are counted.
+func (ti *TracesIntake) limitTraces(id string, spans int, size func() int) error {
+	in := ti.in
+	if in.tl == nil || in.tl.o.For(id).TracesIngestionRateBytes <= 0 {
 		return nil
 	}
-	var sizer ptrace.ProtoMarshaler
-	return ti.limitTracesSize(id, sizer.TracesSize(td), td.SpanCount())
-}
-
-// rateLimited reports whether tenant id has a trace ingestion rate.
-func (ti *TracesIntake) rateLimited(id string) bool {
-	in := ti.in
-	return in.tl != nil && in.tl.o.For(id).TracesIngestionRateBytes > 0
-}
-
-// limitTracesSize is limitTraces for spans spans of size encoded bytes.
-func (ti *TracesIntake) limitTracesSize(id string, size, spans int) error {
-	if !ti.rateLimited(id) {
-		return nil
-	}
-	in := ti.in
-	err := in.allowRate(id, overrides.SignalTraces, size)
+	err := in.allowRate(id, overrides.SignalTraces, size())
 	var le *overrides.LimitError
 	if errors.As(err, &le) {
 		in.tl.discards.Add(id, overrides.SignalTraces, le.Limit, spans)

@@ -335,11 +335,17 @@ func (ti *TracesIntake) Push(ctx context.Context, p Protocol, tenant string, td 
 	if n == 0 {
 		return nil
 	}
-	if err := ti.limitTraces(tenantID(tenant), td); err != nil {
+	if err := ti.limitTraces(tenantID(tenant), n, func() int { return (&ptrace.ProtoMarshaler{}).TracesSize(td) }); err != nil {
 		return err
 	}
-	ti.m.pushes.WithLabelValues(formDecoded).Inc()
-	if err := ti.sink.PushTraces(ctx, tenant, td); err != nil {
+	return ti.handOff(p, formDecoded, n, func() error { return ti.sink.PushTraces(ctx, tenant, td) })
+}
+
+// handOff pushes n spans to the sink with push, and counts them, in the
+// given form, once stored.
+func (ti *TracesIntake) handOff(p Protocol, form string, n int, push func() error) error {
+	ti.m.pushes.WithLabelValues(form).Inc()
+	if err := push(); err != nil {
 		if errors.Is(err, ErrTracesRejected) {
 			ti.CountRejected(ReasonTracesSinkRejected, n)
 		}
@@ -385,18 +391,10 @@ func (ti *TracesIntake) PushWire(ctx context.Context, p Protocol, tenant string,
 	if n == 0 {
 		return nil
 	}
-	if err := ti.limitTracesSize(tenantID(tenant), size, n); err != nil {
+	if err := ti.limitTraces(tenantID(tenant), n, func() int { return size }); err != nil {
 		return err
 	}
-	ti.m.pushes.WithLabelValues(formUndecoded).Inc()
-	if err := ti.sink.(TracesWireSink).PushTracesWire(ctx, tenant, w); err != nil {
-		if errors.Is(err, ErrTracesRejected) {
-			ti.CountRejected(ReasonTracesSinkRejected, n)
-		}
-		return err
-	}
-	ti.m.spans.WithLabelValues(string(p)).Add(float64(n))
-	return nil
+	return ti.handOff(p, formUndecoded, n, func() error { return ti.sink.(TracesWireSink).PushTracesWire(ctx, tenant, w) })
 }
 
 // The form label values of pharos_agent_span_pushes_total.

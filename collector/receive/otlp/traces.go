@@ -166,9 +166,7 @@ func (t *Traces) consume(ctx context.Context, proto receive.Protocol, tenant str
 		return out, fmt.Errorf("%w: %s", receive.ErrTracesRejected, out.rej.Message(out.spans))
 	}
 	if err := t.ti.Push(ctx, proto, tenant, td); err != nil {
-		if ctx.Err() == nil && !errors.Is(err, receive.ErrTracesRejected) && !errors.Is(err, overrides.ErrLimited) {
-			t.logger.Warn("OTLP traces not stored; the sender will retry", "protocol", proto, "tenant", tenant, "err", err)
-		}
+		t.notStored(ctx, proto, tenant, err)
 		return out, err
 	}
 	if out.rej.Spans > 0 {
@@ -204,12 +202,18 @@ func (t *Traces) consumeWire(ctx context.Context, proto receive.Protocol, tenant
 	}
 	out.spans = len(w.Spans)
 	if err := t.ti.PushWire(ctx, proto, tenant, len(body), w); err != nil {
-		if ctx.Err() == nil && !errors.Is(err, receive.ErrTracesRejected) && !errors.Is(err, overrides.ErrLimited) {
-			t.logger.Warn("OTLP traces not stored; the sender will retry", "protocol", proto, "tenant", tenant, "err", err)
-		}
+		t.notStored(ctx, proto, tenant, err)
 		return out, true, err
 	}
 	return out, true, nil
+}
+
+// notStored logs a push the sender will retry: not one refused for good,
+// limited, or given up by the sender.
+func (t *Traces) notStored(ctx context.Context, proto receive.Protocol, tenant string, err error) {
+	if ctx.Err() == nil && !errors.Is(err, receive.ErrTracesRejected) && !errors.Is(err, overrides.ErrLimited) {
+		t.logger.Warn("OTLP traces not stored; the sender will retry", "protocol", proto, "tenant", tenant, "err", err)
+	}
 }
 
 var wireTraces = sync.Pool{New: func() any { return new(otlpwire.Traces) }}
