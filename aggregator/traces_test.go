@@ -47,12 +47,8 @@ type tracesAppend struct {
 }
 
 func (f *fakeTraces) Append(tenant string, td ptrace.Traces) error {
-	wire, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
-	if err != nil {
-		return err
-	}
 	var t otlpwire.Traces
-	if err := t.Read(wire); err != nil {
+	if err := t.ReadPdata(td); err != nil {
 		return err
 	}
 	return f.AppendWire(tenant, &t)

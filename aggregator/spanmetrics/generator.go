@@ -182,13 +182,9 @@ func (g *Generator) SetTenantLimit(limit func(id string) int, d *overrides.Disca
 // Observe counts the spans of td for tenant ("" is the default). It reads
 // td only, and does not retain it. (The aggregator calls ObserveWire.)
 func (g *Generator) Observe(tenant string, td ptrace.Traces) {
-	wire, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
-	if err != nil {
-		return // pdata marshals what it holds
-	}
 	var t otlpwire.Traces
-	if err := t.Read(wire); err != nil {
-		return
+	if err := t.ReadPdata(td); err != nil {
+		return // pdata marshals what it holds, and reads it back
 	}
 	g.ObserveWire(tenant, &t)
 }

@@ -208,10 +208,8 @@ var pushPaths = []struct {
 		return tp.PushTraces(context.Background(), tenant, td)
 	}},
 	{"wire", func(t testing.TB, tp *Traces, tenant string, td ptrace.Traces) error {
-		b, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
-		require.NoError(t, err)
 		var w otlpwire.Traces
-		require.NoError(t, w.Read(b))
+		require.NoError(t, w.ReadPdata(td))
 		return tp.PushTracesWire(context.Background(), tenant, &w)
 	}},
 }

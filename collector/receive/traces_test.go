@@ -333,10 +333,8 @@ func TestTracesPush(t *testing.T) {
 // spans, and a read that measured its strings.
 func TestTracesPushWire(t *testing.T) {
 	read := func(td ptrace.Traces, measure bool) *otlpwire.Traces {
-		b, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
-		require.NoError(t, err)
 		w := &otlpwire.Traces{Measure: measure}
-		require.NoError(t, w.Read(b))
+		require.NoError(t, w.ReadPdata(td))
 		return w
 	}
 	t.Run("stored", func(t *testing.T) {

@@ -237,6 +237,16 @@ func (t *Traces) scopeRun(sel []int) (n, size int) {
 	return n, size
 }
 
+// ReadPdata reads td, marshalled, into t (see Read): for callers that
+// hold spans as pdata.
+func (t *Traces) ReadPdata(td ptrace.Traces) error {
+	b, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
+	if err != nil {
+		return fmt.Errorf("marshal spans: %w", err)
+	}
+	return t.Read(b)
+}
+
 // Reset empties t, keeping its slices' capacity (and dropping what they
 // referenced).
 func (t *Traces) Reset() {

@@ -37,16 +37,12 @@ func (s *Store) Append(tenant string, td ptrace.Traces) error {
 	if td.SpanCount() == 0 {
 		return nil
 	}
-	wire, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
-	if err != nil {
-		return fmt.Errorf("append: marshal spans: %w", err)
-	}
 	t := wireTracesPool.Get().(*otlpwire.Traces)
 	defer func() {
 		t.Reset()
 		wireTracesPool.Put(t)
 	}()
-	if err := t.Read(wire); err != nil {
+	if err := t.ReadPdata(td); err != nil {
 		return fmt.Errorf("append: %w", err)
 	}
 	return s.AppendWire(tenant, t)

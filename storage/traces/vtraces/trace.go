@@ -14,6 +14,7 @@ import (
 	"github.com/VictoriaMetrics/VictoriaLogs/lib/logstorage"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/pharos-obs/pharos/internal/otlpwire"
 	"github.com/pharos-obs/pharos/storage/traces"
 	"github.com/pharos-obs/pharos/storage/vlengine"
 )
@@ -182,10 +183,13 @@ func buildTrace(rows []traceRow) (ptrace.Traces, error) {
 	slices.SortFunc(rows, func(a, b traceRow) int {
 		return cmp.Or(cmp.Compare(a.start, b.start), strings.Compare(a.spanID, b.spanID))
 	})
-	var tb traceBuilder
+	var (
+		tb traceBuilder
+		wt otlpwire.Traces
+	)
 	// The records alias the rows' strings, which nothing writes to.
 	for _, r := range rows {
-		rec, err := parseSpanRecord(unsafe.Slice(unsafe.StringData(r.otlp), len(r.otlp)))
+		rec, err := parseSpanRecord(&wt, unsafe.Slice(unsafe.StringData(r.otlp), len(r.otlp)))
 		if err != nil {
 			return ptrace.Traces{}, fmt.Errorf("span %s: %w", r.spanID, err)
 		}

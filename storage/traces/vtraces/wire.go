@@ -5,117 +5,19 @@ import (
 	"fmt"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/pharos-obs/pharos/internal/otlpwire"
 )
 
-// The OTLP messages a stored span is framed in (opentelemetry-proto's
-// trace.proto); only these fields are taken apart, every other byte is
-// kept as it came.
+// The OTLP fields a stored span is framed in (opentelemetry-proto's
+// trace.proto).
 const (
-	tracesResourceSpans = 1 // TracesData.resource_spans
-
-	resourceSpansResource   = 1 // ResourceSpans.resource
+	tracesResourceSpans     = 1 // TracesData.resource_spans
 	resourceSpansScopeSpans = 2 // ResourceSpans.scope_spans
-	resourceSpansSchemaURL  = 3 // ResourceSpans.schema_url
-
-	scopeSpansScope     = 1 // ScopeSpans.scope
-	scopeSpansSpans     = 2 // ScopeSpans.spans
-	scopeSpansSchemaURL = 3 // ScopeSpans.schema_url
+	scopeSpansSpans         = 2 // ScopeSpans.spans
 )
 
 var errWire = errors.New("malformed OTLP span encoding")
-
-// wireResource is a ResourceSpans taken apart: resource and schema are the
-// whole fields (tag, length and payload, empty when absent), scopes the
-// payloads of its ScopeSpans.
-type wireResource struct {
-	resource, schema []byte
-	scopes           [][]byte
-}
-
-// wireScope is a ScopeSpans taken apart, as wireResource.
-type wireScope struct {
-	scope, schema []byte
-	spans         [][]byte // whole fields
-}
-
-// splitTraces appends the payloads of td's ResourceSpans to dst.
-func splitTraces(dst [][]byte, td []byte) ([][]byte, error) {
-	for len(td) > 0 {
-		num, typ, n := protowire.ConsumeTag(td)
-		if n < 0 {
-			return dst, errWire
-		}
-		if num == tracesResourceSpans && typ == protowire.BytesType {
-			v, m := protowire.ConsumeBytes(td[n:])
-			if m < 0 {
-				return dst, errWire
-			}
-			dst = append(dst, v)
-			td = td[n+m:]
-			continue
-		}
-		m := protowire.ConsumeFieldValue(num, typ, td[n:])
-		if m < 0 {
-			return dst, errWire
-		}
-		td = td[n+m:]
-	}
-	return dst, nil
-}
-
-// splitResource takes a ResourceSpans payload apart into r, reusing
-// r.scopes.
-func splitResource(r *wireResource, b []byte) error {
-	r.resource, r.schema, r.scopes = nil, nil, r.scopes[:0]
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return errWire
-		}
-		m := protowire.ConsumeFieldValue(num, typ, b[n:])
-		if m < 0 {
-			return errWire
-		}
-		field := b[:n+m]
-		switch {
-		case num == resourceSpansResource && typ == protowire.BytesType:
-			r.resource = field
-		case num == resourceSpansSchemaURL && typ == protowire.BytesType:
-			r.schema = field
-		case num == resourceSpansScopeSpans && typ == protowire.BytesType:
-			v, _ := protowire.ConsumeBytes(b[n:])
-			r.scopes = append(r.scopes, v)
-		}
-		b = b[n+m:]
-	}
-	return nil
-}
-
-// splitScope takes a ScopeSpans payload apart into s, reusing s.spans.
-func splitScope(s *wireScope, b []byte) error {
-	s.scope, s.schema, s.spans = nil, nil, s.spans[:0]
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return errWire
-		}
-		m := protowire.ConsumeFieldValue(num, typ, b[n:])
-		if m < 0 {
-			return errWire
-		}
-		field := b[:n+m]
-		switch {
-		case num == scopeSpansScope && typ == protowire.BytesType:
-			s.scope = field
-		case num == scopeSpansSchemaURL && typ == protowire.BytesType:
-			s.schema = field
-		case num == scopeSpansSpans && typ == protowire.BytesType:
-			s.spans = append(s.spans, field)
-		}
-		b = b[n+m:]
-	}
-	return nil
-}
 
 // appendSpanRecord appends the stored form of one span to dst: a
 // TracesData holding one ResourceSpans with one ScopeSpans with the span,
@@ -140,35 +42,17 @@ type spanRecord struct {
 	resource, resourceSchema, scope, scopeSchema, span []byte
 }
 
-// parseSpanRecord takes apart what appendSpanRecord made.
-func parseSpanRecord(b []byte) (spanRecord, error) {
-	var (
-		rec spanRecord
-		r   wireResource
-		s   wireScope
-		buf [1][]byte
-	)
-	rss, err := splitTraces(buf[:0], b)
-	if err != nil {
-		return rec, err
+// parseSpanRecord takes apart what appendSpanRecord made, reading it into
+// t; the record's slices alias b.
+func parseSpanRecord(t *otlpwire.Traces, b []byte) (spanRecord, error) {
+	if err := t.Read(b); err != nil {
+		return spanRecord{}, fmt.Errorf("%w: %w", errWire, err)
 	}
-	if len(rss) != 1 {
-		return rec, fmt.Errorf("%w: %d resource spans, want 1", errWire, len(rss))
+	if len(t.Resources) != 1 || len(t.Scopes) != 1 || len(t.Spans) != 1 {
+		return spanRecord{}, fmt.Errorf("%w: %d resources, %d scopes and %d spans, want one each", errWire, len(t.Resources), len(t.Scopes), len(t.Spans))
 	}
-	r.scopes = buf[:0]
-	if err := splitResource(&r, rss[0]); err != nil {
-		return rec, err
-	}
-	if len(r.scopes) != 1 {
-		return rec, fmt.Errorf("%w: %d scope spans, want 1", errWire, len(r.scopes))
-	}
-	if err := splitScope(&s, r.scopes[0]); err != nil {
-		return rec, err
-	}
-	if len(s.spans) != 1 {
-		return rec, fmt.Errorf("%w: %d spans, want 1", errWire, len(s.spans))
-	}
-	return spanRecord{resource: r.resource, resourceSchema: r.schema, scope: s.scope, scopeSchema: s.schema, span: s.spans[0]}, nil
+	r, sc := &t.Resources[0], &t.Scopes[0]
+	return spanRecord{resource: r.Resource, resourceSchema: r.SchemaURL, scope: sc.Scope, scopeSchema: sc.SchemaURL, span: t.Spans[0].Field}, nil
 }
 
 // traceBuilder merges span records into one TracesData, grouped by
