@@ -6,6 +6,8 @@ import (
 	"strconv"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/pharos-obs/pharos/internal/otlpwire"
 )
 
 // A span's stored form. Its record (fieldOTLP, marked slimMarker) holds the
@@ -108,42 +110,47 @@ type slimColumns struct {
 	envelope, traceID, spanID, start, duration string
 }
 
-// appendStoredRecord appends the record stored as otlp to dst, rebuilt from
-// the columns if it is slim (see appendSpanRecordBytes for the others).
-func appendStoredRecord(dst []byte, otlp string, c slimColumns) ([]byte, error) {
+// storedRecord returns the span stored as otlp, taken apart: rebuilt from
+// the columns if it is slim, read into t if it was stored whole (see
+// appendSpanRecordBytes). Its slices are its own.
+func storedRecord(t *otlpwire.Traces, otlp string, c slimColumns) (spanRecord, error) {
 	if otlp == "" || otlp[0] != slimMarker {
-		return appendSpanRecordBytes(dst, otlp)
+		b, err := appendSpanRecordBytes(nil, otlp)
+		if err != nil {
+			return spanRecord{}, err
+		}
+		return parseSpanRecord(t, b)
 	}
+	var rec spanRecord
 	slim, err := decodeSpanText(nil, otlp[1:])
 	if err != nil {
-		return dst, err
+		return rec, err
 	}
 	if c.envelope == "" || c.envelope[0] != slimMarker {
-		return dst, fmt.Errorf("%w: a slim span without its %s field", errWire, fieldEnvelope)
+		return rec, fmt.Errorf("%w: a slim span without its %s field", errWire, fieldEnvelope)
 	}
 	env, err := decodeSpanText(nil, c.envelope[1:])
 	if err != nil {
-		return dst, err
+		return rec, err
 	}
-	rec, err := parseEnvelope(env)
-	if err != nil {
-		return dst, err
+	if rec, err = parseEnvelope(env); err != nil {
+		return rec, err
 	}
 	var tid [16]byte
 	var sid [8]byte
 	if hex.DecodedLen(len(c.traceID)) != len(tid) || hex.DecodedLen(len(c.spanID)) != len(sid) {
-		return dst, fmt.Errorf("%w: trace ID %q, span ID %q", errWire, c.traceID, c.spanID)
+		return rec, fmt.Errorf("%w: trace ID %q, span ID %q", errWire, c.traceID, c.spanID)
 	}
 	if _, err := hex.Decode(tid[:], []byte(c.traceID)); err != nil {
-		return dst, fmt.Errorf("%w: trace ID %q", errWire, c.traceID)
+		return rec, fmt.Errorf("%w: trace ID %q", errWire, c.traceID)
 	}
 	if _, err := hex.Decode(sid[:], []byte(c.spanID)); err != nil {
-		return dst, fmt.Errorf("%w: span ID %q", errWire, c.spanID)
+		return rec, fmt.Errorf("%w: span ID %q", errWire, c.spanID)
 	}
 	start, err1 := strconv.ParseUint(c.start, 10, 64)
 	dur, err2 := strconv.ParseUint(c.duration, 10, 64)
 	if err1 != nil || err2 != nil {
-		return dst, fmt.Errorf("%w: start %q, duration %q", errWire, c.start, c.duration)
+		return rec, fmt.Errorf("%w: start %q, duration %q", errWire, c.start, c.duration)
 	}
 	payload := make([]byte, 0, 48+len(slim))
 	payload = protowire.AppendTag(payload, spanTraceID, protowire.BytesType)
@@ -156,5 +163,5 @@ func appendStoredRecord(dst []byte, otlp string, c slimColumns) ([]byte, error) 
 	payload = protowire.AppendFixed64(payload, start+dur)
 	payload = append(payload, slim...)
 	rec.span = protowire.AppendBytes(protowire.AppendTag(nil, scopeSpansSpans, protowire.BytesType), payload)
-	return appendSpanRecord(dst, rec), nil
+	return rec, nil
 }

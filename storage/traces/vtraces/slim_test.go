@@ -57,17 +57,19 @@ func TestSlimRecordRoundTrip(t *testing.T) {
 			text := appendSpanText(nil, slimMarker, slim)
 			env := appendSpanText(nil, slimMarker, appendEnvelope(nil, rec))
 			dur := max(int64(s.End)-int64(s.Start), 0)
-			got, err := appendStoredRecord(nil, string(text), slimColumns{
+			var wt otlpwire.Traces
+			back, err := storedRecord(&wt, string(text), slimColumns{
 				envelope: string(env), traceID: "0102030405060708090a0b0c0d0e0f10", spanID: "0807060504030201",
 				start: "1700000000000000000", duration: strconv.FormatInt(dur, 10),
 			})
 			require.NoError(t, err)
+			got := appendSpanRecord(nil, back)
 			if tc.end >= start {
 				require.Len(t, got, spanRecordSize(rec), "the same fields, in another order")
 			}
-			back, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(got)
+			decoded, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(got)
 			require.NoError(t, err)
-			require.Equal(t, td, back)
+			require.Equal(t, td, decoded)
 		})
 	}
 }
@@ -78,7 +80,8 @@ func TestStoredRecordErrors(t *testing.T) {
 	env := string(appendSpanText(nil, slimMarker, appendEnvelope(nil, spanRecord{resource: []byte{0x0A, 0x00}})))
 	slim := string(appendSpanText(nil, slimMarker, []byte{0x2A, 0x01, 0x41})) // name "A"
 	good := slimColumns{envelope: env, traceID: "0102030405060708090a0b0c0d0e0f10", spanID: "0807060504030201", start: "5", duration: "1"}
-	_, err := appendStoredRecord(nil, slim, good)
+	var wt otlpwire.Traces
+	_, err := storedRecord(&wt, slim, good)
 	require.NoError(t, err)
 	for name, c := range map[string]slimColumns{
 		"no envelope":    {traceID: good.traceID, spanID: good.spanID, start: "5", duration: "1"},
@@ -87,13 +90,16 @@ func TestStoredRecordErrors(t *testing.T) {
 		"bad start":      {envelope: env, traceID: good.traceID, spanID: good.spanID, start: "x", duration: "1"},
 		"bad envelope":   {envelope: string(appendSpanText(nil, slimMarker, []byte{0x05})), traceID: good.traceID, spanID: good.spanID, start: "5", duration: "1"},
 	} {
-		_, err := appendStoredRecord(nil, slim, c)
+		_, err := storedRecord(&wt, slim, c)
 		require.ErrorIs(t, err, errWire, name)
 	}
 	// A record stored whole (the text form before slim records) needs no
 	// column.
-	full := appendSpanRecord(nil, spanRecord{resource: []byte{0x0A, 0x00}, span: []byte{0x12, 0x01, 0x41}})
-	got, err := appendStoredRecord(nil, string(appendSpanText(nil, spanTextMarker, full)), slimColumns{})
+	full := appendSpanRecord(nil, spanRecord{resource: []byte{0x0A, 0x00}, span: []byte{0x12, 0x03, 0x2A, 0x01, 0x41}})
+	rec, err := storedRecord(&wt, string(appendSpanText(nil, spanTextMarker, full)), slimColumns{})
 	require.NoError(t, err)
-	require.Equal(t, full, got)
+	require.Equal(t, full, appendSpanRecord(nil, rec))
+	// A record that is not OTLP is refused, not passed on.
+	_, err = storedRecord(&wt, string(appendSpanText(nil, spanTextMarker, []byte{0x0A, 0x05})), slimColumns{})
+	require.ErrorIs(t, err, errWire)
 }

@@ -1,6 +1,7 @@
 package vtraces
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"fmt"
@@ -9,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unsafe"
 
 	"github.com/VictoriaMetrics/VictoriaLogs/lib/logstorage"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -25,7 +25,7 @@ import (
 // traces.Querier). Spans come in start time order, then span ID; the
 // resources and scopes in the order their first span comes. A span ID
 // stored more than once (a redelivery) comes back once: the copy whose
-// stored bytes sort first, so that every call returns the same.
+// record sorts first (compareRecords), so that every call returns the same.
 //
 // Only the rows with the exact trace ID are read, found through the bloom
 // filters of the trace_id column, and of them only the three fields
@@ -97,6 +97,7 @@ func (s *Store) readTraces(ctx context.Context, tenant string, ids []traces.Trac
 		mu   sync.Mutex
 		rows = make([][]traceRow, len(ids)) // by place in ids
 		rerr error
+		wt   otlpwire.Traces // for records stored whole; under mu
 	)
 	err = s.eng.Query(ctx, tenant, q, func(qctx *logstorage.QueryContext, st *logstorage.Storage) error {
 		return st.RunQuery(qctx, func(_ uint, db *logstorage.DataBlock) {
@@ -123,13 +124,13 @@ func (s *Store) readTraces(ctx context.Context, tenant string, ids []traces.Trac
 					rerr = fmt.Errorf("a span of trace %s has no %s field", tid, fieldOTLP)
 					return
 				}
-				rec, err := appendStoredRecord(nil, otlp[i], slimColumns{envelope: at(envelopes, i), traceID: tid,
+				rec, err := storedRecord(&wt, otlp[i], slimColumns{envelope: at(envelopes, i), traceID: tid,
 					spanID: at(spanIDs, i), start: at(starts, i), duration: at(durations, i)})
 				if err != nil {
 					rerr = fmt.Errorf("a span of trace %s: %w", tid, err)
 					return
 				}
-				r := traceRow{otlp: unsafe.String(unsafe.SliceData(rec), len(rec))}
+				r := traceRow{rec: rec}
 				if spanIDs != nil {
 					r.spanID = strings.Clone(spanIDs[i])
 				}
@@ -170,30 +171,29 @@ func (s *Store) readTraces(ctx context.Context, tenant string, ids []traces.Trac
 type traceRow struct {
 	spanID string
 	start  int64
-	otlp   string
+	rec    spanRecord
+}
+
+// compareRecords orders the records of one span ID, for a choice among
+// copies that is the same every time.
+func compareRecords(a, b spanRecord) int {
+	return cmp.Or(bytes.Compare(a.span, b.span), bytes.Compare(a.resource, b.resource), bytes.Compare(a.scope, b.scope),
+		bytes.Compare(a.resourceSchema, b.resourceSchema), bytes.Compare(a.scopeSchema, b.scopeSchema))
 }
 
 // buildTrace merges rows into one ptrace.Traces (see Trace for the order
 // and the choice among duplicates).
 func buildTrace(rows []traceRow) (ptrace.Traces, error) {
 	slices.SortFunc(rows, func(a, b traceRow) int {
-		return cmp.Or(strings.Compare(a.spanID, b.spanID), strings.Compare(a.otlp, b.otlp))
+		return cmp.Or(strings.Compare(a.spanID, b.spanID), compareRecords(a.rec, b.rec))
 	})
 	rows = slices.CompactFunc(rows, func(a, b traceRow) bool { return a.spanID == b.spanID })
 	slices.SortFunc(rows, func(a, b traceRow) int {
 		return cmp.Or(cmp.Compare(a.start, b.start), strings.Compare(a.spanID, b.spanID))
 	})
-	var (
-		tb traceBuilder
-		wt otlpwire.Traces
-	)
-	// The records alias the rows' strings, which nothing writes to.
+	var tb traceBuilder
 	for _, r := range rows {
-		rec, err := parseSpanRecord(&wt, unsafe.Slice(unsafe.StringData(r.otlp), len(r.otlp)))
-		if err != nil {
-			return ptrace.Traces{}, fmt.Errorf("span %s: %w", r.spanID, err)
-		}
-		tb.add(rec)
+		tb.add(r.rec)
 	}
 	td, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(tb.bytes())
 	if err != nil {
