@@ -38,7 +38,6 @@ import (
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/storage"
 	"go.opentelemetry.io/collector/pdata/pcommon"
-	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/pharos-obs/pharos/internal/otlpwire"
 	"github.com/pharos-obs/pharos/internal/overrides"
@@ -172,21 +171,11 @@ func (g *Generator) stopping(error) error {
 // SetTenantLimit bounds each tenant's span-metric combinations to
 // limit(tenant) (0: only the global aggregator.spanmetrics.max_series);
 // spans beyond go to the tenant's overflow series and are counted in d.
-// Call it before Observe.
+// Call it before ObserveWire.
 func (g *Generator) SetTenantLimit(limit func(id string) int, d *overrides.Discards) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.tenantLimit, g.limited = limit, d
-}
-
-// Observe counts the spans of td for tenant ("" is the default). It reads
-// td only, and does not retain it. (The aggregator calls ObserveWire.)
-func (g *Generator) Observe(tenant string, td ptrace.Traces) {
-	var t otlpwire.Traces
-	if err := t.ReadPdata(td); err != nil {
-		return // pdata marshals what it holds, and reads it back
-	}
-	g.ObserveWire(tenant, &t)
 }
 
 // ObserveWire counts the spans of t for tenant ("" is the default). It

@@ -177,6 +177,14 @@ func series(name string, kv ...string) string {
 	return labels.FromStrings(append([]string{"__name__", name, LabelAggregator, "agg-1"}, kv...)...).String()
 }
 
+// Observe is ObserveWire for spans held as pdata, as the tests build them.
+func (g *Generator) Observe(tenant string, td ptrace.Traces) {
+	var t otlpwire.Traces
+	if err := t.ReadPdata(td); err != nil {
+		panic(err) // pdata marshals what it holds, and reads it back
+	}
+	g.ObserveWire(tenant, &t)
+}
 func TestConfig(t *testing.T) {
 	c := testConfig()
 	require.NoError(t, c.Validate())
